@@ -1,0 +1,3 @@
+def crop_resize_geometry(
+    src_w: int, src_h: int, w: int, h: int, upscale: bool = False
+) -> tuple[int, int, int, int, int, int]: ...

@@ -1,0 +1,223 @@
+"""Streaming SHA-256/MD5 and one-pass copy-and-hash over OpenSSL (CFFI).
+
+The C functions run with the GIL released.  This wrapper validates every
+argument before C sees it and turns C error codes into Python exceptions.
+"""
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from pastefile.ext._hashing import ffi, lib
+
+__all__ = [
+    "HEAD_SIZE",
+    "CopyResult",
+    "Hasher",
+    "SizeLimitExceeded",
+    "copy_and_hash",
+    "sha256",
+    "md5",
+]
+
+HEAD_SIZE = 4096
+_CHUNK = 256 * 1024
+_ALGORITHMS = {"sha256": lib.PF_SHA256, "md5": lib.PF_MD5}
+UNLIMITED = (1 << 64) - 1
+
+
+class SizeLimitExceeded(ValueError):
+    """The source held more than ``limit`` bytes; nothing past the limit was written."""
+
+    def __init__(self, limit: int, written: int):
+        super().__init__(f"input exceeds the limit of {limit} bytes")
+        self.limit = limit
+        self.written = written
+
+
+def _raise_for(rc: int) -> None:
+    if rc == lib.PF_ENOMEM:
+        raise MemoryError("out of memory in the hashing extension")
+    if rc == lib.PF_ECRYPTO:
+        raise RuntimeError("OpenSSL digest operation failed")
+    if rc < 0:
+        raise OSError(-rc, os.strerror(-rc))
+    raise RuntimeError(f"unexpected return code {rc}")
+
+
+class Hasher:
+    """A streaming digest like ``hashlib.sha256()``.
+
+    ``update`` accepts any C-contiguous buffer (bytes, bytearray, memoryview,
+    mmap, numpy arrays) and hashes it in place, without a copy.
+    """
+
+    __slots__ = ("_ptr", "name")
+
+    def __init__(self, name: str = "sha256", data=None):
+        try:
+            algo = _ALGORITHMS[name]
+        except KeyError:
+            raise ValueError(f"unsupported algorithm {name!r}; use one of {sorted(_ALGORITHMS)}") from None
+        ptr = lib.pf_hasher_new(algo)
+        if ptr == ffi.NULL:
+            raise MemoryError("cannot allocate a digest context")
+        self._ptr = ffi.gc(ptr, lib.pf_hasher_free)
+        self.name = name
+        if data is not None:
+            self.update(data)
+
+    @property
+    def digest_size(self) -> int:
+        return lib.pf_hasher_size(self._ptr)
+
+    def update(self, data) -> None:
+        if isinstance(data, str):
+            raise TypeError("Strings must be encoded before hashing")
+        view = memoryview(data)
+        if not view.c_contiguous:
+            raise BufferError("update() needs a C-contiguous buffer")
+        if view.nbytes == 0:
+            return
+        buf = ffi.from_buffer(view)
+        rc = lib.pf_hasher_update(self._ptr, ffi.cast("const unsigned char *", buf), view.nbytes)
+        if rc != 0:
+            _raise_for(rc)
+
+    def digest(self) -> bytes:
+        out = ffi.new("unsigned char[64]")
+        outlen = ffi.new("unsigned int *")
+        rc = lib.pf_hasher_digest(self._ptr, out, outlen)
+        if rc != 0:
+            _raise_for(rc)
+        return ffi.buffer(out, outlen[0])[:]
+
+    def hexdigest(self) -> str:
+        return self.digest().hex()
+
+    def copy(self) -> "Hasher":
+        clone = Hasher.__new__(Hasher)
+        ptr = lib.pf_hasher_copy(self._ptr)
+        if ptr == ffi.NULL:
+            raise MemoryError("cannot copy a digest context")
+        clone._ptr = ffi.gc(ptr, lib.pf_hasher_free)
+        clone.name = self.name
+        return clone
+
+
+def sha256(data=None) -> Hasher:
+    return Hasher("sha256", data)
+
+
+def md5(data=None) -> Hasher:
+    return Hasher("md5", data)
+
+
+@dataclass(frozen=True, slots=True)
+class CopyResult:
+    digest: bytes  # raw SHA-256, 32 bytes
+    size: int
+    head: bytes  # the first HEAD_SIZE bytes, for content sniffing
+
+    @property
+    def hexdigest(self) -> str:
+        return self.digest.hex()
+
+
+def _source_fd(src) -> int | None:
+    """The descriptor to read from directly, or None to fall back to read()."""
+    if isinstance(src, int):
+        return src
+    try:
+        fd = src.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
+    # A buffered reader may have read ahead of its logical position; align the
+    # descriptor with it so no byte is lost or hashed twice.
+    try:
+        pos = src.tell()
+        os.lseek(fd, pos, os.SEEK_SET)
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
+    return fd
+
+
+def _dest_fd(dst) -> int:
+    if isinstance(dst, int):
+        return dst
+    try:
+        fd = dst.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        raise TypeError("dst must be a file descriptor or an object with fileno()") from None
+    flush = getattr(dst, "flush", None)
+    if flush is not None:
+        flush()
+    return fd
+
+
+def _check_limit(limit: int | None) -> int:
+    if limit is None:
+        return UNLIMITED
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        raise TypeError("limit must be an int or None")
+    if limit < 0:
+        raise ValueError("limit must be >= 0")
+    return min(limit, UNLIMITED)
+
+
+def copy_and_hash(src: BinaryIO | int, dst: BinaryIO | int, limit: int | None = None) -> CopyResult:
+    """Copy ``src`` to ``dst`` until EOF, hashing in the same pass.
+
+    ``src`` is a descriptor or a file object; one with a real ``fileno()`` is
+    read by C with the GIL released, anything else (BytesIO, sockets'
+    makefile, ...) through its ``read()``.  ``dst`` must have a descriptor.
+    Raises :class:`SizeLimitExceeded` when the source holds more than
+    ``limit`` bytes, without writing the chunk that crossed it.
+    """
+    c_limit = _check_limit(limit)
+    dst_fd = _dest_fd(dst)
+    src_fd = _source_fd(src)
+    if src_fd is None:
+        if not hasattr(src, "read"):
+            raise TypeError("src must be a file descriptor or a readable file object")
+        return _copy_and_hash_python(src, dst_fd, c_limit)
+
+    digest = ffi.new("unsigned char[32]")
+    size = ffi.new("uint64_t *")
+    head = ffi.new(f"unsigned char[{HEAD_SIZE}]")
+    head_len = ffi.new("size_t *")
+    rc = lib.pf_copy_and_hash(src_fd, dst_fd, c_limit, digest, size, head, HEAD_SIZE, head_len)
+    if rc == 0 and not isinstance(src, int):
+        # keep the file object's position in step with its descriptor
+        src.seek(0, os.SEEK_END)
+    if rc == lib.PF_ELIMIT:
+        raise SizeLimitExceeded(c_limit, size[0])
+    if rc != 0:
+        _raise_for(rc)
+    return CopyResult(ffi.buffer(digest, 32)[:], size[0], ffi.buffer(head, head_len[0])[:])
+
+
+def _copy_and_hash_python(src, dst_fd: int, limit: int) -> CopyResult:
+    hasher = Hasher("sha256")
+    head = bytearray()
+    total = 0
+    while True:
+        chunk = src.read(_CHUNK)
+        if not chunk:
+            break
+        if len(chunk) > limit - total:
+            raise SizeLimitExceeded(limit, total)
+        if len(head) < HEAD_SIZE:
+            head += chunk[: HEAD_SIZE - len(head)]
+        hasher.update(chunk)
+        view = memoryview(chunk)
+        while view:
+            try:
+                n = os.write(dst_fd, view)
+            except InterruptedError:
+                continue
+            view = view[n:]
+        total += len(chunk)
+    return CopyResult(hasher.digest(), total, bytes(head))
