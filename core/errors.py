@@ -1,0 +1,35 @@
+"""Errors of the core API.  Each carries the HTTP status a web front should use."""
+from __future__ import annotations
+
+
+class PasteFileError(Exception):
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(PasteFileError):
+    status = 404
+    title = "Not found"
+
+
+class InvalidRequest(PasteFileError):
+    status = 400
+    title = "Bad request"
+
+
+class EmptyFile(InvalidRequest):
+    pass
+
+
+class TooLarge(PasteFileError):
+    status = 413
+    title = "File too large"
+
+
+class UnsupportedType(PasteFileError):
+    status = 415
+    title = "Unsupported file type"

@@ -1,0 +1,75 @@
+"""SQLAlchemy 2.0 models: content-addressed blobs and the pastes over them."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names so Alembic migrations match on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BIGINT identity on PostgreSQL; SQLite only autoincrements INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+FILENAME_MAX = 255
+FILEHASH_MAX = 64
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Blob(Base):
+    """Stored bytes, once per distinct SHA-256."""
+
+    __tablename__ = "blob"
+
+    sha256: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    mimetype: Mapped[str] = mapped_column(String(255), nullable=False)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class PasteFile(Base):
+    """One upload: a public filehash and the original filename over a blob."""
+
+    __tablename__ = "paste_file"
+    __table_args__ = (
+        # Same bytes under the same name is the same paste (idempotent retries).
+        UniqueConstraint("blob_sha256", "filename", name="uq_paste_file_blob_filename"),
+        Index("ix_paste_file_uploadtime", "uploadtime"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True)
+    filehash: Mapped[str] = mapped_column(String(FILEHASH_MAX), nullable=False, unique=True)
+    filename: Mapped[str] = mapped_column(String(FILENAME_MAX), nullable=False)
+    blob_sha256: Mapped[bytes] = mapped_column(LargeBinary(32), ForeignKey("blob.sha256"), nullable=False)
+    uploadtime: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    parent_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("paste_file.id"), index=True)
+    resize_w: Mapped[int | None] = mapped_column(Integer)
+    resize_h: Mapped[int | None] = mapped_column(Integer)
+
+    blob: Mapped[Blob] = relationship(lazy="joined", innerjoin=True)

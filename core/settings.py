@@ -1,0 +1,145 @@
+"""Settings from a plain dict (an ini file's app section), with defaults.
+
+Every key ``pastefile.some.name`` can be overridden by the environment
+variable ``PASTEFILE_SOME_NAME``.  Values arrive as strings from ini files and
+are converted here; a bad value raises :class:`SettingsError` naming the key.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+
+from .mimes import DEFAULT_ALLOWED_TYPES
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"setting {key!r}: {message}")
+        self.key = key
+
+
+PREFIX = "pastefile."
+DEV_SYMLINK_KEY = "pastefile-development-key-change-me"
+
+
+def env_name(key: str) -> str:
+    return key.upper().replace(".", "_")
+
+
+def _to_bool(key: str, value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(key, f"expected a boolean, got {value!r}")
+
+
+def _to_int(key: str, value, minimum: int = 0) -> int:
+    try:
+        number = int(str(value).strip().replace("_", ""))
+    except ValueError:
+        raise SettingsError(key, f"expected an integer, got {value!r}") from None
+    if number < minimum:
+        raise SettingsError(key, f"must be >= {minimum}, got {number}")
+    return number
+
+
+def _to_size(key: str, value) -> int:
+    """Byte sizes: ``1048576``, ``512k``, ``100M``, ``2G``."""
+    text = str(value).strip().lower().removesuffix("b")
+    factor = 1
+    for suffix, mult in (("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30)):
+        if text.endswith(suffix):
+            text, factor = text[:-1], mult
+            break
+    return _to_int(key, text, minimum=1) * factor
+
+
+def _to_list(value) -> tuple[str, ...]:
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v) for v in value)
+    return tuple(part for part in str(value).replace(",", " ").split() if part)
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_url: str = "sqlite:///var/pastefile.sqlite"
+    storage_root: str = "var/files"
+    base_url: str = "http://localhost:6543"
+    symlink_key: str = DEV_SYMLINK_KEY
+    max_upload_size: int = 100 << 20
+    allowed_types: tuple[str, ...] = DEFAULT_ALLOWED_TYPES
+    max_side: int = 4096
+    allow_upscale: bool = False
+    cache_backend: str = "memory"
+    cache_servers: tuple[str, ...] = ("127.0.0.1:11211",)
+    cache_prefix: str = "pastefile"
+    cache_expire: int = 24 * 3600
+    cache_memory_size: int = 10000
+    cache_variant_max: int = 512 << 10
+    auto_migrate: bool = False
+    extra: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def keys(cls) -> dict[str, str]:
+        """Map each ini key (``pastefile.cache.servers``) to its field name."""
+        mapping = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            key = PREFIX + f.name.replace("cache_", "cache.", 1) if f.name.startswith("cache_") else PREFIX + f.name
+            mapping[key] = f.name
+        return mapping
+
+    @classmethod
+    def from_dict(cls, settings: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Build settings from ``settings`` overlaid with ``environ`` (default ``os.environ``)."""
+        source = dict(settings or {})
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        known_keys = cls.keys()
+        for key, name in known_keys.items():
+            raw = environ.get(env_name(key), source.get(key))
+            if raw is None:
+                continue
+            values[name] = _convert(key, name, raw)
+        extra = {k: str(v) for k, v in source.items() if k not in known_keys}
+        obj = cls(**values, extra=extra)
+        obj.validate()
+        return obj
+
+    def validate(self) -> None:
+        if self.cache_backend not in ("memcached", "memory", "null"):
+            raise SettingsError(PREFIX + "cache.backend", f"expected memcached, memory or null, got {self.cache_backend!r}")
+        if self.cache_backend == "memcached" and not self.cache_servers:
+            raise SettingsError(PREFIX + "cache.servers", "list at least one host:port")
+        if not self.symlink_key:
+            raise SettingsError(PREFIX + "symlink_key", "must not be empty")
+        if not self.db_url:
+            raise SettingsError(PREFIX + "db_url", "must not be empty")
+        if "://" not in self.db_url:
+            raise SettingsError(PREFIX + "db_url", f"expected an SQLAlchemy URL, got {self.db_url!r}")
+
+
+_INT_FIELDS = {"max_side": 1, "cache_expire": 0, "cache_memory_size": 1}
+_SIZE_FIELDS = {"max_upload_size", "cache_variant_max"}
+_BOOL_FIELDS = {"allow_upscale", "auto_migrate"}
+_LIST_FIELDS = {"allowed_types", "cache_servers"}
+
+
+def _convert(key: str, name: str, raw: object) -> object:
+    if name in _INT_FIELDS:
+        return _to_int(key, raw, _INT_FIELDS[name])
+    if name in _SIZE_FIELDS:
+        return _to_size(key, raw)
+    if name in _BOOL_FIELDS:
+        return _to_bool(key, raw)
+    if name in _LIST_FIELDS:
+        return _to_list(raw)
+    return str(raw).strip()

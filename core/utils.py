@@ -1,0 +1,71 @@
+"""Small helpers shared by the core and its callers."""
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+import uuid
+
+from .models import FILENAME_MAX
+
+_UNITS = ("bytes", "kB", "MB", "GB", "TB", "PB", "EB")
+_EXT_RE = re.compile(r"^[A-Za-z0-9]{1,10}$")
+FILEHASH_RE = re.compile(r"^[0-9a-f]{32}(\.[A-Za-z0-9]{1,10})?$")
+
+
+def humanize_bytes(num: int, precision: int = 2) -> str:
+    """``100 -> '100.00 bytes'``, ``34500 -> '33.00 kB'``, ``34500000 -> '32.00 MB'``.
+
+    As the book's version: the unit is the largest power of 1024 not above the
+    value, and the quotient is truncated to an integer before formatting.
+    """
+    if num < 0:
+        raise ValueError("size must not be negative")
+    if num == 1:
+        return "1 byte"
+    factor = 0
+    while factor + 1 < len(_UNITS) and num >= 1 << (10 * (factor + 1)):
+        factor += 1
+    return f"{num // (1 << (10 * factor)):.{precision}f} {_UNITS[factor]}"
+
+
+def clean_filename(name: str | None) -> str:
+    """The original name, minus directories and control characters, at most 255 chars."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = unicodedata.normalize("NFC", name)
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip()
+    if name in ("", ".", ".."):
+        return "file"
+    if len(name) > FILENAME_MAX:
+        stem, dot, ext = name.rpartition(".")
+        if dot and 0 < len(ext) <= 16:
+            name = stem[: FILENAME_MAX - len(ext) - 1] + "." + ext
+        else:
+            name = name[:FILENAME_MAX]
+    return name
+
+
+def extension_of(filename: str) -> str:
+    """The extension kept in the filehash (book: uuid4 hex + '.' + suffix)."""
+    _, dot, suffix = filename.rpartition(".")
+    if dot and _EXT_RE.match(suffix):
+        return suffix.lower()
+    return ""
+
+
+def new_filehash(filename: str) -> str:
+    ext = extension_of(filename)
+    return f"{uuid.uuid4().hex}.{ext}" if ext else uuid.uuid4().hex
+
+
+def is_filehash(value: str) -> bool:
+    return bool(FILEHASH_RE.match(value))
+
+
+def file_size(fileobj) -> int | None:
+    """Bytes left to read in ``fileobj`` when that is cheap to know."""
+    try:
+        pos = fileobj.tell()
+        return os.fstat(fileobj.fileno()).st_size - pos
+    except (AttributeError, OSError, ValueError):
+        return None
