@@ -1,0 +1,30 @@
+"""``request.dbsession``: one SQLAlchemy session per request, joined to pyramid_tm."""
+from __future__ import annotations
+
+import zope.sqlalchemy
+
+
+def get_tm_session(session_factory, transaction_manager, request=None):
+    """A session whose commit/abort follows ``transaction_manager``."""
+    dbsession = session_factory(info={"request": request})
+    zope.sqlalchemy.register(dbsession, transaction_manager=transaction_manager)
+    return dbsession
+
+
+def includeme(config):
+    settings = config.get_settings()
+    settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
+    settings.setdefault("retry.attempts", "3")
+    config.include("pyramid_tm")
+    config.include("pyramid_retry")
+    session_factory = config.registry.pastefile.session_factory
+    config.registry["dbsession_factory"] = session_factory
+
+    def dbsession(request):
+        # tests hand in a session bound to an outer, rolled-back transaction
+        session = request.environ.get("app.dbsession")
+        if session is None:
+            session = get_tm_session(session_factory, request.tm, request=request)
+        return session
+
+    config.add_request_method(dbsession, reify=True)

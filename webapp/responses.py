@@ -1,0 +1,118 @@
+"""HTTP details of serving user content: caching, ranges, disposition, sandboxing."""
+from __future__ import annotations
+
+import os
+import re
+from typing import BinaryIO
+from urllib.parse import quote
+
+from pyramid.response import Response
+
+from pastefile.core import mimes
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+_CHUNK = 64 * 1024
+_UNSAFE_ASCII = re.compile(r'[^\x20-\x7e]|["\\]')
+
+
+def wants_json(request) -> bool:
+    """JSON for API clients (Accept: application/json, */*, curl); HTML only
+    when the client prefers it, as browsers do."""
+    return request.accept.best_match(["application/json", "text/html"]) != "text/html"
+
+
+def wants_text(request) -> bool:
+    """Plain text for curl or a client asking for text/plain first."""
+    offers = ["application/json", "text/plain", "text/html"]
+    best = request.accept.best_match(offers)
+    if best == "text/plain":
+        return True
+    explicit = "application/json" in (request.headers.get("Accept") or "")
+    return not explicit and (request.user_agent or "").lower().startswith("curl/")
+
+
+def content_disposition(kind: str, filename: str) -> str:
+    """RFC 6266 with an ASCII fallback and an RFC 5987 ``filename*``.
+
+    Control characters, quotes and backslashes never reach the header.
+    """
+    clean = "".join(c for c in filename if c >= " " and c != "\x7f")
+    fallback = _UNSAFE_ASCII.sub("_", clean) or "file"
+    value = f'{kind}; filename="{fallback}"'
+    if fallback != clean:
+        value += f"; filename*=UTF-8''{quote(clean, safe='')}"
+    return value
+
+
+class RangeFileIter:
+    """Iterates a file in chunks; WebOb calls ``app_iter_range`` for 206 replies."""
+
+    def __init__(self, fileobj: BinaryIO, start: int = 0, stop: int | None = None):
+        self.file = fileobj
+        self.start = start
+        self.stop = stop
+        fileobj.seek(start)
+
+    def app_iter_range(self, start, stop):
+        return RangeFileIter(self.file, start, stop)
+
+    def __iter__(self):
+        remaining = None if self.stop is None else self.stop - self.start
+        while remaining is None or remaining > 0:
+            chunk = self.file.read(_CHUNK if remaining is None else min(_CHUNK, remaining))
+            if not chunk:
+                break
+            if remaining is not None:
+                remaining -= len(chunk)
+            yield chunk
+
+    def close(self):
+        self.file.close()
+
+
+def content_response(
+    request,
+    *,
+    fileobj: BinaryIO | None,
+    size: int,
+    mimetype: str,
+    etag: str,
+    filename: str,
+    attachment: bool,
+    accel_path: str | None = None,
+) -> Response:
+    """User content with a strong ETag, immutable caching, 304 and 206."""
+    if mimes.is_active(mimetype):
+        attachment = True  # HTML, SVG, XML would run in our origin
+    response = Response(conditional_response=True)
+    response.content_type = "application/octet-stream" if attachment and mimes.is_active(mimetype) else mimetype
+    if response.content_type.startswith("text/"):
+        response.charset = None
+    response.headers["Content-Disposition"] = content_disposition("attachment" if attachment else "inline", filename)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "sandbox"
+    response.cache_control = IMMUTABLE
+    response.etag = (etag, True)
+    response.accept_ranges = "bytes"
+    if accel_path is not None:
+        # nginx serves the bytes (and ranges) from its internal location
+        response.headers["X-Accel-Redirect"] = accel_path
+        response.content_length = 0
+        if fileobj is not None:
+            fileobj.close()
+        return response
+    # app_iter first: assigning it resets Content-Length
+    response.app_iter = RangeFileIter(fileobj)
+    response.content_length = size
+    return response
+
+
+def accel_path(request, blob_path: str) -> str | None:
+    """``X-Accel-Redirect`` target when ``pastefile.accel_redirect`` names the
+    nginx internal location that maps onto the storage root."""
+    location = request.registry.settings.get("pastefile.accel_redirect")
+    if not location:
+        return None
+    root = request.registry.pastefile.store.root
+    relative = os.path.relpath(blob_path, root)
+    return location.rstrip("/") + "/" + relative.replace(os.sep, "/")

@@ -1,0 +1,11 @@
+def includeme(config):
+    config.add_static_view("static", "pastefile.webapp:static", cache_max_age=3600)
+    config.add_route("home", "/")
+    config.add_route("latest", "/latest")
+    config.add_route("preview", "/p/{filehash}")
+    config.add_route("download", "/d/{filehash}")
+    config.add_route("raw", "/i/{filehash}")
+    config.add_route("resize", "/r/{filehash}")
+    config.add_route("symlink", "/s/{symlink}")
+    config.add_route("meta", "/j/{filehash}")
+    config.add_route("put", "/{filename}", request_method="PUT")

@@ -1,0 +1,99 @@
+"""Reading pastes: preview, download, raw (and resized variants), short links, JSON."""
+from __future__ import annotations
+
+from pyramid.httpexceptions import HTTPFound
+from pyramid.response import Response
+from pyramid.view import view_config
+
+from pastefile.core import NotFound
+
+from ..responses import accel_path, content_response
+from .params import int_param, size_params
+
+
+def _paste(request, key: str = "filehash"):
+    paste = request.pastefile.get(request.matchdict[key])
+    if paste is None:
+        raise NotFound("There is no file at this address.")
+    return paste
+
+
+@view_config(route_name="preview", renderer="pastefile.webapp:templates/preview.jinja2")
+def preview(request):
+    paste = _paste(request)
+    kind = paste.type if paste.type in ("image", "audio", "video") else "other"
+    return {"paste": paste.to_json(request.application_url), "kind": kind}
+
+
+def _serve_blob(request, paste, *, attachment: bool) -> Response:
+    service = request.pastefile
+    path = service.path(paste)
+    accel = accel_path(request, path)
+    return content_response(
+        request,
+        fileobj=None if accel else service.store.open(bytes.fromhex(paste.sha256)),
+        size=paste.size,
+        mimetype="application/octet-stream" if attachment else paste.mimetype,
+        etag=paste.etag,
+        filename=paste.filename,
+        attachment=attachment,
+        accel_path=accel,
+    )
+
+
+@view_config(route_name="download", request_method=("GET", "HEAD"))
+def download(request):
+    return _serve_blob(request, _paste(request), attachment=True)
+
+
+@view_config(route_name="raw", request_method=("GET", "HEAD"))
+def raw(request):
+    paste = _paste(request)
+    w, h = size_params(request.GET)
+    if not (w or h):
+        return _serve_blob(request, paste, attachment=False)
+    variant = request.pastefile.variant(paste.filehash, w, h)
+    return content_response(
+        request,
+        fileobj=variant.open(),
+        size=variant.size,
+        mimetype=variant.mimetype,
+        etag=variant.etag,
+        filename=paste.filename,
+        attachment=False,
+    )
+
+
+@view_config(route_name="resize", request_method="GET")
+def resize(request):
+    """Book semantics: make a resized paste, answer with its raw URL."""
+    paste = _paste(request)
+    w, h = size_params(request.GET)
+    resized = request.pastefile.resize(paste.filehash, w, h)
+    data = resized.to_json(request.application_url)
+    if "application/json" in (request.headers.get("Accept") or ""):
+        return Response(json_body=data)
+    return Response(data["url_i"], content_type="text/plain", charset="utf-8")
+
+
+@view_config(route_name="symlink", request_method=("GET", "HEAD"))
+def symlink(request):
+    paste = request.pastefile.get_by_symlink(request.matchdict["symlink"])
+    if paste is None:
+        raise NotFound("This short link leads nowhere.")
+    return HTTPFound(location=paste.url_p(request.application_url))
+
+
+@view_config(route_name="meta", request_method="GET", renderer="json")
+def meta(request):
+    return _paste(request).to_json(request.application_url)
+
+
+@view_config(route_name="latest", request_method="GET", renderer="json")
+def latest(request):
+    limit = int_param(request.GET, "limit", 20)
+    offset = int_param(request.GET, "offset", 0)
+    pastes = request.pastefile.latest(limit, offset)
+    base = request.application_url
+    return {"limit": limit, "offset": offset, "files": [p.to_json(base) for p in pastes]}
+

@@ -1,0 +1,60 @@
+"""The upload page and the two ways to upload: multipart POST / and raw PUT /{filename}."""
+from __future__ import annotations
+
+from pyramid.response import Response
+from pyramid.view import view_config
+
+from pastefile.core import InvalidRequest, TooLarge, humanize_bytes
+
+from ..responses import wants_text
+from .params import size_params
+
+# multipart framing around the file itself
+_FORM_OVERHEAD = 64 * 1024
+
+
+@view_config(route_name="home", request_method="GET", renderer="pastefile.webapp:templates/index.jinja2")
+def home(request):
+    settings = request.registry.pastefile.settings
+    return {
+        "max_upload_size": settings.max_upload_size,
+        "max_upload_size_human": humanize_bytes(settings.max_upload_size),
+        "max_side": settings.max_side,
+    }
+
+
+def _refuse_oversized(request, overhead: int = 0) -> None:
+    # refuse before reading a body that cannot fit
+    limit = request.registry.pastefile.settings.max_upload_size
+    if request.content_length is not None and request.content_length > limit + overhead:
+        raise TooLarge(f"the file exceeds the limit of {humanize_bytes(limit)}")
+
+
+def upload_response(request, paste) -> Response:
+    """JSON with the book's keys, or the short link alone for curl/text clients."""
+    data = paste.to_json(request.application_url)
+    if wants_text(request):
+        return Response(data["url_s"] + "\n", content_type="text/plain", charset="utf-8")
+    response = Response(json_body=data)
+    response.cache_control = "no-store"
+    return response
+
+
+@view_config(route_name="home", request_method="POST")
+def upload(request):
+    _refuse_oversized(request, _FORM_OVERHEAD)
+    field = request.POST.get("file")
+    if field is None or not hasattr(field, "file"):
+        raise InvalidRequest("send the file in a multipart form field named 'file'")
+    w, h = size_params(request.POST)
+    paste = request.pastefile.upload(field.file, field.filename, w=w, h=h)
+    return upload_response(request, paste)
+
+
+@view_config(route_name="put", request_method="PUT")
+def put(request):
+    """``curl -T cat.jpg http://host/`` uploads the raw body as cat.jpg."""
+    _refuse_oversized(request)
+    w, h = size_params(request.GET)
+    paste = request.pastefile.upload(request.body_file, request.matchdict["filename"], w=w, h=h)
+    return upload_response(request, paste)
