@@ -1,0 +1,121 @@
+"""The ``pastefile`` command: initdb, upload, info, fsck.
+
+Embedded mode by default (SQLite and files under ./var); ``-c FILE.ini``
+reads the ``[app:main]`` section of a deployment config instead, and
+``PASTEFILE_*`` environment variables override either.
+"""
+from __future__ import annotations
+
+import argparse
+import configparser
+import json
+import os
+import sys
+
+from .errors import PasteFileError
+from .service import PasteFileService
+
+
+def load_settings(config_path: str | None) -> dict:
+    if not config_path:
+        return {}
+    parser = configparser.ConfigParser(defaults={"here": os.path.dirname(os.path.abspath(config_path))})
+    if not parser.read(config_path):
+        raise SystemExit(f"pastefile: cannot read {config_path}")
+    if not parser.has_section("app:main"):
+        raise SystemExit(f"pastefile: {config_path} has no [app:main] section")
+    return {k: v for k, v in parser.items("app:main") if k.startswith("pastefile.")}
+
+
+def _service(args) -> PasteFileService:
+    settings = load_settings(args.config)
+    if args.base_url:
+        settings["pastefile.base_url"] = args.base_url
+    return PasteFileService(settings)
+
+
+def cmd_initdb(args) -> int:
+    service = _service(args)
+    service.initdb()
+    print(f"database ready: {service.engine.url.render_as_string(hide_password=True)}")
+    return 0
+
+
+def cmd_upload(args) -> int:
+    from tqdm import tqdm
+
+    service = _service(args)
+    service.initdb()
+    failures = 0
+    base = service.base_url
+    links = []
+    with tqdm(total=len(args.files), unit="file", disable=args.quiet or len(args.files) < 2, file=sys.stderr) as bar:
+        for path in args.files:
+            try:
+                with open(path, "rb") as f:
+                    paste = service.upload(f, os.path.basename(path), w=args.width, h=args.height)
+            except (OSError, PasteFileError) as exc:
+                failures += 1
+                tqdm.write(f"{path}: {exc}", file=sys.stderr)
+            else:
+                line = json.dumps(paste.to_json(base), ensure_ascii=False) if args.json else f"{paste.url_s(base)}  {path}"
+                links.append(line)
+            bar.update(1)
+    for line in links:
+        print(line)
+    return 1 if failures else 0
+
+
+def cmd_info(args) -> int:
+    service = _service(args)
+    paste = service.get(args.filehash) or service.get_by_symlink(args.filehash)
+    if paste is None:
+        print(f"pastefile: no file {args.filehash!r}", file=sys.stderr)
+        return 1
+    print(json.dumps(paste.to_json(service.base_url), ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_fsck(args) -> int:
+    report = _service(args).fsck(repair=args.repair)
+    print(json.dumps(report))
+    return 0 if not report["missing_files"] else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pastefile", description=__doc__.split("\n")[0])
+    parser.add_argument("-c", "--config", help="a PasteDeploy .ini whose [app:main] holds pastefile.* settings")
+    parser.add_argument("--base-url", help="host part of printed links (pastefile.base_url)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("initdb", help="create or upgrade the database schema").set_defaults(func=cmd_initdb)
+
+    up = sub.add_parser("upload", help="upload files and print their short links")
+    up.add_argument("files", nargs="+", metavar="FILE")
+    up.add_argument("-W", "--width", type=int, help="crop-resize images to this width")
+    up.add_argument("-H", "--height", type=int, help="crop-resize images to this height")
+    up.add_argument("--json", action="store_true", help="print the full JSON record per file")
+    up.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    up.set_defaults(func=cmd_upload)
+
+    info = sub.add_parser("info", help="show a paste by filehash or short link")
+    info.add_argument("filehash")
+    info.set_defaults(func=cmd_info)
+
+    fsck = sub.add_parser("fsck", help="check stored files against the database")
+    fsck.add_argument("--repair", action="store_true", help="remove temp files and files no row refers to")
+    fsck.set_defaults(func=cmd_fsck)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PasteFileError as exc:
+        print(f"pastefile: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,408 @@
+"""The upload page, the preview page and the error page in headless Chromium."""
+from __future__ import annotations
+
+import base64
+import io
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from PIL import Image, ImageDraw
+
+pytestmark = pytest.mark.browser
+
+DESKTOP = (1280, 900)
+PHONE = (390, 844)
+
+DROP_FILE_JS = """
+const [b64, name, type, targetId] = arguments;
+const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+const file = new File([bytes], name, {type});
+const data = new DataTransfer();
+data.items.add(file);
+const target = document.getElementById(targetId);
+const fire = (kind) => target.dispatchEvent(
+  new DragEvent(kind, {bubbles: true, cancelable: true, dataTransfer: data}));
+fire('dragenter');
+fire('dragover');
+const highlighted = target.classList.contains('is-dragover');
+const accepted = !fire('drop');
+return {highlighted, accepted};
+"""
+
+PASTE_FILE_JS = """
+const [b64, name, type] = arguments;
+const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+const data = new DataTransfer();
+data.items.add(new File([bytes], name, {type}));
+const event = new ClipboardEvent('paste', {bubbles: true, cancelable: true, clipboardData: data});
+return !document.body.dispatchEvent(event);
+"""
+
+DROP_OVERSIZED_JS = """
+const [size, targetId] = arguments;
+const chunk = new Uint8Array(1024 * 1024);
+const parts = [];
+let left = size;
+while (left > 0) {
+  const n = Math.min(left, chunk.length);
+  parts.push(n === chunk.length ? chunk : chunk.subarray(0, n));
+  left -= n;
+}
+const file = new File(parts, 'too-big.bin', {type: 'application/octet-stream'});
+const data = new DataTransfer();
+data.items.add(file);
+document.getElementById(targetId).dispatchEvent(
+  new DragEvent('drop', {bubbles: true, cancelable: true, dataTransfer: data}));
+return file.size;
+"""
+
+FETCH_JS = """
+const [url, done] = [arguments[0], arguments[arguments.length - 1]];
+fetch(url, {cache: 'no-store'})
+  .then(async (response) => done({
+    status: response.status,
+    disposition: response.headers.get('Content-Disposition'),
+    type: response.headers.get('Content-Type'),
+    length: (await response.arrayBuffer()).byteLength,
+  }))
+  .catch((error) => done({error: String(error)}));
+"""
+
+READ_CLIPBOARD_JS = """
+const done = arguments[arguments.length - 1];
+navigator.clipboard.readText().then(done, (error) => done('ERROR: ' + error));
+"""
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+
+
+def png_bytes(size: tuple[int, int], background: str, accent: str) -> bytes:
+    """A small but non-trivial PNG (stripes and a disc) made with Pillow."""
+    image = Image.new("RGB", size, background)
+    draw = ImageDraw.Draw(image)
+    width, height = size
+    for x in range(-height, width, 24):
+        draw.line([(x, height), (x + height, 0)], fill=accent, width=8)
+    radius = min(size) // 4
+    draw.ellipse(
+        [width // 2 - radius, height // 2 - radius, width // 2 + radius, height // 2 + radius],
+        fill="#ffffff",
+        outline=accent,
+        width=4,
+    )
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def wait_for(driver, condition, timeout=20, message=""):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition, message)
+
+
+def set_viewport(driver, size, mobile=False):
+    width, height = size
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
+    )
+
+
+def reset_viewport(driver):
+    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def screenshot(driver, path: Path, full_page=True):
+    """Save a PNG of the viewport, or of the whole page when full_page."""
+    if not full_page:
+        driver.save_screenshot(str(path))
+        return path
+    metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
+    content = metrics.get("cssContentSize") or metrics["contentSize"]
+    viewport = metrics.get("cssLayoutViewport") or metrics["layoutViewport"]
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot",
+        {
+            "format": "png",
+            "captureBeyondViewport": True,
+            "clip": {
+                "x": 0,
+                "y": 0,
+                "width": viewport["clientWidth"],
+                "height": max(content["height"], viewport["clientHeight"]),
+                "scale": 1,
+            },
+        },
+    )
+    path.write_bytes(base64.b64decode(shot["data"]))
+    return path
+
+
+def uncaught_errors(driver):
+    """Uncaught JavaScript errors reported on the console since the last call."""
+    return [
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if entry.get("level") == "SEVERE" and "Uncaught" in entry.get("message", "")
+    ]
+
+
+def settled_cards(driver):
+    """Result cards and error cards currently on the upload page."""
+    from selenium.webdriver.common.by import By
+
+    done = driver.find_elements(By.CSS_SELECTOR, "#results .result-card")
+    failed = driver.find_elements(By.CSS_SELECTOR, "#results .upload-card.is-error")
+    return done, failed
+
+
+def wait_for_result_cards(driver, count, timeout=30):
+    """Wait until `count` result cards exist; fail early on an error card."""
+
+    def ready(drv):
+        done, failed = settled_cards(drv)
+        if failed:
+            return "error"
+        return len(done) >= count
+
+    outcome = wait_for(driver, ready, timeout, f"expected {count} result card(s)")
+    if outcome == "error":
+        _, failed = settled_cards(driver)
+        pytest.fail("upload failed in the browser: " + " | ".join(card.text for card in failed))
+    done, _ = settled_cards(driver)
+    return done
+
+
+def card_by_filename(driver, filename):
+    from selenium.webdriver.common.by import By
+
+    for card in driver.find_elements(By.CSS_SELECTOR, ".result-card"):
+        if card.find_element(By.CSS_SELECTOR, ".filename").text.strip() == filename:
+            return card
+    raise AssertionError(f"no result card for {filename!r}")
+
+
+def card_links(card):
+    from selenium.webdriver.common.by import By
+
+    return {key: card.find_element(By.CSS_SELECTOR, f"a.link-{key}").get_attribute("href") for key in "dips"}
+
+
+def wait_image_loaded(driver, img, timeout=20):
+    wait_for(
+        driver,
+        lambda drv: drv.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0;", img),
+        timeout,
+        "the image did not load",
+    )
+    return driver.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight];", img)
+
+
+def check_card(driver, card, base_url, filename, dimensions, mimetype="image/png"):
+    """The shared card structure: image, name, size, type, time and links."""
+    from selenium.webdriver.common.by import By
+
+    assert card.find_element(By.CSS_SELECTOR, ".filename").text.strip() == filename
+    assert card.get_attribute("data-kind") == "image"
+    meta = {
+        key: card.find_element(By.CSS_SELECTOR, f".meta--{key} dd").text.strip()
+        for key in ("size", "type", "time")
+    }
+    assert meta["size"], meta
+    assert meta["type"] == mimetype, meta
+    assert meta["time"], meta
+
+    links = card_links(card)
+    for key, href in links.items():
+        assert href and href.startswith(base_url + "/"), (key, href, base_url)
+    assert urlsplit(links["p"]).path.startswith("/p/"), links
+
+    img = card.find_element(By.CSS_SELECTOR, ".card__media img")
+    assert img.get_attribute("src") == links["i"]
+    assert tuple(wait_image_loaded(driver, img)) == dimensions
+
+    buttons = card.find_elements(By.CSS_SELECTOR, ".link-row .copy-btn")
+    assert [b.get_attribute("data-copy") for b in buttons] == [links[k] for k in "dips"]
+    return links
+
+
+# ---------------------------------------------------------------------------
+# tests
+# ---------------------------------------------------------------------------
+
+
+def test_upload_preview_and_download(live_server, browser, artifacts_dir, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    first_png = tmp_path / "browser-upload.png"
+    first_png.write_bytes(png_bytes((320, 200), "#fde68a", "#ea580c"))
+    dropped_png = png_bytes((240, 160), "#bfdbfe", "#1d4ed8")
+
+    set_viewport(driver, DESKTOP)
+    driver.get(live_server + "/")
+    uncaught_errors(driver)  # drop earlier console output
+    assert "pastefile" in driver.title
+    home = driver.find_element(By.CSS_SELECTOR, ".site-header a.brand")
+    assert home.get_attribute("href").rstrip("/") == live_server
+    assert driver.find_element(By.ID, "drop-zone").is_displayed()
+    file_input = driver.find_element(By.ID, "file-input")
+    assert file_input.get_attribute("multiple") is not None
+    for field in ("w", "h"):
+        assert driver.find_element(By.ID, field).get_attribute("name") == field
+
+    # 1. pick a file with the file input
+    file_input.send_keys(str(first_png))
+    (card,) = wait_for_result_cards(driver, 1)
+    progress = card.find_element(By.CSS_SELECTOR, ".progress")
+    bar = progress.find_element(By.TAG_NAME, "progress")
+    assert progress.get_attribute("data-state") == "done"
+    assert float(bar.get_attribute("value")) == float(bar.get_attribute("max")) == 100.0
+    assert progress.find_element(By.CSS_SELECTOR, ".progress__percent").text == "100%"
+    first_links = check_card(driver, card, live_server, "browser-upload.png", (320, 200))
+
+    # a single upload moves the address bar to the preview page, no reload
+    path = driver.execute_script("return window.location.pathname;")
+    assert path.startswith("/p/")
+    assert path == urlsplit(first_links["p"]).path
+    assert driver.find_elements(By.ID, "drop-zone"), "the page must not have been reloaded"
+
+    # copy buttons put the link on the clipboard
+    driver.execute_cdp_cmd(
+        "Browser.grantPermissions",
+        {"origin": live_server, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]},
+    )
+    copy_button = card.find_element(By.CSS_SELECTOR, ".link-row--s .copy-btn")
+    copy_button.click()
+    wait_for(driver, lambda drv: "is-copied" in copy_button.get_attribute("class"), 5, "copy did not succeed")
+    assert driver.execute_async_script(READ_CLIPBOARD_JS) == first_links["s"]
+
+    # 2. drop a second image (a File built in the page) on the drop zone
+    dropped = driver.execute_script(
+        DROP_FILE_JS, base64.b64encode(dropped_png).decode(), "dropped.png", "image/png", "drop-zone"
+    )
+    assert dropped == {"highlighted": True, "accepted": True}
+    cards = wait_for_result_cards(driver, 2)
+    assert len(cards) == 2
+    second = card_by_filename(driver, "dropped.png")
+    assert cards[0] == second, "the newest upload is listed first"
+    second_links = check_card(driver, second, live_server, "dropped.png", (240, 160))
+    assert second_links["p"] != first_links["p"]
+    assert driver.execute_script("return window.location.pathname;") == urlsplit(second_links["p"]).path
+    assert not driver.find_element(By.ID, "drop-zone").get_attribute("class").count("is-dragover")
+
+    assert uncaught_errors(driver) == []
+    screenshot(driver, artifacts_dir / "upload-desktop.png")
+
+    # phone-sized viewport: nothing may overflow horizontally
+    set_viewport(driver, PHONE, mobile=True)
+    driver.execute_script("window.scrollTo(0, 0);")
+    wait_for(driver, lambda drv: drv.execute_script("return window.innerWidth;") == PHONE[0], 5)
+    overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth;")
+    assert overflow <= 0, f"the page is {overflow}px wider than a phone screen"
+    screenshot(driver, artifacts_dir / "upload-phone.png", full_page=False)
+    screenshot(driver, artifacts_dir / "upload-phone-full.png")
+    set_viewport(driver, DESKTOP)
+
+    # 3. the short link leads to the preview page with the inline image
+    driver.get(first_links["s"])
+    wait_for(driver, lambda drv: drv.execute_script("return window.location.pathname;").startswith("/p/"), 10)
+    assert driver.execute_script("return window.location.pathname;") == urlsplit(first_links["p"]).path
+    preview = driver.find_element(By.CSS_SELECTOR, ".result-card")
+    assert "result-card--full" in preview.get_attribute("class")
+    preview_links = check_card(driver, preview, live_server, "browser-upload.png", (320, 200))
+    assert preview_links == first_links
+    another = driver.find_element(By.CSS_SELECTOR, "a.upload-another")
+    assert another.get_attribute("href").rstrip("/") == live_server
+    assert "browser-upload.png" in driver.title
+    assert uncaught_errors(driver) == []
+    screenshot(driver, artifacts_dir / "preview-desktop.png")
+    set_viewport(driver, PHONE, mobile=True)
+    screenshot(driver, artifacts_dir / "preview-phone.png", full_page=False)
+    set_viewport(driver, DESKTOP)
+
+    # 4. the download link serves the file as an attachment
+    answer = driver.execute_async_script(FETCH_JS, first_links["d"])
+    assert "error" not in answer, answer
+    assert answer["status"] == 200, answer
+    assert "attachment" in (answer["disposition"] or "").lower(), answer
+    assert answer["length"] > 0
+
+    with urllib.request.urlopen(first_links["d"], timeout=10) as response:
+        assert response.status == 200
+        assert "attachment" in response.headers.get("Content-Disposition", "").lower()
+        body = response.read()
+    with Image.open(io.BytesIO(body)) as downloaded:
+        assert downloaded.format == "PNG"
+        assert downloaded.size == (320, 200)
+    assert len(body) == answer["length"]
+
+    reset_viewport(driver)
+
+
+def test_paste_uploads_an_image(live_server, browser):
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    set_viewport(driver, DESKTOP)
+    driver.get(live_server + "/")
+    image = png_bytes((200, 120), "#bbf7d0", "#15803d")
+    handled = driver.execute_script(PASTE_FILE_JS, base64.b64encode(image).decode(), "image.png", "image/png")
+    assert handled, "the paste handler should take the image"
+    (card,) = wait_for_result_cards(driver, 1)
+    filename = card.find_element(By.CSS_SELECTOR, ".filename").text.strip()
+    assert filename.startswith("pasted-") and filename.endswith(".png"), filename
+    check_card(driver, card, live_server, filename, (200, 120))
+    assert driver.execute_script("return window.location.pathname;").startswith("/p/")
+    assert uncaught_errors(driver) == []
+    reset_viewport(driver)
+
+
+def test_oversized_file_is_refused_before_upload(live_server, browser):
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    set_viewport(driver, DESKTOP)
+    driver.get(live_server + "/")
+    form = driver.find_element(By.ID, "upload-form")
+    limit = int(form.get_attribute("data-max-size"))
+    limit_text = form.get_attribute("data-max-size-human")
+    assert limit > 0 and limit_text
+
+    size = driver.execute_script(DROP_OVERSIZED_JS, limit + 1, "drop-zone")
+    assert size == limit + 1
+    card = wait_for(
+        driver,
+        lambda drv: drv.find_element(By.CSS_SELECTOR, "#results .upload-card.is-error"),
+        10,
+        "no error card for the oversized file",
+    )
+    assert card.get_attribute("data-state") == "error"
+    message = card.find_element(By.CSS_SELECTOR, ".card__error").text
+    assert "too large" in message.lower()
+    assert limit_text in message
+    assert not driver.find_elements(By.CSS_SELECTOR, ".result-card")
+    assert driver.execute_script("return window.location.pathname;") == "/"
+    assert uncaught_errors(driver) == []
+    reset_viewport(driver)
+
+
+def test_unknown_file_shows_the_error_page(live_server, browser, artifacts_dir):
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    set_viewport(driver, DESKTOP)
+    driver.get(live_server + "/p/0000000000000000000000000000000000000000")
+    status = driver.find_element(By.CSS_SELECTOR, ".error-page__status").text.strip()
+    assert status == "404"
+    assert driver.find_element(By.CSS_SELECTOR, ".error-page__title").text.strip()
+    home = driver.find_element(By.CSS_SELECTOR, ".error-page a.btn--primary")
+    assert home.get_attribute("href").rstrip("/") == live_server
+    screenshot(driver, artifacts_dir / "error-desktop.png")
+    reset_viewport(driver)

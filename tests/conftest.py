@@ -1,0 +1,143 @@
+"""Shared fixtures: a throwaway PostgreSQL cluster and memcached nodes for the
+whole run, and pastefile services over SQLite and over PostgreSQL + memcached."""
+from __future__ import annotations
+
+import io
+import random
+import uuid
+
+import pytest
+from PIL import Image
+from pytest_postgresql.janitor import DatabaseJanitor
+from sqlalchemy.orm import Session
+
+from pastefile.core import PasteFileService, db
+
+from .servers import Memcached, PostgresCluster
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+def _janitor(cluster: PostgresCluster, dbname: str) -> DatabaseJanitor:
+    return DatabaseJanitor(user=cluster.user, host="127.0.0.1", port=cluster.port, dbname=dbname)
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_cluster):
+    """A migrated database shared by the run; tests roll their changes back."""
+    janitor = _janitor(pg_cluster, "pastefile_test")
+    janitor.init()
+    url = pg_cluster.url("pastefile_test")
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    engine.dispose()
+    yield url
+    janitor.drop()
+
+
+@pytest.fixture
+def fresh_pg_url(pg_cluster):
+    """An empty database of its own, for tests that need real commits."""
+    name = f"pastefile_{uuid.uuid4().hex[:12]}"
+    janitor = _janitor(pg_cluster, name)
+    janitor.init()
+    yield pg_cluster.url(name)
+    janitor.drop()
+
+
+@pytest.fixture(scope="session")
+def memcached_nodes():
+    nodes = [Memcached().start() for _ in range(2)]
+    yield nodes
+    for node in nodes:
+        node.stop()
+
+
+def settings_for(backend: str, tmp_path, *, pg_url: str | None = None, memcached=None, **extra) -> dict:
+    settings = {
+        "pastefile.storage_root": str(tmp_path / "files"),
+        "pastefile.symlink_key": "test-key",
+        "pastefile.base_url": "http://files.test",
+        # a fresh key space per test: rolled-back rows must not linger in the cache
+        "pastefile.cache.prefix": f"t{uuid.uuid4().hex[:10]}",
+    }
+    if backend == "sqlite":
+        settings.update({
+            "pastefile.db_url": f"sqlite:///{tmp_path / 'pastefile.sqlite'}",
+            "pastefile.cache.backend": "memory",
+            "pastefile.auto_migrate": "true",
+        })
+    else:
+        settings.update({
+            "pastefile.db_url": pg_url,
+            "pastefile.cache.backend": "memcached",
+            "pastefile.cache.servers": " ".join(node.address for node in memcached),
+        })
+    settings.update(extra)
+    return settings
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+@pytest.fixture
+def service_factory(request, backend, tmp_path):
+    """Build services on the current backend; PostgreSQL ones run inside an
+    outer transaction that is rolled back after the test."""
+    cleanups = []
+
+    def make(**extra) -> PasteFileService:
+        if backend == "sqlite":
+            svc = PasteFileService(settings_for("sqlite", tmp_path, **extra))
+            cleanups.append(svc.close)
+            return svc
+        pg_url = request.getfixturevalue("pg_url")
+        nodes = request.getfixturevalue("memcached_nodes")
+        base = PasteFileService(settings_for("postgresql", tmp_path, pg_url=pg_url, memcached=nodes, **extra))
+        connection = base.engine.connect()
+        outer = connection.begin()
+        session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+
+        def cleanup():
+            session.close()
+            outer.rollback()
+            connection.close()
+            base.close()
+
+        cleanups.append(cleanup)
+        return base.bind(session)
+
+    yield make
+    for cleanup in reversed(cleanups):
+        cleanup()
+
+
+@pytest.fixture
+def service(service_factory):
+    return service_factory()
+
+
+def make_image(fmt: str = "PNG", size=(64, 48), seed: int = 0, mode: str = "RGB") -> bytes:
+    """A small image with random pixels, so every seed gives new content."""
+    rng = random.Random(seed)
+    bands = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+    img = Image.frombytes(mode, size, rng.randbytes(size[0] * size[1] * bands))
+    out = io.BytesIO()
+    img.save(out, fmt)
+    return out.getvalue()
+
+
+def random_text(seed: int, size: int = 2000) -> bytes:
+    rng = random.Random(seed)
+    words = ["paste", "file", "blob", "hash", "cache", "image", "link", "store"]
+    text = " ".join(rng.choice(words) + str(rng.randrange(10**6)) for _ in range(size // 8))
+    return text.encode()[:size]

@@ -1,0 +1,137 @@
+"""Throwaway PostgreSQL and memcached servers on free loopback ports.
+
+PostgreSQL refuses to run as root, so as root the cluster runs as the
+``postgres`` system user (through ``runuser``) in a directory it owns.
+A server that cannot start raises: tests fail, they never skip.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ServerError(f"server exited with code {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise ServerError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def _pg_bindir() -> str:
+    for name in ("pg_ctl", "initdb"):
+        found = shutil.which(name)
+        if found and os.path.exists(os.path.join(os.path.dirname(os.path.realpath(found)), "postgres")):
+            return os.path.dirname(os.path.realpath(found))
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[-3]))
+    if not candidates:
+        raise ServerError("PostgreSQL server binaries not found (install the postgresql package)")
+    return os.path.dirname(candidates[-1])
+
+
+class PostgresCluster:
+    user = "pastefile"
+
+    def __init__(self):
+        self.bindir = _pg_bindir()
+        self.port = free_port()
+        self.root = tempfile.mkdtemp(prefix="pastefile-pg-")
+        self.datadir = os.path.join(self.root, "data")
+        self.socketdir = self.root
+        self.as_root = os.geteuid() == 0
+        if self.as_root:
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.root, pw.pw_uid, pw.pw_gid)
+            os.chmod(self.root, 0o700)
+        self.log = os.path.join(self.root, "server.log")
+
+    def _run(self, *cmd: str) -> None:
+        argv = [os.path.join(self.bindir, cmd[0]), *cmd[1:]]
+        if self.as_root:
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        result = subprocess.run(argv, capture_output=True, text=True, cwd=self.root)
+        if result.returncode != 0:
+            log = ""
+            if os.path.exists(self.log):
+                with open(self.log) as f:
+                    log = f.read()[-2000:]
+            raise ServerError(f"{' '.join(argv)} failed:\n{result.stdout}\n{result.stderr}\n{log}")
+
+    def start(self) -> "PostgresCluster":
+        self._run("initdb", "-D", self.datadir, "-U", self.user, "-A", "trust", "-E", "UTF8", "--no-sync")
+        options = (
+            f"-p {self.port} -k {self.socketdir} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._run("pg_ctl", "-D", self.datadir, "-l", self.log, "-o", options, "-w", "-t", "60", "start")
+        wait_for_port(self.port)
+        return self
+
+    def url(self, dbname: str) -> str:
+        return f"postgresql+psycopg2://{self.user}@127.0.0.1:{self.port}/{dbname}"
+
+    def stop(self) -> None:
+        try:
+            self._run("pg_ctl", "-D", self.datadir, "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Memcached:
+    def __init__(self, memory_mb: int = 64):
+        binary = shutil.which("memcached") or "/usr/bin/memcached"
+        if not os.path.exists(binary):
+            raise ServerError("memcached not found (install the memcached package)")
+        self.binary = binary
+        self.memory_mb = memory_mb
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> "Memcached":
+        argv = [self.binary, "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", str(self.memory_mb), "-t", "2"]
+        if os.geteuid() == 0:
+            argv += ["-u", "nobody"]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for_port(self.port, 15, self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def flush(self) -> None:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+            s.sendall(b"flush_all\r\n")
+            s.recv(64)

@@ -1,0 +1,196 @@
+"""PasteFileService on SQLite (library mode) and PostgreSQL + memcached (bound session)."""
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+from PIL import Image
+
+from pastefile.core import EmptyFile, InvalidRequest, NotFound, TooLarge, UnsupportedType
+
+from .conftest import make_image, random_text
+
+
+def blob_files(service) -> list[str]:
+    root = service.store.root
+    return [
+        os.path.join(d, f)
+        for d, _, files in os.walk(root)
+        for f in files
+        if not d.startswith(os.path.join(root, "tmp")) and not d.startswith(os.path.join(root, "variants"))
+    ]
+
+
+def temp_files(service) -> list[str]:
+    return os.listdir(service.store.temp_dir)
+
+
+def test_upload_returns_book_fields(service):
+    data = make_image("PNG", (40, 30), seed=1)
+    paste = service.upload(io.BytesIO(data), "cat.png")
+    assert paste.filehash.endswith(".png") and len(paste.filehash) == 36
+    assert paste.mimetype == "image/png" and paste.type == "image"
+    assert (paste.width, paste.height) == (40, 30)
+    assert paste.size == len(data)
+    doc = paste.to_json("http://h")
+    assert set(doc) >= {"url_d", "url_i", "url_s", "url_p", "filename", "size", "time", "type", "quoteurl"}
+    assert doc["url_s"] == f"http://h/s/{paste.symlink}"
+    assert doc["url_p"] == f"http://h/p/{paste.filehash}"
+    assert doc["quoteurl"] == "http%3A%2F%2Fh%2Fi%2F" + paste.filehash
+    with service.open(paste.filehash) as f:
+        assert f.read() == data
+
+
+def test_same_content_same_name_returns_earlier_paste(service):
+    data = random_text(2)
+    first = service.upload(io.BytesIO(data), "notes.txt")
+    again = service.upload(io.BytesIO(data), "notes.txt")
+    assert again == first
+    assert service.count() == (1, 1)
+    assert len(blob_files(service)) == 1
+    assert temp_files(service) == []
+
+
+def test_other_name_gets_own_paste_over_same_blob(service):
+    data = random_text(3)
+    a = service.upload(io.BytesIO(data), "a.txt")
+    b = service.upload(io.BytesIO(data), "b.txt")
+    assert a.id != b.id and a.filehash != b.filehash and a.symlink != b.symlink
+    assert a.sha256 == b.sha256
+    assert service.count() == (2, 1)
+    assert len(blob_files(service)) == 1
+
+
+def test_blob_is_content_addressed_on_disk(service):
+    data = random_text(4)
+    paste = service.upload(io.BytesIO(data), "x.txt")
+    sha = paste.sha256
+    path = service.path(paste)
+    assert path.endswith(os.path.join(sha[:2], sha[2:4], sha))
+    with open(path, "rb") as f:
+        assert f.read() == data
+
+
+def test_lookups(service):
+    paste = service.upload(io.BytesIO(random_text(5)), "x.txt")
+    assert service.get(paste.filehash) == paste
+    assert service.get_by_symlink(paste.symlink) == paste
+    assert service.get_by_id(paste.id) == paste
+    assert service.get("0" * 32 + ".txt") is None
+    assert service.get("../../etc/passwd") is None
+    assert service.get_by_symlink(service.links.encode(paste.id + 1000)) is None
+    assert service.get_by_symlink("not a link") is None
+    with pytest.raises(NotFound):
+        service.open("0" * 32)
+
+
+def test_disallowed_type_is_refused_and_leaves_nothing(service):
+    with pytest.raises(UnsupportedType):
+        service.upload(io.BytesIO(b"<html><body><script>alert(1)</script></body></html>"), "x.html")
+    with pytest.raises(UnsupportedType):
+        service.upload(io.BytesIO(os.urandom(5000)), "random.bin")
+    assert service.count() == (0, 0)
+    assert blob_files(service) == [] and temp_files(service) == []
+
+
+def test_client_extension_does_not_decide_type(service):
+    paste = service.upload(io.BytesIO(make_image("JPEG", seed=6)), "photo.txt")
+    assert paste.mimetype == "image/jpeg"
+
+
+def test_allowed_types_configurable(service_factory):
+    svc = service_factory(**{"pastefile.allowed_types": "application/octet-stream text/*"})
+    assert svc.upload(io.BytesIO(os.urandom(3000)), "r.bin").mimetype == "application/octet-stream"
+    assert svc.upload(io.BytesIO(random_text(7)), "t.txt").mimetype == "text/plain"
+    with pytest.raises(UnsupportedType):
+        svc.upload(io.BytesIO(make_image("PNG", seed=7)), "i.png")
+
+
+def test_size_limit(service_factory):
+    svc = service_factory(**{"pastefile.max_upload_size": "1000"})
+    svc.upload(io.BytesIO(random_text(8, 1000)), "ok.txt")
+    with pytest.raises(TooLarge):
+        svc.upload(io.BytesIO(random_text(8, 1001)), "big.txt")
+    assert svc.count() == (1, 1)
+    assert temp_files(svc) == []
+
+
+def test_empty_file_refused(service):
+    with pytest.raises(EmptyFile):
+        service.upload(io.BytesIO(b""), "empty.txt")
+    assert temp_files(service) == []
+
+
+def test_filename_is_cleaned(service):
+    paste = service.upload(io.BytesIO(random_text(9)), "../../etc/\u732b\u732b\r\n.txt")
+    assert paste.filename == "\u732b\u732b.txt"
+    long = service.upload(io.BytesIO(random_text(10)), "a" * 400 + ".txt")
+    assert len(long.filename) == 255 and long.filename.endswith(".txt")
+
+
+def test_upload_with_resize_keeps_only_result(service):
+    data = make_image("PNG", (400, 200), seed=11)
+    paste = service.upload(io.BytesIO(data), "wide.png", w=100, h=100)
+    assert (paste.width, paste.height) == (100, 100)
+    assert (paste.resize_w, paste.resize_h) == (100, 100)
+    with service.open(paste.filehash) as f:
+        assert Image.open(f).size == (100, 100)
+    assert len(blob_files(service)) == 1
+
+
+def test_resize_creates_child_paste_idempotently(service):
+    src = service.upload(io.BytesIO(make_image("JPEG", (640, 480), seed=12)), "p.jpg")
+    child = service.resize(src.filehash, 160, 0)
+    assert child.parent_id == src.id
+    assert (child.width, child.height) == (160, 120)
+    assert service.resize(src.filehash, 160, 0) == child
+    # no upscaling unless asked
+    big = service.resize(src.filehash, 2000, 1000)
+    assert (big.width, big.height) == (640, 320)
+
+
+def test_resize_rejects_bad_requests(service):
+    text = service.upload(io.BytesIO(random_text(13)), "t.txt")
+    with pytest.raises(UnsupportedType):
+        service.resize(text.filehash, 10, 10)
+    img = service.upload(io.BytesIO(make_image(seed=13)), "i.png")
+    with pytest.raises(InvalidRequest):
+        service.resize(img.filehash, 0, 0)
+    with pytest.raises(InvalidRequest):
+        service.resize(img.filehash, 100000, 10)
+    with pytest.raises(InvalidRequest):
+        service.resize(img.filehash, -1, 10)
+    with pytest.raises(NotFound):
+        service.resize("f" * 32 + ".png", 10, 10)
+
+
+def test_variant_computed_once_then_cached(service):
+    img = service.upload(io.BytesIO(make_image("PNG", (300, 300), seed=14)), "v.png")
+    first = service.variant(img.filehash, 50, 50)
+    assert Image.open(first.open()).size == (50, 50)
+    second = service.variant(img.filehash, 50, 50)
+    assert second.etag == first.etag
+    assert second.open().read() == first.open().read()
+    assert service.count() == (1, 1)  # variants are not pastes
+
+
+def test_latest_newest_first(service):
+    ids = [service.upload(io.BytesIO(random_text(100 + i)), f"{i}.txt").id for i in range(5)]
+    latest = service.latest(limit=3)
+    assert [p.id for p in latest] == ids[::-1][:3]
+    assert [p.id for p in service.latest(limit=3, offset=3)] == ids[1::-1]
+    with pytest.raises(InvalidRequest):
+        service.latest(limit=0)
+
+
+def test_fsck_finds_and_repairs_orphans(service):
+    paste = service.upload(io.BytesIO(random_text(15)), "f.txt")
+    orphan = service.store.stage_bytes(b"orphan bytes")
+    service.store.commit(orphan)
+    report = service.fsck()
+    assert report["orphan_files"] == 1 and report["missing_files"] == 0
+    assert service.fsck(repair=True)["orphan_files"] == 1
+    assert service.fsck()["orphan_files"] == 0
+    with service.open(paste.filehash) as f:
+        assert f.read() == random_text(15)
