@@ -229,8 +229,13 @@ class MemcachedCache(Cache):
             self._failed("set_many", exc)
 
     def add(self, key, value, expire=0):
+        full = self.full_key(key)
         try:
-            return bool(self.client.add(self.full_key(key), value, expire=expire, noreply=False))
+            if self.client.add(full, value, expire=expire, noreply=False):
+                return True
+            # HashClient answers False both for "exists" and for a node in its
+            # retry window; only a value we can read proves someone holds it
+            return self.client.get(full) is None
         except Exception as exc:  # noqa: BLE001
             self._failed("add", exc)
             return True

@@ -1,0 +1,59 @@
+# pastefile — one entry point for provisioning, tests, benchmarks and the dev server.
+#   make test    provision a fresh Debian/Ubuntu machine, build, run every test
+#   make run     serve development.ini on http://localhost:6543
+#   make bench   benchmark suites and benchmarks/REPORT.md
+#   make profile line-by-line profile of the upload and resize paths
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APT_PACKAGES := build-essential python3-dev python3-venv postgresql memcached libpq-dev libssl-dev \
+	libmagic1 libjpeg-dev zlib1g-dev chromium chromium-driver fonts-liberation
+PYTEST_ARGS ?=
+
+.PHONY: deps install test test-fast bench profile run clean
+
+# Debian packages, installed only when missing (apt-get as root, sudo otherwise).
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+	  else echo "root is needed to install:$$missing" >&2; exit 1; fi; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Editable install: compiles the CFFI and Cython extensions into ext/.
+$(STAMP): $(BIN)/python setup.py pyproject.toml build_ext.py $(wildcard ext/src/*.c ext/src/*.h ext/*.pyx ext/*.pxd)
+	$(BIN)/pip install -q -U pip setuptools wheel
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: deps $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -p no:cacheprovider --benchmark-disable $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python -m pytest -p no:cacheprovider benchmarks --benchmark-only \
+	  --benchmark-json=benchmarks/results.json $(PYTEST_ARGS)
+	$(BIN)/python -m benchmarks.hash_throughput --size-mb 256
+	$(BIN)/python -m benchmarks.report benchmarks/results.json benchmarks/REPORT.md
+
+profile: install
+	$(BIN)/python -m benchmarks.profile_paths
+
+run: install
+	$(BIN)/pserve development.ini
+
+clean:
+	rm -rf build *.egg-info ext/*.so ext/_geometry.c .pytest_cache

@@ -1,0 +1,78 @@
+"""Concurrent identical uploads against PostgreSQL end with one blob and no error."""
+from __future__ import annotations
+
+import io
+import os
+import threading
+
+from pastefile.core import PasteFileService
+
+from .conftest import make_image, settings_for
+
+THREADS = 12
+
+
+def _race(service, data: bytes, names: list[str]):
+    barrier = threading.Barrier(len(names))
+    results, errors = [None] * len(names), []
+
+    def worker(i):
+        try:
+            barrier.wait()
+            results[i] = service.upload(io.BytesIO(data), names[i])
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(names))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, errors
+
+
+def _service(tmp_path, url, nodes):
+    svc = PasteFileService(settings_for("postgresql", tmp_path, pg_url=url, memcached=nodes))
+    svc.initdb()
+    return svc
+
+
+def test_identical_uploads_same_name(tmp_path, fresh_pg_url, memcached_nodes):
+    svc = _service(tmp_path, fresh_pg_url, memcached_nodes)
+    try:
+        data = make_image("PNG", (128, 128), seed=501)
+        results, errors = _race(svc, data, ["same.png"] * THREADS)
+        assert errors == []
+        assert len({r.id for r in results}) == 1
+        assert svc.count() == (1, 1)
+        assert len(list(svc.store.iter_hashes())) == 1
+        assert os.listdir(svc.store.temp_dir) == []
+    finally:
+        svc.close()
+
+
+def test_identical_uploads_different_names(tmp_path, fresh_pg_url, memcached_nodes):
+    svc = _service(tmp_path, fresh_pg_url, memcached_nodes)
+    try:
+        data = make_image("PNG", (128, 128), seed=502)
+        names = [f"copy{i}.png" for i in range(THREADS)]
+        results, errors = _race(svc, data, names)
+        assert errors == []
+        assert sorted(r.filename for r in results) == sorted(names)
+        assert len({r.sha256 for r in results}) == 1
+        assert svc.count() == (THREADS, 1)
+        assert len(list(svc.store.iter_hashes())) == 1
+    finally:
+        svc.close()
+
+
+def test_identical_uploads_sqlite(tmp_path):
+    svc = PasteFileService(settings_for("sqlite", tmp_path))
+    try:
+        data = make_image("PNG", (64, 64), seed=503)
+        results, errors = _race(svc, data, ["a.png", "b.png", "a.png", "b.png"] * 2)
+        assert errors == []
+        assert len({r.id for r in results}) == 2
+        assert svc.count() == (2, 1)
+    finally:
+        svc.close()
