@@ -1,0 +1,76 @@
+"""The ``pastefile`` console script, run as a real subprocess in embedded mode."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import make_image, random_text
+
+SCRIPT = os.path.join(os.path.dirname(sys.executable), "pastefile")
+
+
+def run(cwd, *args, check=True):
+    result = subprocess.run([SCRIPT, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    if check and result.returncode != 0:
+        pytest.fail(f"pastefile {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+    return result
+
+
+def stored_blobs(cwd) -> int:
+    """Blob files (named by their 64-hex SHA-256) under the embedded store."""
+    root = os.path.join(cwd, "var", "files")
+    return sum(1 for _, _, files in os.walk(root) for name in files if len(name) == 64)
+
+
+def test_initdb_and_same_file_twice_stores_one_blob(tmp_path):
+    assert "database ready" in run(tmp_path, "initdb").stdout
+    (tmp_path / "cat.png").write_bytes(make_image("PNG", seed=900))
+    first = run(tmp_path, "upload", "cat.png").stdout.split()
+    second = run(tmp_path, "upload", "cat.png").stdout.split()
+    assert first == second and first[0].startswith("http://localhost:6543/s/")
+    assert stored_blobs(tmp_path) == 1
+    info = json.loads(run(tmp_path, "info", first[0].rsplit("/", 1)[1]).stdout)
+    assert info["filename"] == "cat.png" and info["type"] == "image"
+
+
+def test_upload_hundred_files_with_progress_bar(tmp_path):
+    names = []
+    for i in range(100):
+        name = f"f{i:03}.txt" if i % 2 else f"f{i:03}.png"
+        (tmp_path / name).write_bytes(random_text(i) if i % 2 else make_image("PNG", (16, 16), seed=i))
+        names.append(name)
+    result = run(tmp_path, "upload", *names)
+    lines = result.stdout.splitlines()
+    assert len(lines) == 100
+    assert [line.split()[1] for line in lines] == names
+    assert len({line.split()[0] for line in lines}) == 100
+    assert "100/100" in result.stderr  # tqdm's progress bar
+    assert stored_blobs(tmp_path) == 100
+
+
+def test_refused_file_reported_and_exit_code(tmp_path):
+    (tmp_path / "page.html").write_text("<html><body>x</body></html>")
+    (tmp_path / "ok.txt").write_bytes(random_text(1))
+    result = run(tmp_path, "upload", "page.html", "ok.txt", check=False)
+    assert result.returncode == 1
+    assert "text/html" in result.stderr
+    assert len(result.stdout.splitlines()) == 1
+
+
+def test_config_file_and_fsck(tmp_path):
+    ini = tmp_path / "site.ini"
+    ini.write_text(
+        "[app:main]\nuse = egg:pastefile\n"
+        "pastefile.db_url = sqlite:///%(here)s/data/db.sqlite\n"
+        "pastefile.storage_root = %(here)s/data/files\n"
+        "pastefile.base_url = https://files.example\n"
+    )
+    (tmp_path / "a.txt").write_bytes(random_text(2))
+    out = run(tmp_path, "-c", str(ini), "upload", "a.txt").stdout
+    assert out.startswith("https://files.example/s/")
+    assert (tmp_path / "data" / "db.sqlite").exists()
+    assert json.loads(run(tmp_path, "-c", str(ini), "fsck").stdout) == {"stale_temp": 0, "orphan_files": 0, "missing_files": 0}
