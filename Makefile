@@ -34,7 +34,7 @@ $(BIN)/python:
 
 # Editable install: compiles the CFFI and Cython extensions into ext/.
 $(STAMP): $(BIN)/python setup.py pyproject.toml build_ext.py $(wildcard ext/src/*.c ext/src/*.h ext/*.pyx ext/*.pxd)
-	$(BIN)/pip install -q -U pip setuptools wheel
+	$(BIN)/pip install -q -U pip wheel
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 

@@ -15,17 +15,23 @@ _CHUNK = 64 * 1024
 _UNSAFE_ASCII = re.compile(r'[^\x20-\x7e]|["\\]')
 
 
+def _preferred(request, offers: list[str]) -> str | None:
+    """The offer the client ranks highest (ties go to the earlier offer)."""
+    if "Accept" not in request.headers:
+        return offers[0]
+    acceptable = request.accept.acceptable_offers(offers)
+    return acceptable[0][0] if acceptable else None
+
+
 def wants_json(request) -> bool:
     """JSON for API clients (Accept: application/json, */*, curl); HTML only
     when the client prefers it, as browsers do."""
-    return request.accept.best_match(["application/json", "text/html"]) != "text/html"
+    return _preferred(request, ["application/json", "text/html"]) != "text/html"
 
 
 def wants_text(request) -> bool:
     """Plain text for curl or a client asking for text/plain first."""
-    offers = ["application/json", "text/plain", "text/html"]
-    best = request.accept.best_match(offers)
-    if best == "text/plain":
+    if _preferred(request, ["application/json", "text/plain", "text/html"]) == "text/plain":
         return True
     explicit = "application/json" in (request.headers.get("Accept") or "")
     return not explicit and (request.user_agent or "").lower().startswith("curl/")
