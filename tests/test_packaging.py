@@ -1,0 +1,62 @@
+"""``pip install .`` builds a wheel that compiles the extensions and carries
+templates, static files and migrations; the compiled modules import from a
+fresh virtualenv."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+import zipfile
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(*argv, **kwargs):
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=900, **kwargs)
+    if result.returncode != 0:
+        pytest.fail(f"{' '.join(argv)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheel")
+    _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), ROOT)
+    (path,) = [p for p in out.iterdir() if p.suffix == ".whl"]
+    return path
+
+
+def test_wheel_contents(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    assert any(n.startswith("pastefile/ext/_hashing") and n.endswith(".so") for n in names)
+    assert any(n.startswith("pastefile/ext/_geometry") and n.endswith(".so") for n in names)
+    for required in (
+        "pastefile/core/migrations/env.py",
+        "pastefile/core/migrations/script.py.mako",
+        "pastefile/core/migrations/versions/0001_initial.py",
+        "pastefile/webapp/templates/index.jinja2",
+        "pastefile/webapp/static/app.js",
+        "pastefile/ext/_geometry.pyi",
+    ):
+        assert required in names, required
+
+
+def test_extensions_import_in_fresh_virtualenv(wheel, tmp_path):
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    python = str(env_dir / "bin" / "python")
+    # the compiled modules need only cffi's backend at import time
+    _run(python, "-m", "pip", "install", "-q", "--no-deps", str(wheel))
+    _run(python, "-m", "pip", "install", "-q", "cffi>=1.16")
+    check = (
+        "import hashlib, pastefile.ext._hashing as h, pastefile.ext._geometry as g\n"
+        "from pastefile.ext.hashing import sha256\n"
+        "assert sha256(b'abc').hexdigest() == hashlib.sha256(b'abc').hexdigest()\n"
+        "assert g.crop_resize_geometry(400, 300, 100, 100) == (50, 0, 350, 300, 100, 100)\n"
+        "print(h.__file__)"
+    )
+    out = _run(python, "-c", check, cwd=str(tmp_path)).stdout
+    assert str(env_dir) in out
