@@ -14,28 +14,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join("ext", "src")
 
 ffibuilder = FFI()
-ffibuilder.cdef(
-    """
-    #define PF_SHA256 ...
-    #define PF_MD5 ...
-    #define PF_ELIMIT ...
-    #define PF_ENOMEM ...
-    #define PF_ECRYPTO ...
 
-    typedef struct pf_hasher pf_hasher;
 
-    pf_hasher *pf_hasher_new(int algo);
-    pf_hasher *pf_hasher_copy(const pf_hasher *src);
-    void pf_hasher_free(pf_hasher *h);
-    int pf_hasher_update(pf_hasher *h, const unsigned char *buf, size_t len);
-    int pf_hasher_digest(const pf_hasher *h, unsigned char *out, unsigned int *outlen);
-    int pf_hasher_size(const pf_hasher *h);
+def _cdef_from_header(path: str) -> str:
+    """The declarations between the header's cdef markers: one source of truth."""
+    with open(os.path.join(HERE, path)) as f:
+        text = f.read()
+    start = text.index("/* cdef-begin")
+    start = text.index("*/", start) + 2
+    return text[start : text.index("/* cdef-end */")]
 
-    int pf_copy_and_hash(int src_fd, int dst_fd, uint64_t limit,
-                         unsigned char *digest, uint64_t *size_out,
-                         unsigned char *head, size_t head_cap, size_t *head_len);
-    """
-)
+
+ffibuilder.cdef(_cdef_from_header(os.path.join(SRC, "hashing.h")))
 ffibuilder.set_source(
     "pastefile.ext._hashing",
     '#include "hashing.h"',

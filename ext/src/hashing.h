@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* cdef-begin: build_ext.py hands this block to CFFI */
 #define PF_SHA256 1
 #define PF_MD5 2
 
@@ -24,5 +25,6 @@ int pf_hasher_size(const pf_hasher *h);
 int pf_copy_and_hash(int src_fd, int dst_fd, uint64_t limit,
                      unsigned char *digest, uint64_t *size_out,
                      unsigned char *head, size_t head_cap, size_t *head_len);
+/* cdef-end */
 
 #endif
