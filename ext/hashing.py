@@ -126,9 +126,17 @@ class CopyResult:
         return self.digest.hex()
 
 
+def _is_fd(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _source_fd(src) -> int | None:
     """The descriptor to read from directly, or None to fall back to read()."""
-    if isinstance(src, int):
+    if isinstance(src, bool):
+        raise TypeError("src must be a file descriptor or a readable file object, not bool")
+    if _is_fd(src):
+        if src < 0:
+            raise ValueError("src descriptor must be >= 0")
         return src
     try:
         fd = src.fileno()
@@ -145,7 +153,11 @@ def _source_fd(src) -> int | None:
 
 
 def _dest_fd(dst) -> int:
-    if isinstance(dst, int):
+    if isinstance(dst, bool):
+        raise TypeError("dst must be a file descriptor or an object with fileno(), not bool")
+    if _is_fd(dst):
+        if dst < 0:
+            raise ValueError("dst descriptor must be >= 0")
         return dst
     try:
         fd = dst.fileno()
@@ -189,7 +201,7 @@ def copy_and_hash(src: BinaryIO | int, dst: BinaryIO | int, limit: int | None = 
     head = ffi.new(f"unsigned char[{HEAD_SIZE}]")
     head_len = ffi.new("size_t *")
     rc = lib.pf_copy_and_hash(src_fd, dst_fd, c_limit, digest, size, head, HEAD_SIZE, head_len)
-    if rc == 0 and not isinstance(src, int):
+    if rc == 0 and not _is_fd(src):
         # keep the file object's position in step with its descriptor
         src.seek(0, os.SEEK_END)
     if rc == lib.PF_ELIMIT:
@@ -205,6 +217,9 @@ def _copy_and_hash_python(src, dst_fd: int, limit: int) -> CopyResult:
     total = 0
     while True:
         chunk = src.read(_CHUNK)
+        if chunk is None:
+            # a non-blocking source with nothing yet is not the end of the file
+            raise BlockingIOError("src is non-blocking and has no data ready")
         if not chunk:
             break
         if len(chunk) > limit - total:

@@ -489,8 +489,38 @@ def test_os_errors_from_c_are_raised(open_source, dst_path, tmp_path):
             copy_and_hash(write_only, dst)
     finally:
         os.close(write_only)
-    with open(dst_path, "wb") as dst, pytest.raises(OSError):
+    # a negative descriptor is refused before C sees it
+    with open(dst_path, "wb") as dst, pytest.raises(ValueError):
         copy_and_hash(-1, dst)
+    with pytest.raises(ValueError):
+        copy_and_hash(io.BytesIO(b"x"), -1)
+
+
+def test_nonblocking_pipe_fd_without_data_raises(dst_path):
+    r, w = os.pipe()
+    try:
+        os.set_blocking(r, False)
+        os.write(w, b"x" * 1000)
+        with open(dst_path, "wb") as dst, pytest.raises(BlockingIOError):
+            copy_and_hash(r, dst)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_nonblocking_pipe_file_object_without_data_raises(dst_path):
+    """The read() path must not take ``read() -> None`` (non-blocking, no data
+    yet) for EOF and return a truncated result; it fails like the C path."""
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    try:
+        os.write(w, b"x" * 1000)  # the writer stays open: this is not EOF
+        with open(r, "rb", buffering=0, closefd=False) as src:
+            with open(dst_path, "wb") as dst, pytest.raises(BlockingIOError):
+                copy_and_hash(src, dst)
+    finally:
+        os.close(r)
+        os.close(w)
 
 
 def test_python_path_write_error(dst_path):
@@ -806,3 +836,16 @@ def test_copy_and_hash_c_path_property(tmp_path, data, skip):
         result = copy_and_hash(src, dst)
     check_result(result, data[skip:])
     assert read_file(tmp_path / "prop-dst.bin") == data[skip:]
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_bool_is_not_a_descriptor(flag, tmp_path):
+    import io as _io
+
+    from pastefile.ext.hashing import copy_and_hash as _copy
+
+    with open(tmp_path / "dst", "wb") as dst:
+        with pytest.raises(TypeError):
+            _copy(_io.BytesIO(b"x"), flag)
+        with pytest.raises(TypeError):
+            _copy(flag, dst)
