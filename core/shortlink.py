@@ -15,6 +15,8 @@ _INDEX = {c: i for i, c in enumerate(ALPHABET)}
 _ROUNDS = 8
 # (bits, encoded length): 62**6 > 2**32 and 62**11 > 2**64
 _DOMAINS = ((32, 6), (64, 11))
+# ids are signed 64-bit integers in the database
+MAX_ID = (1 << 63) - 1
 
 
 class ShortLinks:
@@ -45,7 +47,7 @@ class ShortLinks:
         return (left << width) | right
 
     def encode(self, ident: int) -> str:
-        if not isinstance(ident, int) or isinstance(ident, bool) or not 0 < ident < (1 << 64):
+        if not isinstance(ident, int) or isinstance(ident, bool) or not 0 < ident <= MAX_ID:
             raise ValueError(f"id out of range: {ident!r}")
         for bits, length in _DOMAINS:
             if ident < (1 << bits):
@@ -61,7 +63,7 @@ class ShortLinks:
                     return None
                 ident = self._permute(value, bits, inverse=True)
                 # a 64-bit link must not alias a 32-bit id (one id, one link)
-                if ident == 0 or (bits == 64 and ident < (1 << 32)):
+                if ident == 0 or ident > MAX_ID or (bits == 64 and ident < (1 << 32)):
                     return None
                 return ident
         return None

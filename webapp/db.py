@@ -11,10 +11,23 @@ def get_tm_session(session_factory, transaction_manager, request=None):
     return dbsession
 
 
+def retry_attempts(request):
+    """``retry.activate_hook``: no retries for requests that carry a body.
+
+    A retry needs the body buffered first (``make_body_seekable``), which
+    would read a whole oversized upload before the size check could refuse
+    it.  Uploads need no retry: they resolve races with ON CONFLICT.
+    """
+    if request.method in ("POST", "PUT") and (request.content_length or request.is_body_readable):
+        return 1
+    return None
+
+
 def includeme(config):
     settings = config.get_settings()
     settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
     settings.setdefault("retry.attempts", "3")
+    settings.setdefault("retry.activate_hook", "pastefile.webapp.db.retry_attempts")
     config.include("pyramid_tm")
     config.include("pyramid_retry")
     session_factory = config.registry.pastefile.session_factory

@@ -101,7 +101,16 @@ def content_response(
     response.etag = (etag, True)
     response.accept_ranges = "bytes"
     if accel_path is not None:
-        # nginx serves the bytes (and ranges) from its internal location
+        # nginx follows X-Accel-Redirect whatever the status, so a 304 must
+        # not carry it; ranges are nginx's to answer from the file itself
+        response.conditional_response = False
+        if etag in request.if_none_match:
+            response.status_int = 304
+            for header in ("Content-Type", "Content-Disposition", "Content-Length"):
+                response.headers.pop(header, None)
+            if fileobj is not None:
+                fileobj.close()
+            return response
         response.headers["X-Accel-Redirect"] = accel_path
         response.content_length = 0
         if fileobj is not None:

@@ -15,12 +15,13 @@ pytestmark = pytest.mark.browser
 DESKTOP = (1280, 900)
 PHONE = (390, 844)
 
-DROP_FILE_JS = """
-const [b64, name, type, targetId] = arguments;
-const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-const file = new File([bytes], name, {type});
+DROP_FILES_JS = """
+const [files, targetId] = arguments;
 const data = new DataTransfer();
-data.items.add(file);
+for (const {b64, name, type} of files) {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  data.items.add(new File([bytes], name, {type}));
+}
 const target = document.getElementById(targetId);
 const fire = (kind) => target.dispatchEvent(
   new DragEvent(kind, {bubbles: true, cancelable: true, dataTransfer: data}));
@@ -70,6 +71,19 @@ fetch(url, {cache: 'no-store'})
   .catch((error) => done({error: String(error)}));
 """
 
+# Tag and class outline of a card (without the upload progress and the
+# full-size modifier) to compare the JS-built card with the template's.
+CARD_OUTLINE_JS = """
+function outline(node) {
+  if (node.classList.contains('progress')) return null;
+  const classes = [...node.classList].filter((c) => c !== 'result-card--full').sort();
+  const children = [...node.children].map(outline).filter(Boolean);
+  return node.tagName.toLowerCase() + classes.map((c) => '.' + c).join('')
+    + (children.length ? '(' + children.join(' ') + ')' : '');
+}
+return outline(arguments[0]);
+"""
+
 READ_CLIPBOARD_JS = """
 const done = arguments[arguments.length - 1];
 navigator.clipboard.readText().then(done, (error) => done('ERROR: ' + error));
@@ -100,6 +114,19 @@ def png_bytes(size: tuple[int, int], background: str, accent: str) -> bytes:
     return out.getvalue()
 
 
+def text_of(element) -> str:
+    """The element's text content, whatever its current visibility or animation."""
+    return (element.get_attribute("textContent") or "").strip()
+
+
+def drop_files(driver, files, target="drop-zone"):
+    """Drop (name, mimetype, bytes) files, built as File objects in the page, on `target`."""
+    payload = [
+        {"b64": base64.b64encode(data).decode(), "name": name, "type": mimetype} for name, mimetype, data in files
+    ]
+    return driver.execute_script(DROP_FILES_JS, payload, target)
+
+
 def wait_for(driver, condition, timeout=20, message=""):
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -120,6 +147,7 @@ def reset_viewport(driver):
 
 def screenshot(driver, path: Path, full_page=True):
     """Save a PNG of the viewport, or of the whole page when full_page."""
+    driver.execute_script("window.scrollTo(0, 0);")
     if not full_page:
         driver.save_screenshot(str(path))
         return path
@@ -174,7 +202,7 @@ def wait_for_result_cards(driver, count, timeout=30):
     outcome = wait_for(driver, ready, timeout, f"expected {count} result card(s)")
     if outcome == "error":
         _, failed = settled_cards(driver)
-        pytest.fail("upload failed in the browser: " + " | ".join(card.text for card in failed))
+        pytest.fail("upload failed in the browser: " + " | ".join(text_of(card) for card in failed))
     done, _ = settled_cards(driver)
     return done
 
@@ -183,7 +211,7 @@ def card_by_filename(driver, filename):
     from selenium.webdriver.common.by import By
 
     for card in driver.find_elements(By.CSS_SELECTOR, ".result-card"):
-        if card.find_element(By.CSS_SELECTOR, ".filename").text.strip() == filename:
+        if text_of(card.find_element(By.CSS_SELECTOR, ".filename")) == filename:
             return card
     raise AssertionError(f"no result card for {filename!r}")
 
@@ -208,10 +236,10 @@ def check_card(driver, card, base_url, filename, dimensions, mimetype="image/png
     """The shared card structure: image, name, size, type, time and links."""
     from selenium.webdriver.common.by import By
 
-    assert card.find_element(By.CSS_SELECTOR, ".filename").text.strip() == filename
+    assert text_of(card.find_element(By.CSS_SELECTOR, ".filename")) == filename
     assert card.get_attribute("data-kind") == "image"
     meta = {
-        key: card.find_element(By.CSS_SELECTOR, f".meta--{key} dd").text.strip()
+        key: text_of(card.find_element(By.CSS_SELECTOR, f".meta--{key} dd"))
         for key in ("size", "type", "time")
     }
     assert meta["size"], meta
@@ -264,8 +292,9 @@ def test_upload_preview_and_download(live_server, browser, artifacts_dir, tmp_pa
     bar = progress.find_element(By.TAG_NAME, "progress")
     assert progress.get_attribute("data-state") == "done"
     assert float(bar.get_attribute("value")) == float(bar.get_attribute("max")) == 100.0
-    assert progress.find_element(By.CSS_SELECTOR, ".progress__percent").text == "100%"
+    assert text_of(progress.find_element(By.CSS_SELECTOR, ".progress__percent")) == "100%"
     first_links = check_card(driver, card, live_server, "browser-upload.png", (320, 200))
+    upload_outline = driver.execute_script(CARD_OUTLINE_JS, card)
 
     # a single upload moves the address bar to the preview page, no reload
     path = driver.execute_script("return window.location.pathname;")
@@ -284,9 +313,7 @@ def test_upload_preview_and_download(live_server, browser, artifacts_dir, tmp_pa
     assert driver.execute_async_script(READ_CLIPBOARD_JS) == first_links["s"]
 
     # 2. drop a second image (a File built in the page) on the drop zone
-    dropped = driver.execute_script(
-        DROP_FILE_JS, base64.b64encode(dropped_png).decode(), "dropped.png", "image/png", "drop-zone"
-    )
+    dropped = drop_files(driver, [("dropped.png", "image/png", dropped_png)])
     assert dropped == {"highlighted": True, "accepted": True}
     cards = wait_for_result_cards(driver, 2)
     assert len(cards) == 2
@@ -295,7 +322,7 @@ def test_upload_preview_and_download(live_server, browser, artifacts_dir, tmp_pa
     second_links = check_card(driver, second, live_server, "dropped.png", (240, 160))
     assert second_links["p"] != first_links["p"]
     assert driver.execute_script("return window.location.pathname;") == urlsplit(second_links["p"]).path
-    assert not driver.find_element(By.ID, "drop-zone").get_attribute("class").count("is-dragover")
+    assert "is-dragover" not in driver.find_element(By.ID, "drop-zone").get_attribute("class").split()
 
     assert uncaught_errors(driver) == []
     screenshot(driver, artifacts_dir / "upload-desktop.png")
@@ -318,6 +345,7 @@ def test_upload_preview_and_download(live_server, browser, artifacts_dir, tmp_pa
     assert "result-card--full" in preview.get_attribute("class")
     preview_links = check_card(driver, preview, live_server, "browser-upload.png", (320, 200))
     assert preview_links == first_links
+    assert driver.execute_script(CARD_OUTLINE_JS, preview) == upload_outline, "app.js and _card.jinja2 differ"
     another = driver.find_element(By.CSS_SELECTOR, "a.upload-another")
     assert another.get_attribute("href").rstrip("/") == live_server
     assert "browser-upload.png" in driver.title
@@ -356,7 +384,7 @@ def test_paste_uploads_an_image(live_server, browser):
     handled = driver.execute_script(PASTE_FILE_JS, base64.b64encode(image).decode(), "image.png", "image/png")
     assert handled, "the paste handler should take the image"
     (card,) = wait_for_result_cards(driver, 1)
-    filename = card.find_element(By.CSS_SELECTOR, ".filename").text.strip()
+    filename = text_of(card.find_element(By.CSS_SELECTOR, ".filename"))
     assert filename.startswith("pasted-") and filename.endswith(".png"), filename
     check_card(driver, card, live_server, filename, (200, 120))
     assert driver.execute_script("return window.location.pathname;").startswith("/p/")
@@ -384,7 +412,7 @@ def test_oversized_file_is_refused_before_upload(live_server, browser):
         "no error card for the oversized file",
     )
     assert card.get_attribute("data-state") == "error"
-    message = card.find_element(By.CSS_SELECTOR, ".card__error").text
+    message = text_of(card.find_element(By.CSS_SELECTOR, ".card__error"))
     assert "too large" in message.lower()
     assert limit_text in message
     assert not driver.find_elements(By.CSS_SELECTOR, ".result-card")
@@ -399,10 +427,68 @@ def test_unknown_file_shows_the_error_page(live_server, browser, artifacts_dir):
     driver = browser
     set_viewport(driver, DESKTOP)
     driver.get(live_server + "/p/0000000000000000000000000000000000000000")
-    status = driver.find_element(By.CSS_SELECTOR, ".error-page__status").text.strip()
+    status = text_of(driver.find_element(By.CSS_SELECTOR, ".error-page__status"))
     assert status == "404"
-    assert driver.find_element(By.CSS_SELECTOR, ".error-page__title").text.strip()
+    assert text_of(driver.find_element(By.CSS_SELECTOR, ".error-page__title"))
     home = driver.find_element(By.CSS_SELECTOR, ".error-page a.btn--primary")
     assert home.get_attribute("href").rstrip("/") == live_server
     screenshot(driver, artifacts_dir / "error-desktop.png")
+    reset_viewport(driver)
+
+
+def test_resize_options_and_server_errors(live_server, browser, artifacts_dir):
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    set_viewport(driver, DESKTOP)
+    driver.get(live_server + "/")
+    max_side = int(driver.find_element(By.ID, "upload-form").get_attribute("data-max-side"))
+
+    # out-of-range sizes are refused in the page, nothing is uploaded
+    width = driver.find_element(By.ID, "w")
+    width.send_keys(str(max_side + 1))
+    drop_files(driver, [("big.png", "image/png", png_bytes((64, 64), "#fff", "#000"))])
+    assert driver.execute_script("return arguments[0].validationMessage;", width)
+    assert not driver.find_elements(By.CSS_SELECTOR, "#results > *")
+
+    # w and h crop-resize images; other files in the same batch go up untouched
+    width.clear()
+    width.send_keys("64")
+    driver.find_element(By.ID, "h").send_keys("64")
+    notes = b"pastefile browser test\n" * 20
+    drop_files(
+        driver,
+        [
+            ("resize-me.png", "image/png", png_bytes((320, 200), "#fecaca", "#b91c1c")),
+            ("notes.txt", "text/plain", notes),
+        ],
+    )
+    cards = wait_for_result_cards(driver, 2)
+    assert [text_of(c.find_element(By.CSS_SELECTOR, ".filename")) for c in cards] == ["resize-me.png", "notes.txt"]
+    image_card, text_card = cards
+    img = image_card.find_element(By.CSS_SELECTOR, ".card__media img")
+    dims = wait_image_loaded(driver, img)
+    assert 0 < max(dims) <= 64, dims
+    assert text_card.get_attribute("data-kind") == "other"
+    assert text_of(text_card.find_element(By.CSS_SELECTOR, ".file-icon__ext")) == "TXT"
+    assert not text_card.find_elements(By.CSS_SELECTOR, ".card__media img")
+    with urllib.request.urlopen(card_links(text_card)["d"], timeout=10) as response:
+        assert response.read() == notes
+    # more than one file: the address bar stays on the upload page
+    assert driver.execute_script("return window.location.pathname;") == "/"
+
+    # an error answer from the server lands on the file's card
+    drop_files(driver, [("empty.txt", "text/plain", b"")])
+    card = wait_for(
+        driver,
+        lambda drv: drv.find_element(By.CSS_SELECTOR, "#results .upload-card.is-error"),
+        15,
+        "no error card for the empty file",
+    )
+    assert text_of(card.find_element(By.CSS_SELECTOR, ".filename")) == "empty.txt"
+    assert card.find_element(By.CSS_SELECTOR, ".progress").get_attribute("data-state") == "error"
+    assert "empty" in text_of(card.find_element(By.CSS_SELECTOR, ".card__error")).lower()
+    assert len(driver.find_elements(By.CSS_SELECTOR, ".result-card")) == 2
+    assert uncaught_errors(driver) == []
+    screenshot(driver, artifacts_dir / "upload-mixed-desktop.png")
     reset_viewport(driver)

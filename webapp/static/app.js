@@ -41,15 +41,14 @@
     return tpl.content.firstElementChild;
   }
 
+  /* Same units as the server (powers of 1024 named bytes, kB, MB, ...). */
   function humanSize(bytes) {
-    const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-    let value = Number(bytes) || 0;
-    let i = 0;
-    while (value >= 1024 && i < units.length - 1) {
-      value /= 1024;
-      i += 1;
-    }
-    return i === 0 ? `${value} B` : `${value.toFixed(2)} ${units[i]}`;
+    const units = ['bytes', 'kB', 'MB', 'GB', 'TB'];
+    const size = Math.max(0, Number(bytes) || 0);
+    if (size === 1) return '1 byte';
+    let factor = 0;
+    while (factor + 1 < units.length && size >= 1024 ** (factor + 1)) factor += 1;
+    return `${(size / 1024 ** factor).toFixed(2)} ${units[factor]}`;
   }
 
   function kindOf(data) {
@@ -164,7 +163,8 @@
         href: url,
         target: newTab ? '_blank' : null,
         rel: newTab ? 'noopener' : null,
-        text: url,
+        title: url,
+        text: String(url).replace(/^[a-z][a-z0-9+.-]*:\/\//i, ''),
       }),
       copyButton);
   }
@@ -233,6 +233,25 @@
         h('span', { class: `badge badge--${kind}`, text: kind })),
       meta,
       links));
+  }
+
+  /* Images a browser cannot show (TIFF, HEIC, files served as attachments)
+   * fall back to the file badge instead of a broken-image icon. */
+  function fallBackToBadge(img) {
+    const media = img.closest('.card__media');
+    if (!media || media.dataset.fallback) return;
+    media.dataset.fallback = 'badge';
+    const card = img.closest('.card');
+    const title = card && card.querySelector('.filename');
+    media.replaceChildren(fileBadge(title ? title.textContent : ''));
+  }
+
+  document.addEventListener('error', (event) => {
+    const img = event.target;
+    if (img instanceof HTMLImageElement && img.classList.contains('card__image')) fallBackToBadge(img);
+  }, true);
+  for (const img of document.querySelectorAll('.card__image')) {
+    if (img.complete && img.naturalWidth === 0) fallBackToBadge(img);
   }
 
   /* ------------------------------------------------------------------ */
@@ -305,6 +324,7 @@
     function buildPending(file) {
       const progress = buildProgress();
       const isImage = /^image\//.test(file.type);
+      const kind = kindOf({ mimetype: file.type });
       let objectUrl = null;
       let media;
       if (isImage && file.size <= LOCAL_PREVIEW_LIMIT) {
@@ -322,7 +342,7 @@
         h('div', { class: 'card__body' },
           h('div', { class: 'card__head' },
             h('h2', { class: 'card__title filename', title: file.name, text: file.name || 'untitled' }),
-            h('span', { class: 'badge', text: isImage ? 'image' : (file.type.split('/')[0] || 'file') })),
+            h('span', { class: `badge badge--${kind}`, text: kind })),
           progress.wrap,
           error,
           h('dl', { class: 'card__meta' },
@@ -407,10 +427,13 @@
 
     function upload(job) {
       const { item, resize, single } = job;
-      const form_ = new FormData();
-      form_.append('file', item.file, item.file.name || 'upload');
-      if (resize.w) form_.append('w', resize.w);
-      if (resize.h) form_.append('h', resize.h);
+      const body = new FormData();
+      body.append('file', item.file, item.file.name || 'upload');
+      // the size options only apply to images; other files go up untouched
+      if (/^image\//.test(item.file.type)) {
+        if (resize.w) body.append('w', resize.w);
+        if (resize.h) body.append('h', resize.h);
+      }
 
       const xhr = new XMLHttpRequest();
       xhr.open('POST', config.url);
@@ -457,7 +480,7 @@
       item.progress.cancel.onclick = () => xhr.abort();
 
       setProgress(item, 0, 'Uploading\u2026', 'uploading');
-      xhr.send(form_);
+      xhr.send(body);
     }
 
     function pump() {
@@ -483,8 +506,15 @@
         const item = buildPending(file);
         batch.append(item.card);
         if (file.size > config.maxSize) {
-          fail(item, 'File too large',
-            `\u201c${file.name}\u201d is ${humanSize(file.size)}; the limit is ${config.maxSizeHuman || humanSize(config.maxSize)} per file.`);
+          const limit = config.maxSizeHuman || humanSize(config.maxSize);
+          let actual = humanSize(file.size);
+          let limitText = limit;
+          if (actual === limit) {
+            // just over the limit: both round to the same text, so give exact counts
+            actual = `${file.size.toLocaleString('en')} bytes`;
+            limitText = `${limit} (${config.maxSize.toLocaleString('en')} bytes)`;
+          }
+          fail(item, 'File too large', `\u201c${file.name}\u201d is ${actual}; the limit is ${limitText} per file.`);
           continue;
         }
         item.progress.cancel.onclick = () => {

@@ -5,7 +5,7 @@ from pyramid.httpexceptions import HTTPFound
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from pastefile.core import NotFound
+from pastefile.core import NotFound, mimes
 
 from ..responses import accel_path, content_response
 from .params import int_param, size_params
@@ -21,7 +21,9 @@ def _paste(request, key: str = "filehash"):
 @view_config(route_name="preview", renderer="pastefile.webapp:templates/preview.jinja2")
 def preview(request):
     paste = _paste(request)
-    kind = paste.type if paste.type in ("image", "audio", "video") else "other"
+    # active types (SVG, HTML) are only ever downloads, never shown inline
+    inline = paste.type in ("image", "audio", "video") and not mimes.is_active(paste.mimetype)
+    kind = paste.type if inline else "other"
     return {"paste": paste.to_json(request.application_url), "kind": kind}
 
 
