@@ -3,6 +3,7 @@ whole run, and pastefile services over SQLite and over PostgreSQL + memcached.""
 from __future__ import annotations
 
 import io
+import os
 import random
 import uuid
 
@@ -11,6 +12,7 @@ from PIL import Image
 from pytest_postgresql.janitor import DatabaseJanitor
 from sqlalchemy.orm import Session
 
+import pastefile.webapp
 from pastefile.core import PasteFileService, db
 
 from .servers import Memcached, PostgresCluster
@@ -29,17 +31,28 @@ def _janitor(cluster: PostgresCluster, dbname: str) -> DatabaseJanitor:
     return DatabaseJanitor(user=cluster.user, host="127.0.0.1", port=cluster.port, dbname=dbname)
 
 
-@pytest.fixture(scope="session")
-def pg_url(pg_cluster):
-    """A migrated database shared by the run; tests roll their changes back."""
-    janitor = _janitor(pg_cluster, "pastefile_test")
+def _migrated_database(cluster: PostgresCluster, name: str):
+    janitor = _janitor(cluster, name)
     janitor.init()
-    url = pg_cluster.url("pastefile_test")
+    url = cluster.url(name)
     engine = db.make_engine(url)
     db.upgrade(engine)
     engine.dispose()
     yield url
     janitor.drop()
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_cluster):
+    """A migrated database shared by the run; tests roll their changes back."""
+    yield from _migrated_database(pg_cluster, "pastefile_test")
+
+
+@pytest.fixture(scope="session")
+def webapp_pg_url(pg_cluster):
+    """A migrated database for the web apps, which commit for real (kept apart
+    from ``pg_url``, whose tests count rows inside rolled-back transactions)."""
+    yield from _migrated_database(pg_cluster, "pastefile_web")
 
 
 @pytest.fixture
@@ -124,6 +137,51 @@ def service_factory(request, backend, tmp_path):
 @pytest.fixture
 def service(service_factory):
     return service_factory()
+
+
+@pytest.fixture
+def webapp_factory(request, backend, tmp_path):
+    """``make(**settings)`` builds the Pyramid app (in a WebTest app) on the
+    current backend.  Apps made in one test share the database and the
+    storage root; each has a fresh cache key space."""
+    from .webapp_helpers import WebApp
+
+    apps = []
+
+    def make(**extra):
+        if backend == "sqlite":
+            settings = settings_for("sqlite", tmp_path, **extra)
+        else:
+            settings = settings_for(
+                "postgresql",
+                tmp_path,
+                pg_url=request.getfixturevalue("webapp_pg_url"),
+                memcached=request.getfixturevalue("memcached_nodes"),
+                **extra,
+            )
+        app = WebApp(pastefile.webapp.main({}, **settings))
+        apps.append(app)
+        return app
+
+    yield make
+    for app in reversed(apps):
+        app.service.close()
+
+
+@pytest.fixture
+def webapp(webapp_factory):
+    return webapp_factory()
+
+
+def blob_files(service) -> list[str]:
+    """Committed blob files (not temp files, not variants)."""
+    root = service.store.root
+    skip = (os.path.join(root, "tmp"), os.path.join(root, "variants"))
+    return sorted(os.path.join(d, f) for d, _, files in os.walk(root) if not d.startswith(skip) for f in files)
+
+
+def temp_files(service) -> list[str]:
+    return os.listdir(service.store.temp_dir)
 
 
 def make_image(fmt: str = "PNG", size=(64, 48), seed: int = 0, mode: str = "RGB") -> bytes:

@@ -10,21 +10,7 @@ from PIL import Image
 
 from pastefile.core import EmptyFile, InvalidRequest, NotFound, TooLarge, UnsupportedType
 
-from .conftest import make_image, random_text
-
-
-def blob_files(service) -> list[str]:
-    root = service.store.root
-    return [
-        os.path.join(d, f)
-        for d, _, files in os.walk(root)
-        for f in files
-        if not d.startswith(os.path.join(root, "tmp")) and not d.startswith(os.path.join(root, "variants"))
-    ]
-
-
-def temp_files(service) -> list[str]:
-    return os.listdir(service.store.temp_dir)
+from .conftest import blob_files, make_image, random_text, temp_files
 
 
 def test_upload_returns_book_fields(service):

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from .servers import free_port
-from .webapp_helpers import (  # noqa: F401 - fixtures
+from .webapp_helpers import (
     API,
     BROWSER,
     CURL,
@@ -18,9 +18,6 @@ from .webapp_helpers import (  # noqa: F401 - fixtures
     error_of,
     unique_image,
     unique_text,
-    webapp,
-    webapp_factory,
-    webapp_pg_url,
 )
 
 BASE = "http://localhost"

@@ -14,7 +14,7 @@ from PIL import Image
 from pastefile.core.shortlink import ShortLinks
 from pastefile.webapp.responses import content_disposition
 
-from .webapp_helpers import (  # noqa: F401 - fixtures
+from .webapp_helpers import (
     API,
     BOOK_KEYS,
     BROWSER,
@@ -23,9 +23,6 @@ from .webapp_helpers import (  # noqa: F401 - fixtures
     error_of,
     unique_image,
     unique_text,
-    webapp,
-    webapp_factory,
-    webapp_pg_url,
 )
 
 BASE = "http://localhost"

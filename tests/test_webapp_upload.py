@@ -12,19 +12,15 @@ import webob
 import webtest
 from PIL import Image
 
-from .webapp_helpers import (  # noqa: F401 - fixtures
+from .conftest import blob_files, temp_files
+from .webapp_helpers import (
     API,
     BOOK_KEYS,
     CURL,
     CountingInput,
-    blob_files,
     error_of,
-    temp_files,
     unique_image,
     unique_text,
-    webapp,
-    webapp_factory,
-    webapp_pg_url,
 )
 
 BASE = "http://localhost"

@@ -1,27 +1,19 @@
 """Shared pieces of the WebTest suites (tests/test_webapp_*.py).
 
-``webapp_factory`` builds the Pyramid app on the current ``backend``: SQLite
-with the in-process cache, or PostgreSQL + the two memcached nodes.  The
-PostgreSQL app commits for real, so every test uploads unique content, and
-the commits go to a database of their own on the session's cluster: the
-shared ``pg_url`` database must stay empty for the core tests, which count
-rows inside their rolled-back transactions.
+The ``webapp_factory``/``webapp`` fixtures (tests/conftest.py) build apps on
+SQLite or on PostgreSQL + memcached; the PostgreSQL apps commit for real, so
+every test uploads unique content (``unique_text``/``unique_image``).
 """
 from __future__ import annotations
 
 import json
-import os
 import uuid
 
-import pytest
 import webtest
-from pytest_postgresql.janitor import DatabaseJanitor
 from sqlalchemy import event
 
-import pastefile.webapp
-from pastefile.core import db
 
-from .conftest import make_image, random_text, settings_for
+from .conftest import make_image, random_text
 
 CURL = {"User-Agent": "curl/8.5.0", "Accept": "*/*"}
 BROWSER = {
@@ -99,54 +91,6 @@ class SQLCounter:
         return len(self.statements)
 
 
-@pytest.fixture(scope="session")
-def webapp_pg_url(pg_cluster):
-    """A migrated database for the web apps' real commits."""
-    name = f"pastefile_web_{uuid.uuid4().hex[:8]}"
-    janitor = DatabaseJanitor(user=pg_cluster.user, host="127.0.0.1", port=pg_cluster.port, dbname=name)
-    janitor.init()
-    url = pg_cluster.url(name)
-    engine = db.make_engine(url)
-    db.upgrade(engine)
-    engine.dispose()
-    yield url
-    janitor.drop()
-
-
-@pytest.fixture
-def webapp_factory(request, backend, tmp_path):
-    """``make(**settings)`` builds a WebApp on the current backend.
-
-    Apps made in one test share the database and the storage root; each has
-    a fresh cache key space unless ``pastefile.cache.prefix`` is given.
-    """
-    apps: list[WebApp] = []
-
-    def make(**extra) -> WebApp:
-        if backend == "sqlite":
-            settings = settings_for("sqlite", tmp_path, **extra)
-        else:
-            settings = settings_for(
-                "postgresql",
-                tmp_path,
-                pg_url=request.getfixturevalue("webapp_pg_url"),
-                memcached=request.getfixturevalue("memcached_nodes"),
-                **extra,
-            )
-        app = WebApp(pastefile.webapp.main({}, **settings))
-        apps.append(app)
-        return app
-
-    yield make
-    for app in reversed(apps):
-        app.service.close()
-
-
-@pytest.fixture
-def webapp(webapp_factory) -> WebApp:
-    return webapp_factory()
-
-
 class CountingInput:
     """A ``wsgi.input`` of ``total`` bytes that records how much was read."""
 
@@ -169,19 +113,6 @@ class CountingInput:
 
     def __iter__(self):
         return iter(self.readlines())
-
-
-def blob_files(service) -> list[str]:
-    """Committed blob files (not temp files, not variants)."""
-    root = service.store.root
-    skip = (os.path.join(root, "tmp"), os.path.join(root, "variants"))
-    return sorted(
-        os.path.join(d, f) for d, _, files in os.walk(root) if not d.startswith(skip) for f in files
-    )
-
-
-def temp_files(service) -> list[str]:
-    return os.listdir(service.store.temp_dir)
 
 
 def error_of(res) -> dict:
