@@ -15,9 +15,10 @@ pytest.importorskip("pytest_benchmark")
 
 from pastefile.ext.hashing import Hasher, copy_and_hash, sha256  # noqa: E402
 
+from .references import python_copy_and_hash  # noqa: E402
+
 MiB = 1024 * 1024
 FILE_SIZE = 32 * MiB
-COPY_CHUNK = 256 * 1024  # same read size as the C loop
 
 MEMORY_SIZES = {"1KB": 1024, "64KB": 64 * 1024, "8MB": 8 * MiB}
 
@@ -40,20 +41,6 @@ def source_file(tmp_path_factory):
     return path, expected.digest()
 
 
-def python_copy_and_hash(src, dst) -> tuple[bytes, int]:
-    """shutil.copyfileobj-style loop that also hashes, for reference."""
-    digest = hashlib.sha256()
-    total = 0
-    while True:
-        chunk = src.read(COPY_CHUNK)
-        if not chunk:
-            break
-        digest.update(chunk)
-        dst.write(chunk)
-        total += len(chunk)
-    return digest.digest(), total
-
-
 @pytest.mark.benchmark(group="copy-and-hash-32MB")
 def test_copy_and_hash_file_to_file(benchmark, source_file, tmp_path):
     src_path, expected = source_file
@@ -70,7 +57,7 @@ def test_copy_and_hash_file_to_file(benchmark, source_file, tmp_path):
 
 
 @pytest.mark.benchmark(group="copy-and-hash-32MB")
-def test_python_loop_file_to_file(benchmark, source_file, tmp_path):
+def test_reference_python_loop_file_to_file(benchmark, source_file, tmp_path):
     src_path, expected = source_file
     dst_path = tmp_path / "dst-py.bin"
 
