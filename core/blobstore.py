@@ -63,6 +63,10 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     def iter_hashes(self) -> Iterator[bytes]: ...
 
+    @abc.abstractmethod
+    def mtime(self, sha256: bytes) -> float:
+        """When the blob was stored (seconds since the epoch)."""
+
 
 class FileSystemBlobStore(BlobStore):
     def __init__(self, root: str):
@@ -113,6 +117,9 @@ class FileSystemBlobStore(BlobStore):
 
     def delete(self, sha256: bytes) -> None:
         _unlink(self.path(sha256))
+
+    def mtime(self, sha256: bytes) -> float:
+        return os.stat(self.path(sha256)).st_mtime
 
     def iter_hashes(self) -> Iterator[bytes]:
         for top in sorted(os.listdir(self.root)):

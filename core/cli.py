@@ -77,7 +77,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_fsck(args) -> int:
-    report = _service(args).fsck(repair=args.repair)
+    report = _service(args).fsck(repair=args.repair, grace=args.grace)
     print(json.dumps(report))
     return 0 if not report["missing_files"] else 1
 
@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     fsck = sub.add_parser("fsck", help="check stored files against the database")
     fsck.add_argument("--repair", action="store_true", help="remove temp files and files no row refers to")
+    fsck.add_argument("--grace", type=float, default=3600.0, help="leave files younger than this many seconds (default 3600)")
     fsck.set_defaults(func=cmd_fsck)
     return parser
 

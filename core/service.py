@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -496,20 +497,22 @@ class PasteFileService:
 
     # -- maintenance ----------------------------------------------------------
 
-    def fsck(self, repair: bool = False) -> dict[str, int]:
+    def fsck(self, repair: bool = False, grace: float = 3600.0) -> dict[str, int]:
         """Check the store against the database.
 
         Counts stale temp files (removed when ``repair``), blob files with no
         row (removed when ``repair``: a crash between rename and commit) and
-        rows whose file is missing (reported only).
+        rows whose file is missing (reported only).  Files younger than
+        ``grace`` seconds are left alone: their upload may still be committing.
         """
         report = {"stale_temp": 0, "orphan_files": 0, "missing_files": 0}
         if repair:
-            report["stale_temp"] = self.store.remove_stale_temp()
+            report["stale_temp"] = self.store.remove_stale_temp(grace)
+        on_disk = set(self.store.iter_hashes())
         with self._transaction() as session:
             known = set(session.scalars(select(Blob.sha256)))
-        on_disk = set(self.store.iter_hashes())
-        orphans = on_disk - known
+        cutoff = time.time() - grace
+        orphans = {sha for sha in on_disk - known if self.store.mtime(sha) < cutoff}
         report["orphan_files"] = len(orphans)
         report["missing_files"] = len(known - on_disk)
         if repair:
