@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 
@@ -135,3 +136,30 @@ class Memcached:
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
             s.sendall(b"flush_all\r\n")
             s.recv(64)
+
+
+class LiveServer:
+    """A WSGI app served by waitress on 127.0.0.1:<free port> in a thread."""
+
+    def __init__(self, app, threads: int = 4):
+        from waitress import create_server
+
+        self._map: dict = {}
+        self.server = create_server(app, map=self._map, host="127.0.0.1", port=0, threads=threads)
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self.thread = threading.Thread(target=self.server.run, name="pastefile-live-server", daemon=True)
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from waitress import wasyncore
+
+        # close every channel from inside the server loop so that the loop
+        # sees an empty map and returns, then stop the worker threads
+        self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self._map, ignore_all=True))
+        self.thread.join(timeout=10)
+        self.server.task_dispatcher.shutdown(timeout=5)
+        if self.thread.is_alive():
+            raise ServerError("the live server thread did not stop")

@@ -8,10 +8,11 @@ chromedriver.  Neither fixture skips: a missing browser is a test failure.
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import pytest
+
+from ..servers import LiveServer
 
 CHROMIUM = os.environ.get("PASTEFILE_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("PASTEFILE_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -38,8 +39,6 @@ def _executable(path: str) -> bool:
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory):
     """Serve the app on 127.0.0.1:<free port>; yields the base URL."""
-    from waitress import create_server, wasyncore
-
     from pastefile.webapp import main
 
     tmp = tmp_path_factory.mktemp("live-server")
@@ -50,21 +49,8 @@ def live_server(tmp_path_factory):
         "pastefile.auto_migrate": "true",
         "pastefile.base_url": "",
     }
-    app = main({}, **settings)
-
-    socket_map: dict = {}
-    server = create_server(app, map=socket_map, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, name="pastefile-live-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}"
-    finally:
-        # Close every channel from inside the server loop so that the loop
-        # sees an empty map and returns, then stop the worker threads.
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(socket_map, ignore_all=True))
-        thread.join(timeout=10)
-        server.task_dispatcher.shutdown(timeout=5)
-        assert not thread.is_alive(), "the live server thread did not stop"
+    with LiveServer(main({}, **settings)) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")

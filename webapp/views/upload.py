@@ -1,6 +1,8 @@
 """The upload page and the two ways to upload: multipart POST / and raw PUT /{filename}."""
 from __future__ import annotations
 
+import os
+
 from pyramid.response import Response
 from pyramid.view import view_config
 
@@ -51,10 +53,29 @@ def upload(request):
     return upload_response(request, paste)
 
 
+def _body_source(request):
+    """The request body as a file object.
+
+    waitress spools large bodies to a temp file and hands that file over as
+    ``wsgi.input``; when it holds exactly the declared body, the core copies
+    from its descriptor in C.  Anything else is read through WebOb's
+    length-limited wrapper.
+    """
+    raw = request.body_file_raw
+    if request.content_length is not None:
+        try:
+            fd = raw.fileno()
+            if os.fstat(fd).st_size - raw.tell() == request.content_length:
+                return raw
+        except (AttributeError, OSError, ValueError):
+            pass
+    return request.body_file
+
+
 @view_config(route_name="put", request_method="PUT")
 def put(request):
     """``curl -T cat.jpg http://host/`` uploads the raw body as cat.jpg."""
     _refuse_oversized(request)
     w, h = size_params(request.GET)
-    paste = request.pastefile.upload(request.body_file, request.matchdict["filename"], w=w, h=h)
+    paste = request.pastefile.upload(_body_source(request), request.matchdict["filename"], w=w, h=h)
     return upload_response(request, paste)
