@@ -32,7 +32,8 @@ ffibuilder.set_source(
     sources=[os.path.join(SRC, "hashing.c")],
     include_dirs=[SRC],
     libraries=["crypto"],
-    extra_compile_args=["-O2", "-std=c99", "-Wall"],
+    extra_compile_args=["-O2", "-std=gnu99", "-Wall", "-pthread"],
+    extra_link_args=["-pthread"],
 )
 
 # Cython modules: (dotted name, .pyx path relative to the project root).
