@@ -849,3 +849,45 @@ def test_bool_is_not_a_descriptor(flag, tmp_path):
             _copy(_io.BytesIO(b"x"), flag)
         with pytest.raises(TypeError):
             _copy(flag, dst)
+
+
+def test_concurrent_multi_chunk_copies_agree_with_hashlib(tmp_path):
+    """Inputs over one chunk run the two-thread pipeline; several at once,
+    from files and from pipes that deliver short reads."""
+    import threading as _threading
+
+    failures = []
+
+    def work(seed):
+        rng = random.Random(seed)
+        for i in range(6):
+            size = rng.choice([CHUNK + 1, 2 * CHUNK, 9 * CHUNK + 3, rng.randrange(CHUNK, 5 * 1024 * 1024)])
+            data = rng.randbytes(size)
+            src, dst = tmp_path / f"s{seed}-{i}", tmp_path / f"d{seed}-{i}"
+            src.write_bytes(data)
+            with open(src, "rb") as s, open(dst, "wb") as d:
+                result = copy_and_hash(s, d)
+            if result.digest != hashlib.sha256(data).digest() or dst.read_bytes() != data:
+                failures.append(("file", seed, size))
+            r_fd, w_fd = os.pipe()
+
+            def feed(view=memoryview(data), fd=w_fd, rng=random.Random(seed * 100 + i)):
+                while view:
+                    view = view[os.write(fd, view[: rng.randrange(1, 70000)]) :]
+                os.close(fd)
+
+            feeder = _threading.Thread(target=feed)
+            feeder.start()
+            with open(dst, "wb") as d:
+                result = copy_and_hash(r_fd, d)
+            feeder.join()
+            os.close(r_fd)
+            if result.digest != hashlib.sha256(data).digest() or result.size != size:
+                failures.append(("pipe", seed, size))
+
+    threads = [_threading.Thread(target=work, args=(seed,)) for seed in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
