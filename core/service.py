@@ -306,9 +306,7 @@ class PasteFileService:
                     Blob,
                     dict(sha256=sha, size=staged.size, mimetype=mimetype, width=dims[0], height=dims[1], created=utcnow()),
                 )
-            paste_id = session.scalar(
-                select(PasteFile.id).where(PasteFile.blob_sha256 == sha, PasteFile.filename == filename)
-            )
+            paste_id = self._paste_id(session, sha, filename)
             if paste_id is None:
                 values = dict(
                     filehash=new_filehash(filename),
@@ -321,12 +319,15 @@ class PasteFileService:
                 )
                 paste_id = self._insert_ignore(session, PasteFile, values, returning=PasteFile.id)
                 if paste_id is None:  # a concurrent identical upload won the race
-                    paste_id = session.scalar(
-                        select(PasteFile.id).where(PasteFile.blob_sha256 == sha, PasteFile.filename == filename)
-                    )
+                    paste_id = self._paste_id(session, sha, filename)
             info = self._info(session.get(PasteFile, paste_id))
             db.after_commit(session, lambda: self._remember(info))
         return info
+
+    @staticmethod
+    def _paste_id(session: Session, sha: bytes, filename: str) -> int | None:
+        """The paste of these bytes under this name, if any (idempotent retries)."""
+        return session.scalar(select(PasteFile.id).where(PasteFile.blob_sha256 == sha, PasteFile.filename == filename))
 
     @staticmethod
     def _insert_ignore(session: Session, model, values: dict, returning=None):
