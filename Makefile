@@ -12,7 +12,7 @@ APT_PACKAGES := build-essential python3-dev python3-venv postgresql memcached li
 	libmagic1 libjpeg-dev zlib1g-dev chromium chromium-driver fonts-liberation
 PYTEST_ARGS ?=
 
-.PHONY: deps install test test-fast bench profile run clean
+.PHONY: deps install test bench profile run clean
 
 # Debian packages, installed only when missing (apt-get as root, sudo otherwise).
 deps:
@@ -46,8 +46,10 @@ test: install
 bench: install
 	$(BIN)/python -m pytest -p no:cacheprovider benchmarks --benchmark-only \
 	  --benchmark-json=benchmarks/results.json $(PYTEST_ARGS)
-	$(BIN)/python -m benchmarks.hash_throughput --size-mb 256
-	$(BIN)/python -m benchmarks.report benchmarks/results.json benchmarks/REPORT.md
+	$(BIN)/python -m benchmarks.hash_throughput --size-mb 256 | tee benchmarks/throughput.txt
+	$(BIN)/python -m benchmarks.loadtest --json benchmarks/loadtest.json
+	$(BIN)/python -m benchmarks.report benchmarks/results.json benchmarks/REPORT.md \
+	  --throughput benchmarks/throughput.txt --loadtest benchmarks/loadtest.json
 
 profile: install
 	$(BIN)/python -m benchmarks.profile_paths

@@ -2,15 +2,16 @@
 
 Within each benchmark group the entry whose name contains ``reference`` (or
 ``hashlib``/``pillow``) is the baseline; every other entry gets its speed-up
-against that baseline, measured in the same run.
+against that baseline, measured in the same run.  The throughput table and
+the load test results are added when given.
 
-    python -m benchmarks.report benchmarks/results.json benchmarks/REPORT.md
+    python -m benchmarks.report results.json REPORT.md [--throughput T.txt] [--loadtest L.json]
 """
 from __future__ import annotations
 
+import argparse
 import json
 import platform
-import sys
 from collections import defaultdict
 
 BASELINE_MARKERS = ("reference", "hashlib", "pillow")
@@ -24,7 +25,7 @@ def _baseline(entries: list[dict]) -> dict | None:
     return None
 
 
-def render(data: dict) -> str:
+def render(data: dict, throughput: str | None = None, loadtest: dict | None = None) -> str:
     groups: dict[str, list[dict]] = defaultdict(list)
     for bench in data.get("benchmarks", []):
         groups[bench.get("group") or bench["name"]].append(bench)
@@ -48,20 +49,40 @@ def render(data: dict) -> str:
             ratio = f"{base['stats']['median'] / median:.2f}x" if base else "n/a"
             lines.append(f"| {entry['name']} | {median * 1e3:.3f} ms | {1 / median:,.1f} | {ratio} |")
         lines.append("")
+    if throughput:
+        lines += ["## copy_and_hash throughput (benchmarks.hash_throughput)", "", "```", throughput.strip(), "```", ""]
+    if loadtest:
+        lines += [
+            f"## Load test (benchmarks.loadtest, {loadtest['clients']} clients on the same machine)",
+            "",
+            "| phase | requests | errors | req/s | p50 ms | p95 ms | p99 ms |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in loadtest["phases"]:
+            lines.append(
+                f"| {row['phase']} | {row['requests']} | {row['errors']} | {row['per_second']:.1f} | "
+                f"{row['p50_ms']:.2f} | {row['p95_ms']:.2f} | {row['p99_ms']:.2f} |"
+            )
+        lines.append("")
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    with open(argv[0]) as f:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", help="pytest-benchmark --benchmark-json output")
+    parser.add_argument("report", help="the Markdown file to write")
+    parser.add_argument("--throughput", help="output of benchmarks.hash_throughput")
+    parser.add_argument("--loadtest", help="--json output of benchmarks.loadtest")
+    args = parser.parse_args(argv)
+    with open(args.results) as f:
         data = json.load(f)
-    with open(argv[1], "w") as f:
-        f.write(render(data))
-    print(f"wrote {argv[1]}")
+    throughput = open(args.throughput).read() if args.throughput else None
+    loadtest = json.load(open(args.loadtest)) if args.loadtest else None
+    with open(args.report, "w") as f:
+        f.write(render(data, throughput, loadtest))
+    print(f"wrote {args.report}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    raise SystemExit(main())

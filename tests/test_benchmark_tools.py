@@ -1,0 +1,31 @@
+"""The benchmark tools stay runnable: report rendering and a tiny load test."""
+from __future__ import annotations
+
+import json
+
+from benchmarks import loadtest, report
+
+
+def test_report_ratios_against_baseline(tmp_path):
+    results = {
+        "datetime": "now",
+        "machine_info": {"python_version": "3.11"},
+        "benchmarks": [
+            {"name": "test_reference_loop", "group": "g", "stats": {"median": 0.2}},
+            {"name": "test_fast", "group": "g", "stats": {"median": 0.1}},
+        ],
+    }
+    text = report.render(results, "(a) 1 MB/s", {"clients": 2, "phases": [
+        {"phase": "upload", "requests": 3, "errors": 0, "per_second": 1.5, "p50_ms": 1, "p95_ms": 2, "p99_ms": 3}
+    ]})
+    assert "| test_fast | 100.000 ms | 10.0 | 2.00x |" in text
+    assert "| test_reference_loop | 200.000 ms | 5.0 | 1.00x |" in text
+    assert "(a) 1 MB/s" in text and "| upload | 3 | 0 | 1.5 |" in text
+
+
+def test_loadtest_small_run(tmp_path):
+    out = tmp_path / "load.json"
+    assert loadtest.main(["--clients", "2", "--seconds", "5", "--max-requests", "20", "--json", str(out)]) == 0
+    phases = {p["phase"]: p for p in json.loads(out.read_text())["phases"]}
+    assert set(phases) == {"upload", "preview", "raw", "resize"}
+    assert all(p["requests"] > 0 and p["errors"] == 0 for p in phases.values())
