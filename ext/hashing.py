@@ -74,6 +74,12 @@ class Hasher:
         return lib.pf_hasher_size(self._ptr)
 
     def update(self, data) -> None:
+        if type(data) is bytes:
+            # CFFI passes bytes straight through as a pointer: no view needed
+            rc = lib.pf_hasher_update(self._ptr, data, len(data))
+            if rc != 0:
+                _raise_for(rc)
+            return
         if isinstance(data, str):
             raise TypeError("Strings must be encoded before hashing")
         view = memoryview(data)
