@@ -19,6 +19,7 @@ PACKAGES = {
 install_requires = [
     "alembic>=1.13",
     "cffi>=1.16",
+    "multipart>=1.2",
     "Pillow>=10.2",
     "psycopg2>=2.9.9",
     "pymemcache>=4.0",

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from pastefile.ext.hashing import CopyResult, copy_and_hash
+from pastefile.ext.hashing import CopyResult, HashingWriter, copy_and_hash
 
 TEMP_DIR = "tmp"
 TEMP_PREFIX = "upload-"
@@ -36,12 +36,60 @@ class StagedBlob:
         return self.sha256.hex()
 
 
+class StagingWriter:
+    """Bytes pushed chunk by chunk into a staged blob (streaming uploads).
+
+    Use as a context manager: an exception inside discards the temp file;
+    :meth:`finish` makes it a :class:`StagedBlob` (fsync'ed, not yet
+    visible under its address).
+    """
+
+    def __init__(self, temp_dir: str, limit: int | None):
+        self._fd, self.path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=temp_dir)
+        try:
+            self._writer = HashingWriter(self._fd, limit)
+        except BaseException:
+            self.abort()
+            raise
+
+    @property
+    def size(self) -> int:
+        return self._writer.size
+
+    def write(self, chunk) -> int:
+        return self._writer.write(chunk)
+
+    def finish(self) -> StagedBlob:
+        result = self._writer.result()
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = -1
+        return StagedBlob(self.path, result.digest, result.size, result.head)
+
+    def abort(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        _unlink(self.path)
+
+    def __enter__(self) -> "StagingWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
 class BlobStore(abc.ABC):
     """Where blob bytes live.  A filesystem store now; an object store can follow."""
 
     @abc.abstractmethod
     def stage(self, fileobj: BinaryIO, limit: int | None = None) -> StagedBlob:
         """Copy ``fileobj`` into a private temp object while hashing it."""
+
+    @abc.abstractmethod
+    def writer(self, limit: int | None = None) -> StagingWriter:
+        """A writer that stages bytes pushed to it chunk by chunk."""
 
     @abc.abstractmethod
     def commit(self, staged: StagedBlob) -> bool:
@@ -89,6 +137,9 @@ class FileSystemBlobStore(BlobStore):
             raise
         os.close(fd)
         return StagedBlob(path, result.digest, result.size, result.head)
+
+    def writer(self, limit: int | None = None) -> StagingWriter:
+        return StagingWriter(self.temp_dir, limit)
 
     def stage_bytes(self, data: bytes) -> StagedBlob:
         return self.stage(io.BytesIO(data))

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from pastefile.ext.hashing import SizeLimitExceeded
 
 from . import db, mimes
-from .blobstore import FileSystemBlobStore, StagedBlob
+from .blobstore import FileSystemBlobStore, StagedBlob, StagingWriter
 from .cache import Cache, cache, make_cache
 from .errors import EmptyFile, InvalidRequest, NotFound, TooLarge, UnsupportedType
 from .imaging import ImageError, crop_resize, image_size
@@ -225,12 +225,41 @@ class PasteFileService:
         result is kept.  Raises TooLarge, EmptyFile, UnsupportedType,
         InvalidRequest.
         """
+        if w or h:
+            self._check_dimensions(w, h)  # before reading a byte
+        return self.upload_staged(self._stage(fileobj), filename, w=w, h=h)
+
+    @contextmanager
+    def receive(self) -> Iterator[StagingWriter]:
+        """A writer for uploads that arrive in chunks (a streaming parser).
+
+        ``write`` chunks into it, then pass ``writer.finish()`` to
+        :meth:`upload_staged`.  The size limit applies while writing; an
+        exception inside the ``with`` block discards what was written.
+        """
+        with self.store.writer(self.settings.max_upload_size) as writer:
+            try:
+                yield writer
+            except SizeLimitExceeded:
+                raise self._too_large() from None
+
+    def upload_staged(
+        self,
+        staged: StagedBlob,
+        filename: str | None,
+        *,
+        w: int | None = None,
+        h: int | None = None,
+    ) -> PasteInfo:
+        """The second half of :meth:`upload`, for bytes already staged.
+
+        Takes ownership of ``staged``: it is committed or discarded.
+        """
         filename = clean_filename(filename)
         resize = (w, h) if (w or h) else None
-        if resize:
-            self._check_dimensions(w, h)
-        staged = self._stage(fileobj)
         try:
+            if resize:
+                self._check_dimensions(w, h)
             mimetype = self._check_type(staged)
             if resize:
                 if mimetype not in mimes.RESIZABLE_MIMES:
@@ -247,11 +276,14 @@ class PasteFileService:
             self.store.discard(staged)
             raise
 
+    def _too_large(self) -> TooLarge:
+        return TooLarge(f"the file exceeds the limit of {humanize_bytes(self.settings.max_upload_size)}")
+
     def _stage(self, fileobj: BinaryIO) -> StagedBlob:
         try:
             return self.store.stage(fileobj, self.settings.max_upload_size)
         except SizeLimitExceeded:
-            raise TooLarge(f"the file exceeds the limit of {humanize_bytes(self.settings.max_upload_size)}") from None
+            raise self._too_large() from None
 
     def _check_type(self, staged: StagedBlob) -> str:
         if staged.size == 0:

@@ -16,6 +16,7 @@ __all__ = [
     "HEAD_SIZE",
     "CopyResult",
     "Hasher",
+    "HashingWriter",
     "SizeLimitExceeded",
     "copy_and_hash",
     "sha256",
@@ -217,10 +218,47 @@ def copy_and_hash(src: BinaryIO | int, dst: BinaryIO | int, limit: int | None = 
     return CopyResult(ffi.buffer(digest, 32)[:], size[0], ffi.buffer(head, head_len[0])[:])
 
 
+class HashingWriter:
+    """Push-style copy-and-hash: ``write`` chunks as they arrive (e.g. from a
+    streaming multipart parser), then ``result()``.
+
+    Same contract as :func:`copy_and_hash`: SHA-256 and the first
+    ``HEAD_SIZE`` bytes in the same pass, and :class:`SizeLimitExceeded`
+    for the chunk that would cross ``limit``, before any of it is written.
+    """
+
+    __slots__ = ("_fd", "_limit", "_hasher", "_head", "size")
+
+    def __init__(self, dst, limit: int | None = None):
+        self._limit = _check_limit(limit)
+        self._fd = _dest_fd(dst)
+        self._hasher = Hasher("sha256")
+        self._head = bytearray()
+        self.size = 0
+
+    def write(self, chunk) -> int:
+        view = memoryview(chunk).cast("B")
+        n = len(view)
+        if n > self._limit - self.size:
+            raise SizeLimitExceeded(self._limit, self.size)
+        if len(self._head) < HEAD_SIZE:
+            self._head += view[: HEAD_SIZE - len(self._head)]
+        self._hasher.update(view)
+        while view:
+            try:
+                written = os.write(self._fd, view)
+            except InterruptedError:
+                continue
+            view = view[written:]
+        self.size += n
+        return n
+
+    def result(self) -> CopyResult:
+        return CopyResult(self._hasher.digest(), self.size, bytes(self._head))
+
+
 def _copy_and_hash_python(src, dst_fd: int, limit: int) -> CopyResult:
-    hasher = Hasher("sha256")
-    head = bytearray()
-    total = 0
+    writer = HashingWriter(dst_fd, limit)
     while True:
         chunk = src.read(_CHUNK)
         if chunk is None:
@@ -228,17 +266,5 @@ def _copy_and_hash_python(src, dst_fd: int, limit: int) -> CopyResult:
             raise BlockingIOError("src is non-blocking and has no data ready")
         if not chunk:
             break
-        if len(chunk) > limit - total:
-            raise SizeLimitExceeded(limit, total)
-        if len(head) < HEAD_SIZE:
-            head += chunk[: HEAD_SIZE - len(head)]
-        hasher.update(chunk)
-        view = memoryview(chunk)
-        while view:
-            try:
-                n = os.write(dst_fd, view)
-            except InterruptedError:
-                continue
-            view = view[n:]
-        total += len(chunk)
-    return CopyResult(hasher.digest(), total, bytes(head))
+        writer.write(chunk)
+    return writer.result()

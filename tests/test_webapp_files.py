@@ -84,11 +84,11 @@ def test_preview_of_image(webapp):
 
 
 def test_preview_escapes_filename(webapp):
-    doc = webapp.upload_json(unique_text(), '<img src=x onerror="alert(1)">.txt')
+    doc = webapp.upload_json(unique_text(), "<img src=x onerror=alert(1)>.txt")
     res = webapp.get(f"/p/{doc['filehash']}", headers=BROWSER)
     assert "<img src=x onerror" not in res.text
     assert "&lt;img src=x onerror=" in res.text
-    assert res.html.select_one(".filename").text == '<img src=x onerror="alert(1)">.txt'
+    assert res.html.select_one(".filename").text == "<img src=x onerror=alert(1)>.txt"
 
 
 @pytest.mark.parametrize("path", [f"/p/{MISSING}", "/p/not-a-filehash", "/p/..%2F..%2Fetc%2Fpasswd"])

@@ -8,6 +8,7 @@ from pyramid.view import view_config
 
 from pastefile.core import InvalidRequest, TooLarge, humanize_bytes
 
+from ..multipart_upload import receive_multipart
 from ..responses import wants_text
 from .params import size_params
 
@@ -45,11 +46,14 @@ def upload_response(request, paste) -> Response:
 @view_config(route_name="home", request_method="POST")
 def upload(request):
     _refuse_oversized(request, _FORM_OVERHEAD)
-    field = request.POST.get("file")
-    if field is None or not hasattr(field, "file"):
-        raise InvalidRequest("send the file in a multipart form field named 'file'")
-    w, h = size_params(request.POST)
-    paste = request.pastefile.upload(field.file, field.filename, w=w, h=h)
+    service = request.pastefile
+    received = receive_multipart(request, _body_source(request), service)
+    try:
+        w, h = size_params(received.fields)
+    except InvalidRequest:
+        service.store.discard(received.staged)
+        raise
+    paste = service.upload_staged(received.staged, received.filename, w=w, h=h)
     return upload_response(request, paste)
 
 
@@ -62,6 +66,9 @@ def _body_source(request):
     length-limited wrapper.
     """
     raw = request.body_file_raw
+    if request.is_body_seekable:
+        # something before the view (the debug toolbar, a retry) read it
+        raw.seek(0)
     if request.content_length is not None:
         try:
             fd = raw.fileno()
