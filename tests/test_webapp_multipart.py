@@ -99,3 +99,13 @@ def test_body_already_read_by_a_tween_or_middleware(webapp):
     assert res.json["bytes"] == len(data)
     with webapp.service.open(res.json["filehash"]) as f:
         assert f.read() == data
+
+
+def test_plain_form_post_from_browser_redirects_to_preview(webapp):
+    """The page's form works without JavaScript: a browser that prefers HTML
+    is sent to the preview page."""
+    body, ctype = multipart([("file", "nojs.txt", unique_text())])
+    res = webapp.post("/", body, headers={"Accept": "text/html,*/*;q=0.8", "Content-Type": ctype}, status=303)
+    assert "/p/" in res.location
+    page = res.follow(headers={"Accept": "text/html"})
+    assert "nojs.txt" in page.text

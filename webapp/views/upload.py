@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import os
 
+from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.response import Response
 from pyramid.view import view_config
 
 from pastefile.core import InvalidRequest, TooLarge, humanize_bytes
 
 from ..multipart_upload import receive_multipart
-from ..responses import wants_text
+from ..responses import wants_json, wants_text
 from .params import size_params
 
 # multipart framing around the file itself
@@ -34,10 +35,13 @@ def _refuse_oversized(request, overhead: int = 0) -> None:
 
 
 def upload_response(request, paste) -> Response:
-    """JSON with the book's keys, or the short link alone for curl/text clients."""
+    """JSON with the book's keys, the short link alone for curl/text clients,
+    or a redirect to the preview page for a plain form post from a browser."""
     data = paste.to_json(request.application_url)
     if wants_text(request):
         return Response(data["url_s"] + "\n", content_type="text/plain", charset="utf-8")
+    if not wants_json(request):
+        return HTTPSeeOther(location=data["url_p"])
     response = Response(json_body=data)
     response.cache_control = "no-store"
     return response
