@@ -11,6 +11,7 @@ bounded by ``--seconds`` and ``--max-requests``:
   preview  GET /p/{filehash} of uploaded files (warm cache)
   raw      GET /i/{filehash} (bytes, ETag)
   resize   GET /i/{filehash}?w=64&h=64 (cached variants)
+  post-NMB / put-NMB   large uploads (--large-mb), two clients, MB/s
 
 Only loopback addresses are accepted: this is a tool for this machine.
 The clients run in this process and share the CPU with the server.
@@ -58,13 +59,15 @@ class Phase:
         self.name = name
         self.latencies: list[float] = []
         self.errors = 0
+        self.bytes = 0
         self.lock = threading.Lock()
         self.elapsed = 0.0
 
-    def record(self, seconds: float, ok: bool) -> None:
+    def record(self, seconds: float, ok: bool, nbytes: int = 0) -> None:
         with self.lock:
             if ok:
                 self.latencies.append(seconds)
+                self.bytes += nbytes
             else:
                 self.errors += 1
 
@@ -79,6 +82,7 @@ class Phase:
             "requests": len(lat),
             "errors": self.errors,
             "per_second": len(lat) / self.elapsed if self.elapsed else 0.0,
+            "mb_per_second": self.bytes / (1 << 20) / self.elapsed if self.elapsed else 0.0,
             "p50_ms": pct(50),
             "p95_ms": pct(95),
             "p99_ms": pct(99),
@@ -101,10 +105,12 @@ def run_phase(name, host, port, clients, seconds, max_requests, make_request, on
                 break
             method, path, body, headers, expect = make_request(n)
             start = time.perf_counter()
+            nbytes = 0
             try:
                 conn.request(method, path, body=body, headers=headers)
                 response = conn.getresponse()
                 payload = response.read()
+                nbytes = len(body or b"") + len(payload)
                 ok = response.status == expect
                 if ok and on_success is not None:
                     on_success(payload)
@@ -112,7 +118,7 @@ def run_phase(name, host, port, clients, seconds, max_requests, make_request, on
                 ok = False
                 conn.close()
                 conn = http.client.HTTPConnection(host, port, timeout=30)
-            phase.record(time.perf_counter() - start, ok)
+            phase.record(time.perf_counter() - start, ok, nbytes)
         conn.close()
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
@@ -125,6 +131,28 @@ def run_phase(name, host, port, clients, seconds, max_requests, make_request, on
     return phase
 
 
+def large_uploads(host, port, args) -> list[Phase]:
+    """Streaming throughput: multipart POST and raw PUT of distinct large files,
+    two clients at a time."""
+    size = args.large_mb << 20
+    base = random.Random(5).randbytes(size)
+
+    def distinct(n: int) -> bytes:
+        return n.to_bytes(8, "big") + base[8:]
+
+    def post(n):
+        body, ctype = multipart(distinct(2 * n), f"large{n}.bin")
+        return "POST", "/", body, {"Content-Type": ctype, "Accept": "application/json"}, 200
+
+    def put(n):
+        return "PUT", f"/large{n}.bin", distinct(2 * n + 1), {"Accept": "application/json"}, 200
+
+    return [
+        run_phase(f"post-{args.large_mb}MB", host, port, 2, args.seconds * 6, args.large_count, post),
+        run_phase(f"put-{args.large_mb}MB", host, port, 2, args.seconds * 6, args.large_count, put),
+    ]
+
+
 def start_server(tmp: str) -> tuple[subprocess.Popen, str]:
     with __import__("socket").socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -133,8 +161,11 @@ def start_server(tmp: str) -> tuple[subprocess.Popen, str]:
         "import sys, waitress\n"
         "from pastefile.webapp import main\n"
         f"app = main({{}}, **{{'pastefile.db_url': 'sqlite:///{tmp}/load.sqlite', "
-        f"'pastefile.storage_root': '{tmp}/files', 'pastefile.auto_migrate': 'true'}})\n"
-        f"waitress.serve(app, host='127.0.0.1', port={port}, threads=8, _quiet=True)\n"
+        f"'pastefile.storage_root': '{tmp}/files', 'pastefile.auto_migrate': 'true', "
+        "'pastefile.allowed_types': 'image/* text/* application/octet-stream', "
+        "'pastefile.max_upload_size': '2G'})\n"
+        f"waitress.serve(app, host='127.0.0.1', port={port}, threads=8, _quiet=True, "
+        "max_request_body_size=4 << 30)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
@@ -159,6 +190,8 @@ def main(argv=None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0, help="time bound per phase")
     parser.add_argument("--max-requests", type=int, default=2000, help="request bound per phase")
+    parser.add_argument("--large-mb", type=int, default=64, help="size of the large-upload phases (0: skip)")
+    parser.add_argument("--large-count", type=int, default=6, help="uploads in each large-upload phase")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
 
@@ -194,17 +227,19 @@ def main(argv=None) -> int:
                 return "GET", template.format(uploaded[n % len(uploaded)]), None, {"Accept": "text/html"}, expect
 
             results.append(run_phase(name, host, port, args.clients, args.seconds, args.max_requests, request))
+        if args.large_mb:
+            results += large_uploads(host, port, args)
     finally:
         if proc is not None:
             proc.terminate()
             proc.wait(10)
 
     rows = [r.summary() for r in results]
-    print(f"{'phase':8} {'requests':>9} {'errors':>7} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+    print(f"{'phase':12} {'requests':>9} {'errors':>7} {'req/s':>9} {'MB/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
     for row in rows:
         print(
-            f"{row['phase']:8} {row['requests']:9d} {row['errors']:7d} {row['per_second']:9.1f} "
-            f"{row['p50_ms']:8.2f} {row['p95_ms']:8.2f} {row['p99_ms']:8.2f}"
+            f"{row['phase']:12} {row['requests']:9d} {row['errors']:7d} {row['per_second']:9.1f} "
+            f"{row['mb_per_second']:8.1f} {row['p50_ms']:8.2f} {row['p95_ms']:8.2f} {row['p99_ms']:8.2f}"
         )
     if args.json:
         with open(args.json, "w") as f:

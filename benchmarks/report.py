@@ -55,12 +55,13 @@ def render(data: dict, throughput: str | None = None, loadtest: dict | None = No
         lines += [
             f"## Load test (benchmarks.loadtest, {loadtest['clients']} clients on the same machine)",
             "",
-            "| phase | requests | errors | req/s | p50 ms | p95 ms | p99 ms |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| phase | requests | errors | req/s | MB/s | p50 ms | p95 ms | p99 ms |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for row in loadtest["phases"]:
             lines.append(
                 f"| {row['phase']} | {row['requests']} | {row['errors']} | {row['per_second']:.1f} | "
+                f"{row.get('mb_per_second', 0.0):.1f} | "
                 f"{row['p50_ms']:.2f} | {row['p95_ms']:.2f} | {row['p99_ms']:.2f} |"
             )
         lines.append("")

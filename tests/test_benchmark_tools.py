@@ -20,12 +20,14 @@ def test_report_ratios_against_baseline(tmp_path):
     ]})
     assert "| test_fast | 100.000 ms | 10.0 | 2.00x |" in text
     assert "| test_reference_loop | 200.000 ms | 5.0 | 1.00x |" in text
-    assert "(a) 1 MB/s" in text and "| upload | 3 | 0 | 1.5 |" in text
+    assert "(a) 1 MB/s" in text and "| upload | 3 | 0 | 1.5 | 0.0 |" in text
 
 
 def test_loadtest_small_run(tmp_path):
     out = tmp_path / "load.json"
-    assert loadtest.main(["--clients", "2", "--seconds", "5", "--max-requests", "20", "--json", str(out)]) == 0
+    args = ["--clients", "2", "--seconds", "5", "--max-requests", "20", "--large-mb", "2", "--large-count", "2"]
+    assert loadtest.main([*args, "--json", str(out)]) == 0
     phases = {p["phase"]: p for p in json.loads(out.read_text())["phases"]}
-    assert set(phases) == {"upload", "preview", "raw", "resize"}
+    assert set(phases) == {"upload", "preview", "raw", "resize", "post-2MB", "put-2MB"}
+    assert phases["put-2MB"]["mb_per_second"] > 0
     assert all(p["requests"] > 0 and p["errors"] == 0 for p in phases.values())
