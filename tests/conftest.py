@@ -139,6 +139,20 @@ def service(service_factory):
     return service_factory()
 
 
+def webapp_settings(request, backend: str, tmp_path, **extra) -> dict:
+    """Settings of a web app on ``backend``; PostgreSQL apps commit for real
+    into ``webapp_pg_url``, with both memcached nodes."""
+    if backend == "sqlite":
+        return settings_for("sqlite", tmp_path, **extra)
+    return settings_for(
+        "postgresql",
+        tmp_path,
+        pg_url=request.getfixturevalue("webapp_pg_url"),
+        memcached=request.getfixturevalue("memcached_nodes"),
+        **extra,
+    )
+
+
 @pytest.fixture
 def webapp_factory(request, backend, tmp_path):
     """``make(**settings)`` builds the Pyramid app (in a WebTest app) on the
@@ -149,17 +163,7 @@ def webapp_factory(request, backend, tmp_path):
     apps = []
 
     def make(**extra):
-        if backend == "sqlite":
-            settings = settings_for("sqlite", tmp_path, **extra)
-        else:
-            settings = settings_for(
-                "postgresql",
-                tmp_path,
-                pg_url=request.getfixturevalue("webapp_pg_url"),
-                memcached=request.getfixturevalue("memcached_nodes"),
-                **extra,
-            )
-        app = WebApp(pastefile.webapp.main({}, **settings))
+        app = WebApp(pastefile.webapp.main({}, **webapp_settings(request, backend, tmp_path, **extra)))
         apps.append(app)
         return app
 

@@ -16,22 +16,13 @@ import pytest
 
 import pastefile.webapp
 
-from .conftest import random_text, settings_for
+from .conftest import random_text, webapp_settings
 from .servers import LiveServer
 
 
 @pytest.fixture
 def server(backend, request, tmp_path):
-    if backend == "sqlite":
-        settings = settings_for("sqlite", tmp_path)
-    else:
-        settings = settings_for(
-            "postgresql",
-            tmp_path,
-            pg_url=request.getfixturevalue("webapp_pg_url"),
-            memcached=request.getfixturevalue("memcached_nodes"),
-        )
-    app = pastefile.webapp.main({}, **settings)
+    app = pastefile.webapp.main({}, **webapp_settings(request, backend, tmp_path))
     with LiveServer(app) as live:
         yield live
     app.registry.pastefile.close()
