@@ -29,7 +29,7 @@ def env_name(key: str) -> str:
     return key.upper().replace(".", "_")
 
 
-def _to_bool(key: str, value) -> bool:
+def to_bool(key: str, value) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -139,7 +139,7 @@ def _convert(key: str, name: str, raw: object) -> object:
     if name in _SIZE_FIELDS:
         return _to_size(key, raw)
     if name in _BOOL_FIELDS:
-        return _to_bool(key, raw)
+        return to_bool(key, raw)
     if name in _LIST_FIELDS:
         return _to_list(raw)
     return str(raw).strip()

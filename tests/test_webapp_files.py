@@ -485,3 +485,21 @@ def test_error_page_escapes_user_input(webapp):
 def test_latest_bad_params(webapp, query):
     err = error_of(webapp.get(f"/latest?{query}", status=400))
     assert err["status"] == 400 and err["title"] == "Bad request"
+
+
+def test_pages_carry_security_headers(webapp):
+    doc = webapp.upload_json(unique_text(), "page.txt")
+    for url in ("/", f"/p/{doc['filehash']}", f"/p/{MISSING}"):
+        res = webapp.get(url, headers=BROWSER, expect_errors=True)
+        assert res.content_type == "text/html"
+        assert "script-src 'self'" in res.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in res.headers["Content-Security-Policy"]
+        assert res.headers["X-Frame-Options"] == "DENY"
+    # user content keeps its own sandbox
+    raw = webapp.get(f"/i/{doc['filehash']}")
+    assert raw.headers["Content-Security-Policy"] == "sandbox"
+
+
+def test_page_security_headers_can_be_turned_off(webapp_factory):
+    app = webapp_factory(**{"pastefile.page_security_headers": "false"})
+    assert "Content-Security-Policy" not in app.get("/", headers=BROWSER).headers

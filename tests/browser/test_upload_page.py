@@ -173,11 +173,13 @@ def screenshot(driver, path: Path, full_page=True):
 
 
 def uncaught_errors(driver):
-    """Uncaught JavaScript errors reported on the console since the last call."""
+    """Uncaught JavaScript errors and Content Security Policy violations
+    reported on the console since the last call."""
     return [
         entry["message"]
         for entry in driver.get_log("browser")
-        if entry.get("level") == "SEVERE" and "Uncaught" in entry.get("message", "")
+        if entry.get("level") == "SEVERE"
+        and ("Uncaught" in entry.get("message", "") or "Content Security Policy" in entry.get("message", ""))
     ]
 
 

@@ -3,6 +3,8 @@
 (() => {
   'use strict';
 
+  document.documentElement.classList.remove('no-js');
+
   const MEDIA_KINDS = ['image', 'audio', 'video'];
   const MAX_PARALLEL = 3;
   const LOCAL_PREVIEW_LIMIT = 25 * 1024 * 1024;
