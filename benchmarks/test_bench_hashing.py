@@ -11,11 +11,9 @@ import os
 
 import pytest
 
-pytest.importorskip("pytest_benchmark")
+from pastefile.ext.hashing import Hasher, copy_and_hash, sha256
 
-from pastefile.ext.hashing import Hasher, copy_and_hash, sha256  # noqa: E402
-
-from .references import python_copy_and_hash  # noqa: E402
+from .references import python_copy_and_hash
 
 MiB = 1024 * 1024
 FILE_SIZE = 32 * MiB

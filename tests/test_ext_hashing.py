@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,7 +25,6 @@ from pastefile.ext.hashing import (
     copy_and_hash,
 )
 
-np = pytest.importorskip("numpy")
 
 KiB = 1024
 MiB = 1024 * KiB
