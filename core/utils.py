@@ -1,7 +1,6 @@
 """Small helpers shared by the core and its callers."""
 from __future__ import annotations
 
-import os
 import re
 import unicodedata
 import uuid
@@ -60,12 +59,3 @@ def new_filehash(filename: str) -> str:
 
 def is_filehash(value: str) -> bool:
     return bool(FILEHASH_RE.match(value))
-
-
-def file_size(fileobj) -> int | None:
-    """Bytes left to read in ``fileobj`` when that is cheap to know."""
-    try:
-        pos = fileobj.tell()
-        return os.fstat(fileobj.fileno()).st_size - pos
-    except (AttributeError, OSError, ValueError):
-        return None
