@@ -87,6 +87,9 @@ class BlobStore(abc.ABC):
     def stage(self, fileobj: BinaryIO, limit: int | None = None) -> StagedBlob:
         """Copy ``fileobj`` into a private temp object while hashing it."""
 
+    def stage_bytes(self, data: bytes) -> StagedBlob:
+        return self.stage(io.BytesIO(data))
+
     @abc.abstractmethod
     def writer(self, limit: int | None = None) -> StagingWriter:
         """A writer that stages bytes pushed to it chunk by chunk."""
@@ -140,9 +143,6 @@ class FileSystemBlobStore(BlobStore):
 
     def writer(self, limit: int | None = None) -> StagingWriter:
         return StagingWriter(self.temp_dir, limit)
-
-    def stage_bytes(self, data: bytes) -> StagedBlob:
-        return self.stage(io.BytesIO(data))
 
     def commit(self, staged: StagedBlob) -> bool:
         final = self.path(staged.sha256)
