@@ -48,8 +48,10 @@ bench: install
 	  --benchmark-json=benchmarks/results.json $(PYTEST_ARGS)
 	$(BIN)/python -m benchmarks.hash_throughput --size-mb 256 | tee benchmarks/throughput.txt
 	$(BIN)/python -m benchmarks.loadtest --json benchmarks/loadtest.json
+	$(BIN)/python -m benchmarks.loadtest --backend postgresql --json benchmarks/loadtest-pg.json
 	$(BIN)/python -m benchmarks.report benchmarks/results.json benchmarks/REPORT.md \
-	  --throughput benchmarks/throughput.txt --loadtest benchmarks/loadtest.json
+	  --throughput benchmarks/throughput.txt \
+	  --loadtest benchmarks/loadtest.json --loadtest benchmarks/loadtest-pg.json
 
 profile: install
 	$(BIN)/python -m benchmarks.profile_paths

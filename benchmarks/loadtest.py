@@ -4,7 +4,9 @@
     python -m benchmarks.loadtest --url http://127.0.0.1:6543 --clients 8
 
 Without ``--url`` it serves the app with waitress (8 threads) in a child
-process over a temp SQLite database and the in-process cache.  Phases, each
+process, over a temp SQLite database and the in-process cache, or with
+``--backend postgresql`` over a throwaway PostgreSQL cluster (run with
+fsync off, as in the tests) and two memcached nodes.  Phases, each
 bounded by ``--seconds`` and ``--max-requests``:
 
   upload   POST / with distinct small PNGs (multipart, JSON answer)
@@ -19,10 +21,13 @@ The clients run in this process and share the CPU with the server.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import io
 import json
 import random
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +37,7 @@ import time
 import uuid
 from urllib.parse import urlsplit
 
+import psycopg2
 from PIL import Image
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -153,40 +159,108 @@ def large_uploads(host, port, args) -> list[Phase]:
     ]
 
 
-def start_server(tmp: str) -> tuple[subprocess.Popen, str]:
-    with __import__("socket").socket() as s:
+def start_server(settings: dict) -> tuple[subprocess.Popen, str]:
+    """The app under waitress (8 threads) in a child process."""
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     code = (
-        "import sys, waitress\n"
+        "import json, sys, waitress\n"
         "from pastefile.webapp import main\n"
-        f"app = main({{}}, **{{'pastefile.db_url': 'sqlite:///{tmp}/load.sqlite', "
-        f"'pastefile.storage_root': '{tmp}/files', 'pastefile.auto_migrate': 'true', "
-        "'pastefile.allowed_types': 'image/* text/* application/octet-stream', "
-        "'pastefile.max_upload_size': '2G'})\n"
+        "app = main({}, **json.loads(sys.argv[1]))\n"
         f"waitress.serve(app, host='127.0.0.1', port={port}, threads=8, _quiet=True, "
         "max_request_body_size=4 << 30)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, json.dumps(settings)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             conn.request("GET", "/latest")
             conn.getresponse().read()
-            return proc, url
+            return proc, f"http://127.0.0.1:{port}"
         except OSError:
             if proc.poll() is not None:
-                raise SystemExit(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+                raise SystemExit(f"server exited: {proc.stderr.read().decode()[-2000:]}") from None
             time.sleep(0.1)
     proc.kill()
     raise SystemExit("server did not start")
 
 
+@contextlib.contextmanager
+def own_server(backend: str):
+    """A server of our own on ``backend``: embedded SQLite with the in-process
+    cache, or a throwaway PostgreSQL cluster with two memcached nodes."""
+    with contextlib.ExitStack() as stack:
+        tmp = tempfile.mkdtemp(prefix="pastefile-load-")
+        stack.callback(shutil.rmtree, tmp, True)
+        settings = {
+            "pastefile.storage_root": f"{tmp}/files",
+            "pastefile.auto_migrate": "true",
+            "pastefile.allowed_types": "image/* text/* application/octet-stream",
+            "pastefile.max_upload_size": "2G",
+        }
+        if backend == "sqlite":
+            settings["pastefile.db_url"] = f"sqlite:///{tmp}/load.sqlite"
+            settings["pastefile.cache.backend"] = "memory"
+        else:
+            from tests.servers import Memcached, PostgresCluster
+
+            cluster = PostgresCluster().start()
+            stack.callback(cluster.stop)
+            nodes = []
+            for _ in range(2):
+                nodes.append(Memcached(memory_mb=256).start())
+                stack.callback(nodes[-1].stop)
+            conn = psycopg2.connect(host="127.0.0.1", port=cluster.port, user=cluster.user, dbname="postgres")
+            conn.autocommit = True
+            conn.cursor().execute("CREATE DATABASE pastefile_load")
+            conn.close()
+            settings["pastefile.db_url"] = cluster.url("pastefile_load")
+            settings["pastefile.cache.backend"] = "memcached"
+            settings["pastefile.cache.servers"] = " ".join(node.address for node in nodes)
+        proc, url = start_server(settings)
+        stack.callback(proc.wait, 10)
+        stack.callback(proc.terminate)
+        yield url
+
+
+def run_phases(host: str, port: int, args) -> list[Phase]:
+    payloads = [png(i) for i in range(min(args.max_requests, 4000))]
+    uploaded: list[str] = []
+
+    def upload(n):
+        body, ctype = multipart(payloads[n], f"load{n}.png")
+        return "POST", "/", body, {"Content-Type": ctype, "Accept": "application/json"}, 200
+
+    def remember(payload: bytes) -> None:
+        uploaded.append(json.loads(payload)["filehash"])  # list.append is atomic
+
+    results = [run_phase("upload", host, port, args.clients, args.seconds, len(payloads), upload, remember)]
+    if not uploaded:
+        raise SystemExit("no upload succeeded")
+    for name, template in (("preview", "/p/{}"), ("raw", "/i/{}"), ("resize", "/i/{}?w=64&h=64")):
+
+        def request(n, template=template):
+            return "GET", template.format(uploaded[n % len(uploaded)]), None, {"Accept": "text/html"}, 200
+
+        results.append(run_phase(name, host, port, args.clients, args.seconds, args.max_requests, request))
+    if args.large_mb:
+        results += large_uploads(host, port, args)
+    return results
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a running server on this machine (default: start one)")
+    parser.add_argument(
+        "--backend",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="for the server started here: embedded SQLite, or PostgreSQL + 2 memcached nodes",
+    )
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0, help="time bound per phase")
     parser.add_argument("--max-requests", type=int, default=2000, help="request bound per phase")
@@ -195,44 +269,12 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
 
-    tmp = tempfile.mkdtemp(prefix="pastefile-load-")
-    proc = None
-    url = args.url
-    if url is None:
-        proc, url = start_server(tmp)
-    parts = urlsplit(url)
-    if parts.hostname not in LOOPBACK:
-        raise SystemExit("the load test only targets servers on this machine (loopback)")
-    host, port = parts.hostname, parts.port or 80
-    try:
-        payloads = [png(i) for i in range(min(args.max_requests, 4000))]
-        uploaded: list[str] = []
-
-        def upload(n):
-            body, ctype = multipart(payloads[n], f"load{n}.png")
-            return "POST", "/", body, {"Content-Type": ctype, "Accept": "application/json"}, 200
-
-        def remember(payload: bytes) -> None:
-            uploaded.append(json.loads(payload)["filehash"])  # list.append is atomic
-
-        results = [run_phase("upload", host, port, args.clients, args.seconds, len(payloads), upload, remember)]
-        if not uploaded:
-            raise SystemExit("no upload succeeded")
-        for name, template, expect in (
-            ("preview", "/p/{}", 200),
-            ("raw", "/i/{}", 200),
-            ("resize", "/i/{}?w=64&h=64", 200),
-        ):
-            def request(n, template=template, expect=expect):
-                return "GET", template.format(uploaded[n % len(uploaded)]), None, {"Accept": "text/html"}, expect
-
-            results.append(run_phase(name, host, port, args.clients, args.seconds, args.max_requests, request))
-        if args.large_mb:
-            results += large_uploads(host, port, args)
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(10)
+    with contextlib.ExitStack() as stack:
+        url = args.url or stack.enter_context(own_server(args.backend))
+        parts = urlsplit(url)
+        if parts.hostname not in LOOPBACK:
+            raise SystemExit("the load test only targets servers on this machine (loopback)")
+        results = run_phases(parts.hostname, parts.port or 80, args)
 
     rows = [r.summary() for r in results]
     print(f"{'phase':12} {'requests':>9} {'errors':>7} {'req/s':>9} {'MB/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
@@ -243,7 +285,7 @@ def main(argv=None) -> int:
         )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"clients": args.clients, "phases": rows}, f, indent=2)
+            json.dump({"clients": args.clients, "backend": args.url or args.backend, "phases": rows}, f, indent=2)
     return 1 if any(r["errors"] for r in rows) else 0
 
 

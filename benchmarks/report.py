@@ -5,7 +5,7 @@ Within each benchmark group the entry whose name contains ``reference`` (or
 against that baseline, measured in the same run.  The throughput table and
 the load test results are added when given.
 
-    python -m benchmarks.report results.json REPORT.md [--throughput T.txt] [--loadtest L.json]
+    python -m benchmarks.report results.json REPORT.md [--throughput T.txt] [--loadtest L.json ...]
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _baseline(entries: list[dict]) -> dict | None:
     return None
 
 
-def render(data: dict, throughput: str | None = None, loadtest: dict | None = None) -> str:
+def render(data: dict, throughput: str | None = None, loadtests: list[dict] = ()) -> str:
     groups: dict[str, list[dict]] = defaultdict(list)
     for bench in data.get("benchmarks", []):
         groups[bench.get("group") or bench["name"]].append(bench)
@@ -51,9 +51,10 @@ def render(data: dict, throughput: str | None = None, loadtest: dict | None = No
         lines.append("")
     if throughput:
         lines += ["## copy_and_hash throughput (benchmarks.hash_throughput)", "", "```", throughput.strip(), "```", ""]
-    if loadtest:
+    for loadtest in loadtests:
+        backend = loadtest.get("backend", "sqlite")
         lines += [
-            f"## Load test (benchmarks.loadtest, {loadtest['clients']} clients on the same machine)",
+            f"## Load test on {backend} (benchmarks.loadtest, {loadtest['clients']} clients on the same machine)",
             "",
             "| phase | requests | errors | req/s | MB/s | p50 ms | p95 ms | p99 ms |",
             "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -73,14 +74,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results", help="pytest-benchmark --benchmark-json output")
     parser.add_argument("report", help="the Markdown file to write")
     parser.add_argument("--throughput", help="output of benchmarks.hash_throughput")
-    parser.add_argument("--loadtest", help="--json output of benchmarks.loadtest")
+    parser.add_argument("--loadtest", action="append", default=[], help="--json output of benchmarks.loadtest (repeatable)")
     args = parser.parse_args(argv)
     with open(args.results) as f:
         data = json.load(f)
     throughput = open(args.throughput).read() if args.throughput else None
-    loadtest = json.load(open(args.loadtest)) if args.loadtest else None
+    loadtests = []
+    for path in args.loadtest:
+        with open(path) as f:
+            loadtests.append(json.load(f))
     with open(args.report, "w") as f:
-        f.write(render(data, throughput, loadtest))
+        f.write(render(data, throughput, loadtests))
     print(f"wrote {args.report}")
     return 0
 
