@@ -279,6 +279,12 @@ class PasteFileService:
     def _too_large(self) -> TooLarge:
         return TooLarge(f"the file exceeds the limit of {humanize_bytes(self.settings.max_upload_size)}")
 
+    def check_declared_size(self, length: int | None, overhead: int = 0) -> None:
+        """Refuse an upload by its announced length (say Content-Length),
+        before reading a byte; ``overhead`` allows for framing such as multipart."""
+        if length is not None and length > self.settings.max_upload_size + overhead:
+            raise self._too_large()
+
     def _stage(self, fileobj: BinaryIO) -> StagedBlob:
         try:
             return self.store.stage(fileobj, self.settings.max_upload_size)

@@ -7,7 +7,7 @@ from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from pastefile.core import InvalidRequest, TooLarge, humanize_bytes
+from pastefile.core import InvalidRequest, humanize_bytes
 
 from ..multipart_upload import receive_multipart
 from ..responses import wants_json, wants_text
@@ -27,13 +27,6 @@ def home(request):
     }
 
 
-def _refuse_oversized(request, overhead: int = 0) -> None:
-    # refuse before reading a body that cannot fit
-    limit = request.registry.pastefile.settings.max_upload_size
-    if request.content_length is not None and request.content_length > limit + overhead:
-        raise TooLarge(f"the file exceeds the limit of {humanize_bytes(limit)}")
-
-
 def upload_response(request, paste) -> Response:
     """JSON with the book's keys, the short link alone for curl/text clients,
     or a redirect to the preview page for a plain form post from a browser."""
@@ -49,8 +42,8 @@ def upload_response(request, paste) -> Response:
 
 @view_config(route_name="home", request_method="POST")
 def upload(request):
-    _refuse_oversized(request, _FORM_OVERHEAD)
     service = request.pastefile
+    service.check_declared_size(request.content_length, _FORM_OVERHEAD)
     received = receive_multipart(request, _body_source(request), service)
     try:
         w, h = size_params(received.fields)
@@ -86,7 +79,7 @@ def _body_source(request):
 @view_config(route_name="put", request_method="PUT")
 def put(request):
     """``curl -T cat.jpg http://host/`` uploads the raw body as cat.jpg."""
-    _refuse_oversized(request)
+    request.pastefile.check_declared_size(request.content_length)
     w, h = size_params(request.GET)
     paste = request.pastefile.upload(_body_source(request), request.matchdict["filename"], w=w, h=h)
     return upload_response(request, paste)
