@@ -37,30 +37,37 @@ class StagedBlob:
 
 
 class StagingWriter:
-    """Bytes pushed chunk by chunk into a staged blob (streaming uploads).
+    """A temp file in the store that becomes a :class:`StagedBlob`.
 
-    Use as a context manager: an exception inside discards the temp file;
-    :meth:`finish` makes it a :class:`StagedBlob` (fsync'ed, not yet
-    visible under its address).
+    Bytes arrive either pushed chunk by chunk (:meth:`write`, streaming
+    uploads, then :meth:`finish`) or pulled from a file object in one C pass
+    (:meth:`copy_from`).  Use as a context manager: an exception inside
+    discards the temp file.  The result is fsync'ed, not yet visible under
+    its address.
     """
 
     def __init__(self, temp_dir: str, limit: int | None):
+        self.limit = limit
         self._fd, self.path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=temp_dir)
-        try:
-            self._writer = HashingWriter(self._fd, limit)
-        except BaseException:
-            self.abort()
-            raise
+        self._writer: HashingWriter | None = None
 
     @property
     def size(self) -> int:
-        return self._writer.size
+        return self._writer.size if self._writer is not None else 0
 
     def write(self, chunk) -> int:
+        if self._writer is None:
+            self._writer = HashingWriter(self._fd, self.limit)
         return self._writer.write(chunk)
 
     def finish(self) -> StagedBlob:
-        result = self._writer.result()
+        writer = self._writer if self._writer is not None else HashingWriter(self._fd, self.limit)
+        return self._seal(writer.result())
+
+    def copy_from(self, fileobj: BinaryIO) -> StagedBlob:
+        return self._seal(copy_and_hash(fileobj, self._fd, self.limit))
+
+    def _seal(self, result: CopyResult) -> StagedBlob:
         os.fsync(self._fd)
         os.close(self._fd)
         self._fd = -1
@@ -130,16 +137,8 @@ class FileSystemBlobStore(BlobStore):
         return os.path.join(self.root, hexd[:2], hexd[2:4], hexd)
 
     def stage(self, fileobj: BinaryIO, limit: int | None = None) -> StagedBlob:
-        fd, path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.temp_dir)
-        try:
-            result: CopyResult = copy_and_hash(fileobj, fd, limit)
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            _unlink(path)
-            raise
-        os.close(fd)
-        return StagedBlob(path, result.digest, result.size, result.head)
+        with self.writer(limit) as writer:
+            return writer.copy_from(fileobj)
 
     def writer(self, limit: int | None = None) -> StagingWriter:
         return StagingWriter(self.temp_dir, limit)
