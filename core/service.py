@@ -485,19 +485,31 @@ class PasteFileService:
 
     def open(self, filehash: str) -> BinaryIO:
         """The stored bytes of a paste, as a binary file object."""
-        return self.store.open(bytes.fromhex(self.require(filehash).sha256))
+        return self.open_blob(self.require(filehash))
+
+    def open_blob(self, info: PasteInfo) -> BinaryIO:
+        """The stored bytes of a paste already looked up."""
+        return self.store.open(bytes.fromhex(info.sha256))
+
+    def _resize_source(self, filehash: str, w, h) -> PasteInfo:
+        """The image paste a resize request names, after checking the request."""
+        self._check_dimensions(w, h)
+        source = self.require(filehash)
+        if not source.is_resizable:
+            raise UnsupportedType(f"cannot resize {source.mimetype}")
+        return source
+
+    def _resized(self, source: PasteInfo, w, h):
+        with self.open_blob(source) as f:
+            return self._crop_resize(f, w, h)
 
     def resize(self, filehash: str, w: int | None, h: int | None) -> PasteInfo:
         """A new paste holding a crop-resized copy of an image (book route /r/).
 
         Repeating the same request returns the same paste.
         """
-        self._check_dimensions(w, h)
-        source = self.require(filehash)
-        if not source.is_resizable:
-            raise UnsupportedType(f"cannot resize {source.mimetype}")
-        with self.open(filehash) as f:
-            resized = self._crop_resize(f, w, h)
+        source = self._resize_source(filehash, w, h)
+        resized = self._resized(source, w, h)
         staged = self.store.stage_bytes(resized.data)
         try:
             return self._save(
@@ -515,10 +527,7 @@ class PasteFileService:
     def variant(self, filehash: str, w: int | None, h: int | None) -> Variant:
         """A crop-resize of an image paste, computed once, then served from the
         cache (small variants, as bytes) or the variant directory on disk."""
-        self._check_dimensions(w, h)
-        source = self.require(filehash)
-        if not source.is_resizable:
-            raise UnsupportedType(f"cannot resize {source.mimetype}")
+        source = self._resize_source(filehash, w, h)
         tag = f"{source.sha256}-{w or 0}x{h or 0}{'u' if self.settings.allow_upscale else ''}"
         key = f"variant:{tag}"
         path = os.path.join(self.store.root, "variants", tag[:2], tag)
@@ -527,8 +536,7 @@ class PasteFileService:
             return Variant(source, source.mimetype, tag, data=data)
         if os.path.exists(path):
             return Variant(source, source.mimetype, tag, path=path)
-        with self.open(filehash) as f:
-            resized = self._crop_resize(f, w, h)
+        resized = self._resized(source, w, h)
         _write_atomic(path, resized.data)
         if len(resized.data) <= self.settings.cache_variant_max:
             self.cache.set(key, resized.data, self.expire)

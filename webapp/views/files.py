@@ -33,7 +33,7 @@ def _serve_blob(request, paste, *, attachment: bool) -> Response:
     accel = accel_path(request, path)
     return content_response(
         request,
-        fileobj=None if accel else service.store.open(bytes.fromhex(paste.sha256)),
+        fileobj=None if accel else service.open_blob(paste),
         size=paste.size,
         mimetype="application/octet-stream" if attachment else paste.mimetype,
         etag=paste.etag,
