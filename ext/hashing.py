@@ -137,14 +137,23 @@ def _is_fd(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _given_fd(name: str, value) -> int | None:
+    """``value`` as a raw descriptor, None if it is an object; bools and
+    negative numbers are refused rather than taken as stdin/stdout or EBADF."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a file descriptor or a file object, not bool")
+    if not _is_fd(value):
+        return None
+    if value < 0:
+        raise ValueError(f"{name} descriptor must be >= 0")
+    return value
+
+
 def _source_fd(src) -> int | None:
     """The descriptor to read from directly, or None to fall back to read()."""
-    if isinstance(src, bool):
-        raise TypeError("src must be a file descriptor or a readable file object, not bool")
-    if _is_fd(src):
-        if src < 0:
-            raise ValueError("src descriptor must be >= 0")
-        return src
+    fd = _given_fd("src", src)
+    if fd is not None:
+        return fd
     try:
         fd = src.fileno()
     except (AttributeError, OSError, io.UnsupportedOperation):
@@ -160,12 +169,9 @@ def _source_fd(src) -> int | None:
 
 
 def _dest_fd(dst) -> int:
-    if isinstance(dst, bool):
-        raise TypeError("dst must be a file descriptor or an object with fileno(), not bool")
-    if _is_fd(dst):
-        if dst < 0:
-            raise ValueError("dst descriptor must be >= 0")
-        return dst
+    fd = _given_fd("dst", dst)
+    if fd is not None:
+        return fd
     try:
         fd = dst.fileno()
     except (AttributeError, OSError, io.UnsupportedOperation):
