@@ -55,7 +55,10 @@ def _pg_bindir() -> str:
 class PostgresCluster:
     user = "pastefile"
 
-    def __init__(self):
+    def __init__(self, fsync: bool = False):
+        """``fsync=True`` runs with fsync, synchronous_commit and full_page_writes
+        on, as a production server would; the default trades durability for speed."""
+        self.fsync = fsync
         self.bindir = _pg_bindir()
         self.port = free_port()
         self.root = tempfile.mkdtemp(prefix="pastefile-pg-")
@@ -82,9 +85,11 @@ class PostgresCluster:
 
     def start(self) -> "PostgresCluster":
         self._run("initdb", "-D", self.datadir, "-U", self.user, "-A", "trust", "-E", "UTF8", "--no-sync")
+        durability = "on" if self.fsync else "off"
         options = (
             f"-p {self.port} -k {self.socketdir} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            f"-c fsync={durability} -c synchronous_commit={durability} -c full_page_writes={durability} "
+            "-c max_connections=200"
         )
         self._run("pg_ctl", "-D", self.datadir, "-l", self.log, "-o", options, "-w", "-t", "60", "start")
         wait_for_port(self.port)
