@@ -1,9 +1,13 @@
 """Content-addressed blob storage.
 
-Bytes are staged in a temp file inside the store (same filesystem), hashed in
-the same pass, fsync'ed, then atomically renamed to ``root/ab/cd/<sha256>``.
-A reader either sees the whole file or none; a crash leaves at most a temp
-file, which :meth:`FileSystemBlobStore.remove_stale_temp` clears.
+Small blobs (up to ``inline_max`` bytes) are staged in memory and stored in
+their database row, so the one commit that records the upload also makes its
+bytes durable: no file, no fsync of a file and its directory, nothing to
+sweep after a crash.  Larger ones are staged in a temp file inside the store
+(same filesystem), hashed in the same pass, fsync'ed, then atomically renamed
+to ``root/ab/cd/<sha256>``.  A reader either sees the whole file or none; a
+crash leaves at most a temp file, which
+:meth:`FileSystemBlobStore.remove_stale_temp` clears.
 """
 from __future__ import annotations
 
@@ -16,68 +20,122 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from pastefile.ext.hashing import CopyResult, HashingWriter, copy_and_hash
+from pastefile.ext.hashing import HEAD_SIZE, CopyResult, Hasher, HashingWriter, SizeLimitExceeded, copy_and_hash
 
 TEMP_DIR = "tmp"
 TEMP_PREFIX = "upload-"
+_READ = 256 * 1024
 
 
 @dataclass
 class StagedBlob:
-    """Bytes written and hashed but not yet visible under their address."""
+    """Bytes written and hashed but not yet visible under their address:
+    ``data`` for a blob kept in its row, ``path`` (a temp file) otherwise."""
 
-    path: str
     sha256: bytes
     size: int
     head: bytes
+    path: str | None = None
+    data: bytes | None = None
 
     @property
     def hexdigest(self) -> str:
         return self.sha256.hex()
 
+    @property
+    def inline(self) -> bool:
+        return self.data is not None
+
+    def open(self) -> BinaryIO:
+        return io.BytesIO(self.data) if self.data is not None else open(self.path, "rb")
+
 
 class StagingWriter:
-    """A temp file in the store that becomes a :class:`StagedBlob`.
+    """Stages an upload: in memory while it fits ``inline_max``, then in a
+    temp file in the store.
 
     Bytes arrive either pushed chunk by chunk (:meth:`write`, streaming
-    uploads, then :meth:`finish`) or pulled from a file object in one C pass
-    (:meth:`copy_from`).  Use as a context manager: an exception inside
-    discards the temp file.  The result is fsync'ed, not yet visible under
-    its address.
+    uploads, then :meth:`finish`) or pulled from a file object
+    (:meth:`copy_from`, one C pass for a file on disk).  Use as a context
+    manager: an exception inside discards what was written.  A file result
+    is fsync'ed, not yet visible under its address.
     """
 
-    def __init__(self, temp_dir: str, limit: int | None):
+    def __init__(self, temp_dir: str, limit: int | None, inline_max: int = 0):
+        self.temp_dir = temp_dir
         self.limit = limit
-        self._fd, self.path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=temp_dir)
+        self.inline_max = inline_max
+        self.path: str | None = None
+        self._fd = -1
         self._writer: HashingWriter | None = None
+        self._buffer = bytearray()
+        self._hasher: Hasher | None = Hasher("sha256") if inline_max > 0 else None
+        if self._hasher is None:
+            self._spill()
 
     @property
     def size(self) -> int:
-        return self._writer.size if self._writer is not None else 0
+        return self._writer.size if self._writer is not None else len(self._buffer)
+
+    def _spill(self) -> None:
+        """From memory to a temp file: the file's writer re-hashes the buffer."""
+        self._fd, self.path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.temp_dir)
+        self._writer = HashingWriter(self._fd, self.limit)
+        self._hasher = None
+        if self._buffer:
+            self._writer.write(self._buffer)
+        self._buffer = bytearray()
 
     def write(self, chunk) -> int:
         if self._writer is None:
-            self._writer = HashingWriter(self._fd, self.limit)
+            n = len(chunk)
+            if len(self._buffer) + n <= self.inline_max:
+                if self.limit is not None and len(self._buffer) + n > self.limit:
+                    raise SizeLimitExceeded(self.limit, len(self._buffer))
+                self._buffer += chunk
+                self._hasher.update(chunk)
+                return n
+            self._spill()
         return self._writer.write(chunk)
 
     def finish(self) -> StagedBlob:
-        writer = self._writer if self._writer is not None else HashingWriter(self._fd, self.limit)
-        return self._seal(writer.result())
+        if self._writer is None:
+            data = bytes(self._buffer)
+            self._buffer = bytearray()
+            return StagedBlob(self._hasher.digest(), len(data), data[:HEAD_SIZE], data=data)
+        return self._seal(self._writer.result())
 
     def copy_from(self, fileobj: BinaryIO) -> StagedBlob:
+        if self._writer is None:
+            # small bodies stay in memory; a larger one on disk is copied by C
+            start = _tell(fileobj)
+            first = fileobj.read(self.inline_max + 1)
+            if len(first) <= self.inline_max:
+                self.write(first)
+                return self.finish()
+            if start is not None and _has_fd(fileobj):
+                fileobj.seek(start)
+                self._spill()
+                return self._seal(copy_and_hash(fileobj, self._fd, self.limit))
+            self.write(first)
+            while chunk := fileobj.read(_READ):
+                self.write(chunk)
+            return self.finish()
         return self._seal(copy_and_hash(fileobj, self._fd, self.limit))
 
     def _seal(self, result: CopyResult) -> StagedBlob:
         os.fsync(self._fd)
         os.close(self._fd)
         self._fd = -1
-        return StagedBlob(self.path, result.digest, result.size, result.head)
+        return StagedBlob(result.digest, result.size, result.head, path=self.path)
 
     def abort(self) -> None:
+        self._buffer = bytearray()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        _unlink(self.path)
+        if self.path is not None:
+            _unlink(self.path)
 
     def __enter__(self) -> "StagingWriter":
         return self
@@ -85,6 +143,21 @@ class StagingWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self.abort()
+
+
+def _tell(fileobj) -> int | None:
+    try:
+        return fileobj.tell() if fileobj.seekable() else None
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _has_fd(fileobj) -> bool:
+    try:
+        fileobj.fileno()
+        return True
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return False
 
 
 class BlobStore(abc.ABC):
@@ -103,7 +176,8 @@ class BlobStore(abc.ABC):
 
     @abc.abstractmethod
     def commit(self, staged: StagedBlob) -> bool:
-        """Make staged bytes durable under their hash; False if already there."""
+        """Make staged file bytes durable under their hash; False if already
+        there.  Inline blobs are made durable by their row instead."""
 
     @abc.abstractmethod
     def discard(self, staged: StagedBlob) -> None:
@@ -127,8 +201,9 @@ class BlobStore(abc.ABC):
 
 
 class FileSystemBlobStore(BlobStore):
-    def __init__(self, root: str):
+    def __init__(self, root: str, inline_max: int = 0):
         self.root = os.path.abspath(root)
+        self.inline_max = inline_max
         self.temp_dir = os.path.join(self.root, TEMP_DIR)
         os.makedirs(self.temp_dir, exist_ok=True)
 
@@ -141,9 +216,11 @@ class FileSystemBlobStore(BlobStore):
             return writer.copy_from(fileobj)
 
     def writer(self, limit: int | None = None) -> StagingWriter:
-        return StagingWriter(self.temp_dir, limit)
+        return StagingWriter(self.temp_dir, limit, self.inline_max)
 
     def commit(self, staged: StagedBlob) -> bool:
+        if staged.inline:
+            return False
         final = self.path(staged.sha256)
         if os.path.exists(final):
             _unlink(staged.path)
@@ -157,7 +234,8 @@ class FileSystemBlobStore(BlobStore):
         return True
 
     def discard(self, staged: StagedBlob) -> None:
-        _unlink(staged.path)
+        if staged.path is not None:
+            _unlink(staged.path)
 
     def exists(self, sha256: bytes) -> bool:
         return os.path.exists(self.path(sha256))

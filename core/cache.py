@@ -21,7 +21,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 # Bump when the shape of cached values changes: old entries are then ignored.
-KEY_VERSION = 1
+KEY_VERSION = 2
 MUTEX_SUFFIX = "#mutex"
 _MAX_KEY = 200
 
@@ -64,6 +64,9 @@ class Cache:
 
     def close(self) -> None:
         pass
+
+    def after_fork(self) -> None:
+        """Called in a forked child: drop connections shared with the parent."""
 
 
 NullCache = Cache
@@ -170,23 +173,31 @@ class MemcachedCache(Cache):
         timeout: float = 0.5,
         dead_timeout: float = 10.0,
     ):
-        from pymemcache.client.hash import HashClient
-
         super().__init__(prefix)
         self.servers = [_parse_server(s) for s in servers]
-        self.client = HashClient(
+        self._options = dict(connect_timeout=connect_timeout, timeout=timeout, dead_timeout=dead_timeout)
+        self.client = self._connect()
+        self._last_warning = 0.0
+
+    def _connect(self):
+        from pymemcache.client.hash import HashClient
+
+        return HashClient(
             self.servers,
             serde=_Serde(),
-            connect_timeout=connect_timeout,
-            timeout=timeout,
+            connect_timeout=self._options["connect_timeout"],
+            timeout=self._options["timeout"],
             use_pooling=True,
             retry_attempts=1,
             retry_timeout=1,
-            dead_timeout=dead_timeout,
+            dead_timeout=self._options["dead_timeout"],
             default_noreply=False,
             ignore_exc=False,
         )
-        self._last_warning = 0.0
+
+    def after_fork(self) -> None:
+        # the parent's sockets stay the parent's: new ones for this process
+        self.client = self._connect()
 
     def _failed(self, op: str, exc: BaseException) -> None:
         # one line every few seconds is enough to see a node is down

@@ -15,7 +15,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, relationship
 
 # Stable constraint names so Alembic migrations match on every backend.
 NAMING_CONVENTION = {
@@ -51,6 +51,9 @@ class Blob(Base):
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    # the bytes of a small blob, made durable by the same commit as its row;
+    # NULL for a blob stored as a file
+    data: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
 
 
 class PasteFile(Base):

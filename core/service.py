@@ -19,10 +19,12 @@ runs in the caller's transaction (pyramid_tm commits it).
 """
 from __future__ import annotations
 
+import functools
 import io
 import os
 import tempfile
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -30,18 +32,19 @@ from datetime import datetime, timezone
 from typing import BinaryIO
 from urllib.parse import quote
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from pastefile.ext.hashing import SizeLimitExceeded
 
-from . import db, mimes
+from . import db, mimes, repository
 from .blobstore import FileSystemBlobStore, StagedBlob, StagingWriter
 from .cache import Cache, cache, make_cache
 from .errors import EmptyFile, InvalidRequest, NotFound, TooLarge, UnsupportedType
+from .groupcommit import GroupCommitter
 from .imaging import ImageError, crop_resize, image_size
 from .models import Blob, PasteFile, utcnow
+from .repository import NewPaste
 from .settings import Settings
 from .shortlink import ShortLinks
 from .sniff import sniff
@@ -68,6 +71,7 @@ class PasteInfo:
     parent_id: int | None = None
     resize_w: int | None = None
     resize_h: int | None = None
+    inline: bool = False  # the bytes live in the blob's row, not in a file
 
     @property
     def type(self) -> str:
@@ -171,10 +175,12 @@ class PasteFileService:
             prefix=self.settings.cache_prefix,
             max_entries=self.settings.cache_memory_size,
         )
-        self.store = FileSystemBlobStore(self.settings.storage_root)
+        self.store = FileSystemBlobStore(self.settings.storage_root, self.settings.inline_max)
         self.links = ShortLinks(self.settings.symlink_key)
         self.expire = self.settings.cache_expire
         self._session: Session | None = None
+        self._committer = GroupCommitter(self.engine, self._record, after_commit=self._remember)
+        os.register_at_fork(after_in_child=functools.partial(_after_fork_in_child, weakref.ref(self)))
         if self.settings.auto_migrate:
             self.initdb()
 
@@ -196,6 +202,7 @@ class PasteFileService:
         db.upgrade(self.engine)
 
     def close(self) -> None:
+        self._committer.close()
         self.cache.close()
         self.engine.dispose()
 
@@ -206,6 +213,15 @@ class PasteFileService:
             return
         with self.session_factory() as session, session.begin():
             yield session
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """A connection for reads: the bound session's, or one from the pool."""
+        if self._session is not None:
+            yield self._session.connection()
+            return
+        with self.engine.connect() as conn:
+            yield conn
 
     # -- upload -------------------------------------------------------------
 
@@ -264,13 +280,13 @@ class PasteFileService:
             if resize:
                 if mimetype not in mimes.RESIZABLE_MIMES:
                     raise UnsupportedType(f"cannot resize {mimetype}; only images can take w and h")
-                with open(staged.path, "rb") as f:
+                with staged.open() as f:
                     resized = self._crop_resize(f, w, h)
                 self.store.discard(staged)
                 staged = self.store.stage_bytes(resized.data)
                 mimetype, dims = resized.mimetype, (resized.width, resized.height)
             else:
-                dims = self._dimensions(staged.path, mimetype)
+                dims = self._dimensions(staged, mimetype)
             return self._save(staged, filename, mimetype, dims, resize=resize)
         except BaseException:
             self.store.discard(staged)
@@ -294,7 +310,7 @@ class PasteFileService:
     def _check_type(self, staged: StagedBlob) -> str:
         if staged.size == 0:
             raise EmptyFile("the file is empty")
-        mimetype = sniff(staged.head, staged.path)
+        mimetype = sniff(staged.head, staged.path, staged.data)
         if not mimes.is_allowed(mimetype, self.settings.allowed_types):
             raise UnsupportedType(f"files of type {mimetype} are not accepted here")
         return mimetype
@@ -316,10 +332,10 @@ class PasteFileService:
             raise UnsupportedType(str(exc)) from None
 
     @staticmethod
-    def _dimensions(path: str, mimetype: str) -> tuple[int | None, int | None]:
+    def _dimensions(staged: StagedBlob, mimetype: str) -> tuple[int | None, int | None]:
         if mimetype not in mimes.IMAGE_MIMES:
             return (None, None)
-        with open(path, "rb") as f:
+        with staged.open() as f:
             return image_size(f) or (None, None)
 
     def _save(
@@ -332,103 +348,83 @@ class PasteFileService:
         parent_id: int | None = None,
         resize: tuple | None = None,
     ) -> PasteInfo:
-        sha = staged.sha256
-        with self._transaction() as session:
-            if self._blob_known(session, sha) and self.store.exists(sha):
-                self.store.discard(staged)
-            else:
-                # durable under its address before any row points at it
-                self.store.commit(staged)
-                self._insert_ignore(
-                    session,
-                    Blob,
-                    dict(sha256=sha, size=staged.size, mimetype=mimetype, width=dims[0], height=dims[1], created=utcnow()),
-                )
-            paste_id = self._paste_id(session, sha, filename)
-            if paste_id is None:
-                values = dict(
-                    filehash=new_filehash(filename),
-                    filename=filename,
-                    blob_sha256=sha,
-                    uploadtime=utcnow(),
-                    parent_id=parent_id,
-                    resize_w=resize[0] if resize else None,
-                    resize_h=resize[1] if resize else None,
-                )
-                paste_id = self._insert_ignore(session, PasteFile, values, returning=PasteFile.id)
-                if paste_id is None:  # a concurrent identical upload won the race
-                    paste_id = self._paste_id(session, sha, filename)
-            info = self._info(session.get(PasteFile, paste_id))
-            db.after_commit(session, lambda: self._remember(info))
+        """Make the upload durable and visible: a file blob under its address
+        first, then the rows in one commit (shared with concurrent uploads by
+        the group committer, or the caller's transaction when bound)."""
+        item = NewPaste(
+            sha256=staged.sha256,
+            size=staged.size,
+            mimetype=mimetype,
+            width=dims[0],
+            height=dims[1],
+            data=staged.data,
+            filehash=new_filehash(filename),
+            filename=filename,
+            uploadtime=utcnow(),
+            parent_id=parent_id,
+            resize_w=resize[0] if resize else None,
+            resize_h=resize[1] if resize else None,
+        )
+        if not staged.inline:
+            # durable under its address before any row points at it; a file
+            # already there (same bytes) is kept and the staged copy dropped
+            self.store.commit(staged)
+        if self._session is None:
+            return self._committer.submit(item)
+        info = self._record(self._session.connection(), [item])[0]
+        db.after_commit(self._session, lambda: self._remember([item], [info]))
         return info
 
-    @staticmethod
-    def _paste_id(session: Session, sha: bytes, filename: str) -> int | None:
-        """The paste of these bytes under this name, if any (idempotent retries)."""
-        return session.scalar(select(PasteFile.id).where(PasteFile.blob_sha256 == sha, PasteFile.filename == filename))
+    def _record(self, conn: Connection, items: list[NewPaste]) -> list[PasteInfo]:
+        return [self._info(row) for row in repository.record(conn, items)]
 
-    @staticmethod
-    def _insert_ignore(session: Session, model, values: dict, returning=None):
-        """INSERT .. ON CONFLICT DO NOTHING on PostgreSQL and SQLite."""
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(model).values(**values).on_conflict_do_nothing()
-        if returning is None:
-            session.execute(stmt)
-            return None
-        return session.execute(stmt.returning(returning)).scalar()
+    def _remember(self, items: list[NewPaste], infos: list[PasteInfo]) -> None:
+        """One cache write for a committed batch of uploads: their pastes and
+        the bytes of small ones (a new upload is usually viewed at once)."""
+        mapping = {}
+        for item, info in zip(items, infos):
+            data = info.to_cache()
+            mapping[f"paste:fh:{info.filehash}"] = data
+            mapping[f"paste:id:{info.id}"] = data
+            if info.inline and item.data is not None and len(item.data) <= self.settings.cache_variant_max:
+                mapping[f"blobdata:{info.sha256}"] = item.data
+        self.cache.set_many(mapping, self.expire)
 
-    def _blob_known(self, session: Session, sha: bytes) -> bool:
-        key = f"blob:{sha.hex()}"
-        if self.cache.get(key):
-            return True
-        known = session.scalar(select(Blob.size).where(Blob.sha256 == sha)) is not None
-        if known:
-            self.cache.set(key, 1, self.expire)
-        return known
-
-    def _remember(self, info: PasteInfo) -> None:
-        data = info.to_cache()
-        self.cache.set_many(
-            {f"paste:fh:{info.filehash}": data, f"paste:id:{info.id}": data, f"blob:{info.sha256}": 1},
-            self.expire,
-        )
-
-    def _info(self, row: PasteFile) -> PasteInfo:
-        blob = row.blob
+    def _info(self, row) -> PasteInfo:
         return PasteInfo(
-            id=row.id,
-            filehash=row.filehash,
-            filename=row.filename,
-            symlink=self.links.encode(row.id),
-            sha256=blob.sha256.hex(),
-            size=blob.size,
-            mimetype=blob.mimetype,
-            width=blob.width,
-            height=blob.height,
-            uploadtime=_aware(row.uploadtime),
-            parent_id=row.parent_id,
-            resize_w=row.resize_w,
-            resize_h=row.resize_h,
+            id=row["id"],
+            filehash=row["filehash"],
+            filename=row["filename"],
+            symlink=self.links.encode(row["id"]),
+            sha256=row["blob_sha256"].hex(),
+            size=row["size"],
+            mimetype=row["mimetype"],
+            width=row["width"],
+            height=row["height"],
+            uploadtime=_aware(row["uploadtime"]),
+            parent_id=row["parent_id"],
+            resize_w=row["resize_w"],
+            resize_h=row["resize_h"],
+            inline=bool(row["inline"]),
         )
 
     # -- lookups --------------------------------------------------------------
 
     @cache("paste:fh:{filehash}", max_retry=5)
     def _paste_by_filehash(self, filehash: str) -> dict | None:
-        with self._transaction() as session:
-            row = session.scalar(select(PasteFile).where(PasteFile.filehash == filehash))
+        with self._connection() as conn:
+            row = repository.paste_by_filehash(conn, filehash)
             return self._info(row).to_cache() if row is not None else None
 
     @cache("paste:id:{paste_id}", max_retry=5)
     def _paste_by_id(self, paste_id: int) -> dict | None:
-        with self._transaction() as session:
-            row = session.get(PasteFile, paste_id)
+        with self._connection() as conn:
+            row = repository.paste_by_id(conn, paste_id)
             return self._info(row).to_cache() if row is not None else None
 
     def _pastes_by_ids(self, ids: list[int]) -> dict[int, dict]:
-        with self._transaction() as session:
-            rows = session.scalars(select(PasteFile).where(PasteFile.id.in_(ids))).all()
-            return {row.id: self._info(row).to_cache() for row in rows}
+        with self._connection() as conn:
+            return {row["id"]: self._info(row).to_cache() for row in repository.pastes_by_ids(conn, ids)}
 
     def get(self, filehash: str) -> PasteInfo | None:
         """The paste with this public filehash, or None."""
@@ -479,9 +475,10 @@ class PasteFileService:
 
     # -- content --------------------------------------------------------------
 
-    def path(self, info: PasteInfo) -> str:
-        """Where the paste's bytes are on disk (for sendfile/X-Accel-Redirect)."""
-        return self.store.path(bytes.fromhex(info.sha256))
+    def path(self, info: PasteInfo) -> str | None:
+        """Where the paste's bytes are on disk (for sendfile/X-Accel-Redirect),
+        None for a blob kept in its row."""
+        return None if info.inline else self.store.path(bytes.fromhex(info.sha256))
 
     def open(self, filehash: str) -> BinaryIO:
         """The stored bytes of a paste, as a binary file object."""
@@ -489,7 +486,22 @@ class PasteFileService:
 
     def open_blob(self, info: PasteInfo) -> BinaryIO:
         """The stored bytes of a paste already looked up."""
+        if info.inline:
+            return io.BytesIO(self.blob_bytes(info))
         return self.store.open(bytes.fromhex(info.sha256))
+
+    def blob_bytes(self, info: PasteInfo) -> bytes:
+        """All the bytes of an inline blob: from the cache, else its row."""
+        key = f"blobdata:{info.sha256}"
+        data = self.cache.get(key)
+        if data is None:
+            with self._connection() as conn:
+                data = repository.blob_data(conn, bytes.fromhex(info.sha256))
+            if data is None:
+                raise NotFound(f"the bytes of {info.filehash!r} are missing")
+            if len(data) <= self.settings.cache_variant_max:
+                self.cache.set(key, data, self.expire)
+        return data
 
     def _resize_source(self, filehash: str, w, h) -> PasteInfo:
         """The image paste a resize request names, after checking the request."""
@@ -556,16 +568,25 @@ class PasteFileService:
         if repair:
             report["stale_temp"] = self.store.remove_stale_temp(grace)
         on_disk = set(self.store.iter_hashes())
-        with self._transaction() as session:
-            known = set(session.scalars(select(Blob.sha256)))
+        with self._connection() as conn:
+            in_files = repository.file_hashes(conn)
+            known = in_files | repository.inline_hashes(conn)
         cutoff = time.time() - grace
         orphans = {sha for sha in on_disk - known if self.store.mtime(sha) < cutoff}
         report["orphan_files"] = len(orphans)
-        report["missing_files"] = len(known - on_disk)
+        report["missing_files"] = len(in_files - on_disk)
         if repair:
             for sha in orphans:
                 self.store.delete(sha)
         return report
+
+
+def _after_fork_in_child(ref: weakref.ref) -> None:
+    """A forked worker must not share the parent's database or cache sockets."""
+    service = ref()
+    if service is not None:
+        service.engine.dispose(close=False)
+        service.cache.after_fork()
 
 
 def _aware(value: datetime) -> datetime:

@@ -83,6 +83,8 @@ class Settings:
     cache_expire: int = 24 * 3600
     cache_memory_size: int = 10000
     cache_variant_max: int = 512 << 10
+    # blobs up to this size live in their database row (0: always files)
+    inline_max: int = 128 << 10
     auto_migrate: bool = False
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -129,6 +131,7 @@ class Settings:
 
 _INT_FIELDS = {"max_side": 1, "cache_expire": 0, "cache_memory_size": 1}
 _SIZE_FIELDS = {"max_upload_size", "cache_variant_max"}
+_ZERO_SIZE_FIELDS = {"inline_max"}
 _BOOL_FIELDS = {"allow_upscale", "auto_migrate"}
 _LIST_FIELDS = {"allowed_types", "cache_servers"}
 
@@ -138,6 +141,8 @@ def _convert(key: str, name: str, raw: object) -> object:
         return _to_int(key, raw, _INT_FIELDS[name])
     if name in _SIZE_FIELDS:
         return _to_size(key, raw)
+    if name in _ZERO_SIZE_FIELDS:
+        return 0 if str(raw).strip() == "0" else _to_size(key, raw)
     if name in _BOOL_FIELDS:
         return to_bool(key, raw)
     if name in _LIST_FIELDS:

@@ -184,6 +184,19 @@ def blob_files(service) -> list[str]:
     return sorted(os.path.join(d, f) for d, _, files in os.walk(root) if not d.startswith(skip) for f in files)
 
 
+def blob_copies(service, sha256_hex: str) -> int:
+    """How many places hold one blob's bytes: its file, its row (inline), or
+    both; a stored blob has exactly one."""
+    from sqlalchemy import select
+
+    from pastefile.core.models import Blob
+
+    sha = bytes.fromhex(sha256_hex)
+    with service._connection() as conn:
+        inline = conn.execute(select(Blob.data.is_not(None)).where(Blob.sha256 == sha)).scalar()
+    return int(service.store.exists(sha)) + int(bool(inline))
+
+
 def temp_files(service) -> list[str]:
     return os.listdir(service.store.temp_dir)
 

@@ -1,8 +1,10 @@
 """The ``pastefile`` console script, run as a real subprocess in embedded mode."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 
@@ -21,9 +23,13 @@ def run(cwd, *args, check=True):
 
 
 def stored_blobs(cwd) -> int:
-    """Blob files (named by their 64-hex SHA-256) under the embedded store."""
+    """Blob files (named by their 64-hex SHA-256) under the embedded store,
+    plus small blobs kept in their database rows."""
     root = os.path.join(cwd, "var", "files")
-    return sum(1 for _, _, files in os.walk(root) for name in files if len(name) == 64)
+    files = sum(1 for _, _, names in os.walk(root) for name in names if len(name) == 64)
+    with contextlib.closing(sqlite3.connect(os.path.join(cwd, "var", "pastefile.sqlite"))) as conn:
+        (rows,) = conn.execute("SELECT count(*) FROM blob WHERE data IS NOT NULL").fetchone()
+    return files + rows
 
 
 def test_initdb_and_same_file_twice_stores_one_blob(tmp_path):

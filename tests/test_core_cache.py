@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from pastefile.core.cache import Cache, MemcachedCache, MemoryCache, NullCache, cache
+from pastefile.core.cache import KEY_VERSION, Cache, MemcachedCache, MemoryCache, NullCache, cache
 
 from .servers import Memcached, free_port
 
@@ -56,7 +56,7 @@ def test_expiry(any_cache):
 
 
 def test_keys_are_versioned_and_sanitised(any_cache):
-    assert ":v1:" in any_cache.full_key("x")
+    assert f":v{KEY_VERSION}:" in any_cache.full_key("x")
     weird = "key with spaces\nand newline " + "x" * 300
     full = any_cache.full_key(weird)
     assert len(full) < 250 and " " not in full

@@ -5,9 +5,11 @@ import io
 import os
 import threading
 
+import pytest
+
 from pastefile.core import PasteFileService
 
-from .conftest import make_image, settings_for
+from .conftest import blob_copies, make_image, settings_for
 
 THREADS = 12
 
@@ -31,28 +33,36 @@ def _race(service, data: bytes, names: list[str]):
     return results, errors
 
 
-def _service(tmp_path, url, nodes):
-    svc = PasteFileService(settings_for("postgresql", tmp_path, pg_url=url, memcached=nodes))
+# blobs kept in their rows (the default for small files), and as files
+STORAGE = pytest.mark.parametrize("inline_max", ["128k", "0"], ids=["inline", "file"])
+
+
+def _service(tmp_path, url, nodes, inline_max):
+    svc = PasteFileService(
+        settings_for("postgresql", tmp_path, pg_url=url, memcached=nodes, **{"pastefile.inline_max": inline_max})
+    )
     svc.initdb()
     return svc
 
 
-def test_identical_uploads_same_name(tmp_path, fresh_pg_url, memcached_nodes):
-    svc = _service(tmp_path, fresh_pg_url, memcached_nodes)
+@STORAGE
+def test_identical_uploads_same_name(tmp_path, fresh_pg_url, memcached_nodes, inline_max):
+    svc = _service(tmp_path, fresh_pg_url, memcached_nodes, inline_max)
     try:
         data = make_image("PNG", (128, 128), seed=501)
         results, errors = _race(svc, data, ["same.png"] * THREADS)
         assert errors == []
         assert len({r.id for r in results}) == 1
         assert svc.count() == (1, 1)
-        assert len(list(svc.store.iter_hashes())) == 1
+        assert blob_copies(svc, results[0].sha256) == 1
         assert os.listdir(svc.store.temp_dir) == []
     finally:
         svc.close()
 
 
-def test_identical_uploads_different_names(tmp_path, fresh_pg_url, memcached_nodes):
-    svc = _service(tmp_path, fresh_pg_url, memcached_nodes)
+@STORAGE
+def test_identical_uploads_different_names(tmp_path, fresh_pg_url, memcached_nodes, inline_max):
+    svc = _service(tmp_path, fresh_pg_url, memcached_nodes, inline_max)
     try:
         data = make_image("PNG", (128, 128), seed=502)
         names = [f"copy{i}.png" for i in range(THREADS)]
@@ -61,7 +71,9 @@ def test_identical_uploads_different_names(tmp_path, fresh_pg_url, memcached_nod
         assert sorted(r.filename for r in results) == sorted(names)
         assert len({r.sha256 for r in results}) == 1
         assert svc.count() == (THREADS, 1)
-        assert len(list(svc.store.iter_hashes())) == 1
+        assert blob_copies(svc, results[0].sha256) == 1
+        # concurrent uploads shared commits
+        assert svc._committer.batches < THREADS
     finally:
         svc.close()
 

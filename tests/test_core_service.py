@@ -9,8 +9,9 @@ import pytest
 from PIL import Image
 
 from pastefile.core import EmptyFile, InvalidRequest, NotFound, TooLarge, UnsupportedType
+from pastefile.core.blobstore import FileSystemBlobStore
 
-from .conftest import blob_files, make_image, random_text, temp_files
+from .conftest import blob_copies, blob_files, make_image, random_text, temp_files
 
 
 def test_upload_returns_book_fields(service):
@@ -35,7 +36,7 @@ def test_same_content_same_name_returns_earlier_paste(service):
     again = service.upload(io.BytesIO(data), "notes.txt")
     assert again == first
     assert service.count() == (1, 1)
-    assert len(blob_files(service)) == 1
+    assert blob_copies(service, first.sha256) == 1
     assert temp_files(service) == []
 
 
@@ -46,17 +47,35 @@ def test_other_name_gets_own_paste_over_same_blob(service):
     assert a.id != b.id and a.filehash != b.filehash and a.symlink != b.symlink
     assert a.sha256 == b.sha256
     assert service.count() == (2, 1)
-    assert len(blob_files(service)) == 1
+    assert blob_copies(service, a.sha256) == 1
 
 
-def test_blob_is_content_addressed_on_disk(service):
-    data = random_text(4)
+def test_blob_is_content_addressed_on_disk(service_factory):
+    service = service_factory(**{"pastefile.inline_max": "4k"})
+    data = random_text(4, 5000)
     paste = service.upload(io.BytesIO(data), "x.txt")
+    assert not paste.inline
     sha = paste.sha256
     path = service.path(paste)
     assert path.endswith(os.path.join(sha[:2], sha[2:4], sha))
     with open(path, "rb") as f:
         assert f.read() == data
+
+
+def test_small_blob_is_kept_in_its_row(service_factory):
+    service = service_factory(**{"pastefile.inline_max": "4k"})
+    small = service.upload(io.BytesIO(random_text(40, 4096)), "small.txt")
+    large = service.upload(io.BytesIO(random_text(41, 4097)), "large.txt")
+    assert small.inline and not large.inline
+    assert service.path(small) is None and blob_files(service) == [service.path(large)]
+    assert temp_files(service) == []
+    for paste, size in ((small, 4096), (large, 4097)):
+        with service.open(paste.filehash) as f:
+            assert len(f.read()) == size
+    # the cache may lose the bytes: the row still has them
+    service.cache.delete(f"blobdata:{small.sha256}")
+    assert service.blob_bytes(small) == random_text(40, 4096)
+    assert service.fsck() == {"stale_temp": 0, "orphan_files": 0, "missing_files": 0}
 
 
 def test_lookups(service):
@@ -124,7 +143,8 @@ def test_upload_with_resize_keeps_only_result(service):
     assert (paste.resize_w, paste.resize_h) == (100, 100)
     with service.open(paste.filehash) as f:
         assert Image.open(f).size == (100, 100)
-    assert len(blob_files(service)) == 1
+    assert blob_copies(service, paste.sha256) == 1
+    assert service.count() == (1, 1)
 
 
 def test_resize_creates_child_paste_idempotently(service):
@@ -174,7 +194,8 @@ def test_latest_newest_first(service):
 
 def test_fsck_finds_and_repairs_orphans(service):
     paste = service.upload(io.BytesIO(random_text(15)), "f.txt")
-    orphan = service.store.stage_bytes(b"orphan bytes")
+    # a file store over the same root (no inline blobs) leaves a file behind
+    orphan = FileSystemBlobStore(service.store.root).stage_bytes(b"orphan bytes")
     service.store.commit(orphan)
     # a fresh orphan may be an upload still committing: left alone
     assert service.fsck(repair=True)["orphan_files"] == 0

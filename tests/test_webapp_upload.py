@@ -12,7 +12,7 @@ import webob
 import webtest
 from PIL import Image
 
-from .conftest import blob_files, temp_files
+from .conftest import blob_copies, blob_files, temp_files
 from .webapp_helpers import (
     API,
     BOOK_KEYS,
@@ -85,7 +85,7 @@ def test_post_with_w_h_stores_resized_image(webapp):
     assert Image.open(io.BytesIO(raw.body)).size == (100, 100)
     assert doc["bytes"] == len(raw.body)
     # only the resized image is kept
-    assert len(blob_files(webapp.service)) == 1
+    assert blob_files(webapp.service) == [] and blob_copies(webapp.service, doc["sha256"]) == 1
 
 
 def test_post_with_only_w_keeps_aspect(webapp):
@@ -131,12 +131,12 @@ def test_same_file_twice_gives_same_links(webapp):
     second = webapp.upload_json(data, "same.png")
     for key in ("url_d", "url_i", "url_s", "url_p", "filehash", "symlink", "sha256", "time"):
         assert second[key] == first[key]
-    assert len(blob_files(webapp.service)) == 1
+    assert blob_copies(webapp.service, first["sha256"]) == 1
     # another name: its own paste over the same bytes
     other = webapp.upload_json(data, "other.png")
     assert other["filehash"] != first["filehash"] and other["symlink"] != first["symlink"]
     assert other["sha256"] == first["sha256"]
-    assert len(blob_files(webapp.service)) == 1
+    assert blob_copies(webapp.service, first["sha256"]) == 1
 
 
 def test_put_raw_body_like_curl_T(webapp):
@@ -363,7 +363,7 @@ def test_concurrent_identical_uploads_give_one_paste(webapp):
         results = list(pool.map(go, range(8)))
     assert [status for status, _ in results] == [200] * 8, results
     assert len({body["filehash"] for _, body in results}) == 1
-    assert len(blob_files(webapp.service)) == 1 and temp_files(webapp.service) == []
+    assert blob_copies(webapp.service, results[0][1]["sha256"]) == 1 and temp_files(webapp.service) == []
     assert webapp.get(f"/i/{results[0][1]['filehash']}").body == data
 
 

@@ -23,9 +23,20 @@ def retry_attempts(request):
     return None
 
 
+def needs_transaction(request) -> bool:
+    """``tm.activate_hook``: no request-wide transaction for the views the
+    core serves by itself (reads, and uploads, which the group committer
+    commits); other writes (a view using ``request.dbsession``) get one."""
+    method = request.method
+    if method in ("GET", "HEAD", "PUT"):
+        return False
+    return not (method == "POST" and request.path_info == "/")
+
+
 def includeme(config):
     settings = config.get_settings()
     settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
+    settings.setdefault("tm.activate_hook", "pastefile.webapp.db.needs_transaction")
     settings.setdefault("retry.attempts", "3")
     settings.setdefault("retry.activate_hook", "pastefile.webapp.db.retry_attempts")
     config.include("pyramid_tm")

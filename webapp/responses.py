@@ -80,6 +80,7 @@ def content_response(
     request,
     *,
     fileobj: BinaryIO | None,
+    data: bytes | None = None,
     size: int,
     mimetype: str,
     etag: str,
@@ -87,7 +88,8 @@ def content_response(
     attachment: bool,
     accel_path: str | None = None,
 ) -> Response:
-    """User content with a strong ETag, immutable caching, 304 and 206."""
+    """User content with a strong ETag, immutable caching, 304 and 206;
+    the bytes come from ``data`` or the open file ``fileobj``."""
     if mimes.is_active(mimetype):
         attachment = True  # HTML, SVG, XML would run in our origin
     response = Response(conditional_response=True)
@@ -116,8 +118,16 @@ def content_response(
         if fileobj is not None:
             fileobj.close()
         return response
-    # app_iter first: assigning it resets Content-Length
-    response.app_iter = RangeFileIter(fileobj)
+    if data is not None:
+        response.body = data
+        return response
+    file_wrapper = request.environ.get("wsgi.file_wrapper")
+    if file_wrapper is not None and "Range" not in request.headers and request.method == "GET":
+        # the server streams the file itself (waitress: from its main loop)
+        response.app_iter = file_wrapper(fileobj, _CHUNK)
+    else:
+        # app_iter first: assigning it resets Content-Length
+        response.app_iter = RangeFileIter(fileobj)
     response.content_length = size
     return response
 

@@ -9,8 +9,14 @@ log = logging.getLogger(__name__)
 
 
 def pastefile_service(request) -> PasteFileService:
-    """``request.pastefile``: the core service inside the request's transaction."""
-    return request.registry.pastefile.bind(request.dbsession)
+    """``request.pastefile``: the core service.
+
+    It runs its own short transactions: uploads through its group committer
+    (one commit, one flush, for all concurrent uploads), lookups on a pooled
+    connection after the cache.  A view that must write in the request's
+    transaction binds it: ``request.registry.pastefile.bind(request.dbsession)``.
+    """
+    return request.registry.pastefile
 
 
 def includeme(config):

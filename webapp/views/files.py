@@ -29,11 +29,15 @@ def preview(request):
 
 def _serve_blob(request, paste, *, attachment: bool) -> Response:
     service = request.pastefile
-    path = service.path(paste)
-    accel = accel_path(request, path)
+    if paste.inline:  # bytes kept in the row: from the cache, else the database
+        data, fileobj, accel = service.blob_bytes(paste), None, None
+    else:
+        data, accel = None, accel_path(request, service.path(paste))
+        fileobj = None if accel else service.open_blob(paste)
     return content_response(
         request,
-        fileobj=None if accel else service.open_blob(paste),
+        fileobj=fileobj,
+        data=data,
         size=paste.size,
         mimetype="application/octet-stream" if attachment else paste.mimetype,
         etag=paste.etag,

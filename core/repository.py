@@ -1,0 +1,150 @@
+"""The SQL of pastes and blobs, in SQLAlchemy Core over a Connection.
+
+The hot paths (upload, lookups) run here without the ORM's unit of work:
+each function is a handful of statements, the same on SQLite and PostgreSQL.
+Rows come back as mappings with the keys of :data:`PASTE_COLUMNS`.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .models import Blob, PasteFile
+
+blob_table = Blob.__table__
+paste_table = PasteFile.__table__
+
+PASTE_COLUMNS = (
+    paste_table.c.id,
+    paste_table.c.filehash,
+    paste_table.c.filename,
+    paste_table.c.blob_sha256,
+    paste_table.c.uploadtime,
+    paste_table.c.parent_id,
+    paste_table.c.resize_w,
+    paste_table.c.resize_h,
+    blob_table.c.size,
+    blob_table.c.mimetype,
+    blob_table.c.width,
+    blob_table.c.height,
+    blob_table.c.data.is_not(None).label("inline"),
+)
+_PASTES = select(*PASTE_COLUMNS).select_from(paste_table.join(blob_table))
+
+
+def _insert(conn: Connection, table):
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def paste_by_filehash(conn: Connection, filehash: str):
+    return conn.execute(_PASTES.where(paste_table.c.filehash == filehash)).mappings().first()
+
+
+def paste_by_id(conn: Connection, paste_id: int):
+    return conn.execute(_PASTES.where(paste_table.c.id == paste_id)).mappings().first()
+
+
+def pastes_by_ids(conn: Connection, ids: Sequence[int]) -> list:
+    return list(conn.execute(_PASTES.where(paste_table.c.id.in_(ids))).mappings())
+
+
+def blob_data(conn: Connection, sha256: bytes) -> bytes | None:
+    return conn.execute(select(blob_table.c.data).where(blob_table.c.sha256 == sha256)).scalar()
+
+
+@dataclass
+class NewPaste:
+    """One upload to record: its blob's row and its paste's row."""
+
+    sha256: bytes
+    size: int
+    mimetype: str
+    width: int | None
+    height: int | None
+    data: bytes | None  # the bytes of an inline blob
+    filehash: str
+    filename: str
+    uploadtime: datetime
+    parent_id: int | None = None
+    resize_w: int | None = None
+    resize_h: int | None = None
+
+
+def record(conn: Connection, items: Sequence[NewPaste]) -> list[dict]:
+    """Insert the blobs and pastes of ``items`` in a few statements, whatever
+    their number; returns each item's paste row (the earlier paste when the
+    same bytes were already uploaded under the same name).
+
+    Conflicts are settled by ``ON CONFLICT DO NOTHING``: a blob row that
+    exists is kept (the database is the authority on what is stored), and a
+    paste of the same bytes under the same name is the earlier one.
+    """
+    blobs: dict[bytes, NewPaste] = {}
+    for item in items:
+        blobs.setdefault(item.sha256, item)
+    inserted = set(
+        conn.execute(
+            _insert(conn, blob_table)
+            .values([
+                dict(sha256=i.sha256, size=i.size, mimetype=i.mimetype, width=i.width, height=i.height,
+                     data=i.data, created=i.uploadtime)
+                for i in blobs.values()
+            ])
+            .on_conflict_do_nothing()
+            .returning(blob_table.c.sha256)
+        ).scalars()
+    )
+    stored = {sha: dict(size=i.size, mimetype=i.mimetype, width=i.width, height=i.height, inline=i.data is not None)
+              for sha, i in blobs.items() if sha in inserted}
+    earlier = [sha for sha in blobs if sha not in inserted]
+    if earlier:
+        rows = conn.execute(
+            select(blob_table.c.sha256, blob_table.c.size, blob_table.c.mimetype, blob_table.c.width,
+                   blob_table.c.height, blob_table.c.data.is_not(None).label("inline"))
+            .where(blob_table.c.sha256.in_(earlier))
+        ).mappings()
+        for row in rows:
+            stored[row["sha256"]] = {k: row[k] for k in ("size", "mimetype", "width", "height", "inline")}
+    new = {
+        row.filehash: row.id
+        for row in conn.execute(
+            _insert(conn, paste_table)
+            .values([
+                dict(filehash=i.filehash, filename=i.filename, blob_sha256=i.sha256, uploadtime=i.uploadtime,
+                     parent_id=i.parent_id, resize_w=i.resize_w, resize_h=i.resize_h)
+                for i in items
+            ])
+            .on_conflict_do_nothing()
+            .returning(paste_table.c.id, paste_table.c.filehash)
+        )
+    }
+    out = []
+    for item in items:
+        if item.filehash in new:
+            out.append(dict(
+                id=new[item.filehash], filehash=item.filehash, filename=item.filename, blob_sha256=item.sha256,
+                uploadtime=item.uploadtime, parent_id=item.parent_id, resize_w=item.resize_w,
+                resize_h=item.resize_h, **stored[item.sha256],
+            ))
+        else:  # the same bytes under the same name: the earlier paste
+            out.append(dict(_paste_of(conn, [(item.sha256, item.filename)])[(item.sha256, item.filename)]))
+    return out
+
+
+def _paste_of(conn: Connection, keys: Iterable[tuple[bytes, str]]) -> dict:
+    keys = list(keys)
+    rows = conn.execute(_PASTES.where(tuple_(paste_table.c.blob_sha256, paste_table.c.filename).in_(keys))).mappings()
+    return {(row["blob_sha256"], row["filename"]): row for row in rows}
+
+
+def inline_hashes(conn: Connection) -> set[bytes]:
+    return set(conn.execute(select(blob_table.c.sha256).where(blob_table.c.data.is_not(None))).scalars())
+
+
+def file_hashes(conn: Connection) -> set[bytes]:
+    return set(conn.execute(select(blob_table.c.sha256).where(blob_table.c.data.is_(None))).scalars())
