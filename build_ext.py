@@ -39,7 +39,17 @@ ffibuilder.set_source(
 # Cython modules: (dotted name, .pyx path relative to the project root).
 CYTHON_MODULES = [
     ("pastefile.ext._geometry", os.path.join("ext", "_geometry.pyx")),
+    ("pastefile.ext._resample", os.path.join("ext", "_resample.pyx")),
 ]
+
+# Modules whose prange loops run on OpenMP threads (serial without OpenMP).
+OPENMP_MODULES = {"pastefile.ext._resample"}
+
+# PASTEFILE_PORTABLE=1 builds for the baseline of the target architecture
+# (wheels, images copied to other machines) instead of -march=native.
+PORTABLE = os.environ.get("PASTEFILE_PORTABLE", "").strip() not in ("", "0")
+# PASTEFILE_NO_OPENMP=1 builds the prange loops serial.
+NO_OPENMP = os.environ.get("PASTEFILE_NO_OPENMP", "").strip() not in ("", "0")
 
 
 def _cython_include_dir() -> str:
@@ -61,14 +71,62 @@ def _cython_include_dir() -> str:
     return root
 
 
+def _openmp_available() -> bool:
+    """Whether the C compiler accepts -fopenmp and links libgomp."""
+    if NO_OPENMP:
+        return False
+    import shutil
+    import subprocess
+    import sysconfig
+    import tempfile
+
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
+    if not shutil.which(cc[0]):
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "omp.c")
+        with open(src, "w") as f:
+            f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n")
+        try:
+            done = subprocess.run(
+                [*cc, "-fopenmp", src, "-o", os.path.join(tmp, "omp")],
+                capture_output=True, timeout=60,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return done.returncode == 0
+
+
+def _compile_args() -> list[str]:
+    # -ffp-contract=off: no fused multiply-add in the floating-point parts
+    # (filter weights), so they round exactly like Pillow's baseline build.
+    args = ["-O3", "-ffp-contract=off"]
+    if not PORTABLE:
+        args.append("-march=native")
+    return args
+
+
 def cython_extensions():
     from Cython.Build import cythonize
     from setuptools import Extension
 
-    extensions = [
-        Extension(name, [path], extra_compile_args=["-O3"])
-        for name, path in CYTHON_MODULES
-    ]
+    openmp = any(name in OPENMP_MODULES for name, _ in CYTHON_MODULES) and _openmp_available()
+    extensions = []
+    for name, path in CYTHON_MODULES:
+        compile_args = _compile_args()
+        link_args = []
+        if openmp and name in OPENMP_MODULES:
+            compile_args.append("-fopenmp")
+            link_args.append("-fopenmp")
+        extensions.append(
+            Extension(
+                name,
+                [path],
+                include_dirs=[SRC],
+                extra_compile_args=compile_args,
+                extra_link_args=link_args,
+            )
+        )
     return cythonize(
         extensions,
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},

@@ -1,0 +1,684 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Separable resampling of 8-bit images (L, LA, RGB, RGBA) in fixed point.
+
+The conventions are Pillow's (Resample.c), so results match ``Image.resize``:
+
+* filters box (support 0.5), bilinear (1), bicubic (a = -0.5, support 2) and
+  Lanczos (a = 3); when shrinking, the support is scaled by the factor;
+* output pixel i is centred on source position ``x0 + (i + 0.5) * scale``;
+  its window is rounded to whole pixels and its weights are normalised to a
+  sum of one, then turned into integers with PRECISION_BITS fractional bits;
+* a horizontal pass over the source rows the vertical pass needs, then a
+  vertical pass; each pass rounds to 8 bits (``clip8``);
+* LA and RGBA are premultiplied by alpha on the way in (``MULDIV255``) and
+  divided back on the way out, like Pillow's ``RGBa``/``La`` round trip.
+
+Integer sums do not depend on the order of the additions, so the threads and
+the vectorised loops give exactly Pillow's bytes.
+
+Pixels are read from and written to Pillow's own memory through
+``Image.getim()`` when its layout is the one this module knows (checked field
+by field); otherwise they go through one ``tobytes``/``frombytes`` copy.
+"""
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
+from cython.parallel cimport prange, threadid
+from libc.math cimport ceil, sin, M_PI
+from libc.stdint cimport int32_t, uint8_t, uint32_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
+
+from PIL import Image
+
+
+cdef extern from "resample_kernels.h" nogil:
+    void pf_hrow1(const uint8_t *src, uint8_t *dst, const int *bounds, const int32_t *kk,
+                  int ksize, int out_size)
+    void pf_hrow4(const uint8_t *src, uint8_t *dst, const int *bounds, const int32_t *kk4,
+                  int ksize, int out_size)
+    void pf_vrow(uint8_t **rows, size_t off, const int32_t *k, int n, int width,
+                 int32_t *acc, uint8_t *dst)
+    const char *pf_kernel_name()
+
+
+cdef extern from *:
+    """
+    /* Leading fields of Pillow's ImagingMemoryInstance (libImaging/Imaging.h)
+       up to linesize.  Until Pillow 11 the mode is a seven-byte name; from
+       Pillow 12 it is an enum.  Both layouts are checked against the image's
+       known size, band count and pixel size before any row is touched. */
+    typedef struct {
+        int mode; int type; int depth; int bands; int xsize; int ysize;
+        void *palette; unsigned char **image8; int **image32; char **image;
+        char *block; void *blocks; int pixelsize; int linesize;
+    } pf_imaging_v12;
+    typedef struct {
+        char mode[7]; int type; int depth; int bands; int xsize; int ysize;
+        void *palette; unsigned char **image8; int **image32; char **image;
+        char *block; void *blocks; int pixelsize; int linesize;
+    } pf_imaging_v10;
+
+    #if defined(__GNUC__)
+    #define PF_RESTRICT __restrict__
+    #else
+    #define PF_RESTRICT
+    #endif
+    """
+    ctypedef struct pf_imaging_v12:
+        int type
+        int bands
+        int xsize
+        int ysize
+        unsigned char **image8
+        int **image32
+        char **image
+        int pixelsize
+        int linesize
+    ctypedef struct pf_imaging_v10:
+        char mode[7]
+        int type
+        int bands
+        int xsize
+        int ysize
+        unsigned char **image8
+        int **image32
+        char **image
+        int pixelsize
+        int linesize
+
+
+cdef enum:
+    _HALF = 1 << (PF_PRECISION_BITS - 1)
+
+
+# ---------------------------------------------------------------------------
+# Filters and coefficients
+# ---------------------------------------------------------------------------
+
+
+cdef inline double _sinc(double x) noexcept nogil:
+    if x == 0.0:
+        return 1.0
+    x = x * M_PI
+    return sin(x) / x
+
+
+cdef double _filter(int f, double x) noexcept nogil:
+    if f == PF_FILTER_BOX:
+        if x > -0.5 and x <= 0.5:
+            return 1.0
+        return 0.0
+    if f == PF_FILTER_BILINEAR:
+        if x < 0.0:
+            x = -x
+        if x < 1.0:
+            return 1.0 - x
+        return 0.0
+    if f == PF_FILTER_BICUBIC:
+        # Keys' cubic convolution with a = -0.5
+        if x < 0.0:
+            x = -x
+        if x < 1.0:
+            return (1.5 * x - 2.5) * x * x + 1
+        if x < 2.0:
+            return (((x - 5) * x + 8) * x - 4) * -0.5
+        return 0.0
+    # Lanczos, a = 3: sinc windowed by a stretched sinc
+    if -3.0 <= x and x < 3.0:
+        return _sinc(x) * _sinc(x / 3)
+    return 0.0
+
+
+cdef inline double _support(int f) noexcept nogil:
+    if f == PF_FILTER_BOX:
+        return 0.5
+    if f == PF_FILTER_BILINEAR:
+        return 1.0
+    if f == PF_FILTER_BICUBIC:
+        return 2.0
+    return 3.0
+
+
+cdef void pf_free_coeffs(pf_coeffs *c) noexcept nogil:
+    free(c.bounds)
+    free(c.kk)
+    free(c.kk4)
+    c.bounds = NULL
+    c.kk = NULL
+    c.kk4 = NULL
+
+
+cdef int _expand4(pf_coeffs *c) noexcept nogil:
+    """Fill kk4: every coefficient four times, for the four-channel loop."""
+    cdef size_t i, n = <size_t>c.out_size * c.ksize
+    c.kk4 = <int32_t *>malloc(n * 4 * sizeof(int32_t))
+    if c.kk4 == NULL:
+        return -1
+    for i in range(n):
+        c.kk4[4 * i] = c.kk4[4 * i + 1] = c.kk4[4 * i + 2] = c.kk4[4 * i + 3] = c.kk[i]
+    return 0
+
+
+cdef int pf_precompute_coeffs(int in_size, float in0, float in1, int out_size,
+                              int filter, pf_coeffs *c) noexcept nogil:
+    cdef double support, scale, filterscale, center, ww, ss, w
+    cdef int xx, x, ksize, xmin, xmax
+    cdef double *k
+    c.bounds = NULL
+    c.kk = NULL
+    c.kk4 = NULL
+    c.out_size = out_size
+    filterscale = scale = <double>(in1 - in0) / out_size
+    if filterscale < 1.0:
+        filterscale = 1.0
+    support = _support(filter) * filterscale
+    ksize = <int>ceil(support) * 2 + 1
+    c.ksize = ksize
+    if ksize <= 0 or <size_t>out_size * <size_t>ksize > (<size_t>1 << 40):
+        return -1
+    k = <double *>malloc(ksize * sizeof(double))
+    c.bounds = <int *>malloc(<size_t>out_size * 2 * sizeof(int))
+    c.kk = <int32_t *>malloc(<size_t>out_size * ksize * sizeof(int32_t))
+    if k == NULL or c.bounds == NULL or c.kk == NULL:
+        free(k)
+        pf_free_coeffs(c)
+        return -1
+    ss = 1.0 / filterscale
+    for xx in range(out_size):
+        center = in0 + (xx + 0.5) * scale
+        ww = 0.0
+        xmin = <int>(center - support + 0.5)
+        if xmin < 0:
+            xmin = 0
+        xmax = <int>(center + support + 0.5)
+        if xmax > in_size:
+            xmax = in_size
+        xmax -= xmin
+        for x in range(xmax):
+            w = _filter(filter, (x + xmin - center + 0.5) * ss)
+            k[x] = w
+            ww += w
+        for x in range(xmax):
+            if ww != 0.0:
+                k[x] /= ww
+        for x in range(ksize):
+            if x >= xmax:
+                c.kk[<size_t>xx * ksize + x] = 0
+            elif k[x] < 0:
+                c.kk[<size_t>xx * ksize + x] = <int32_t>(-0.5 + k[x] * (1 << PF_PRECISION_BITS))
+            else:
+                c.kk[<size_t>xx * ksize + x] = <int32_t>(0.5 + k[x] * (1 << PF_PRECISION_BITS))
+        c.bounds[2 * xx] = xmin
+        c.bounds[2 * xx + 1] = xmax
+    free(k)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Row kernels
+# ---------------------------------------------------------------------------
+
+
+cdef inline uint8_t _clip8(int32_t v) noexcept nogil:
+    v = v >> PF_PRECISION_BITS
+    if v < 0:
+        return 0
+    if v > 255:
+        return 255
+    return <uint8_t>v
+
+
+cdef inline uint32_t _muldiv255(uint32_t a, uint32_t b) noexcept nogil:
+    cdef uint32_t t = a * b + 128
+    return ((t >> 8) + t) >> 8
+
+
+cdef inline void _hrow1(const uint8_t *src, uint8_t *dst, const pf_coeffs *c) noexcept nogil:
+    pf_hrow1(src, dst, c.bounds, c.kk, c.ksize, c.out_size)
+
+
+cdef inline void _hrow4(const uint8_t *src, uint8_t *dst, const pf_coeffs *c) noexcept nogil:
+    pf_hrow4(src, dst, c.bounds, c.kk4, c.ksize, c.out_size)
+
+
+cdef void _premultiply(const uint8_t *src, int src_ps, uint8_t *dst, int x0, int x1,
+                       int kind) noexcept nogil:
+    """Columns [x0, x1) of a LA or RGBA row into premultiplied 4-byte pixels."""
+    cdef int x
+    cdef uint32_t a, l
+    cdef const uint8_t *p
+    if kind == PF_KIND_RGBA:
+        for x in range(x0, x1):
+            p = src + 4 * x
+            a = p[3]
+            dst[4 * x] = <uint8_t>_muldiv255(p[0], a)
+            dst[4 * x + 1] = <uint8_t>_muldiv255(p[1], a)
+            dst[4 * x + 2] = <uint8_t>_muldiv255(p[2], a)
+            dst[4 * x + 3] = <uint8_t>a
+    else:
+        for x in range(x0, x1):
+            p = src + src_ps * x
+            a = p[src_ps - 1]
+            l = _muldiv255(p[0], a)
+            dst[4 * x] = <uint8_t>l
+            dst[4 * x + 1] = <uint8_t>l
+            dst[4 * x + 2] = <uint8_t>l
+            dst[4 * x + 3] = <uint8_t>a
+
+
+cdef inline uint8_t _unpremul(uint32_t v, uint32_t a) noexcept nogil:
+    v = (255 * v) // a
+    return <uint8_t>(255 if v > 255 else v)
+
+
+cdef void _store(const uint8_t *src, uint8_t *dst, int dst_ps, int width, int kind) noexcept nogil:
+    """A finished row (working layout) into the output image's row."""
+    cdef int x
+    cdef uint32_t a
+    cdef uint8_t l
+    cdef const uint8_t *p
+    if kind == PF_KIND_L:
+        memcpy(dst, src, width)
+    elif kind == PF_KIND_RGB:
+        for x in range(width):
+            dst[4 * x] = src[4 * x]
+            dst[4 * x + 1] = src[4 * x + 1]
+            dst[4 * x + 2] = src[4 * x + 2]
+            dst[4 * x + 3] = 255
+    elif kind == PF_KIND_RGBA:
+        for x in range(width):
+            p = src + 4 * x
+            a = p[3]
+            if a == 0 or a == 255:
+                dst[4 * x] = p[0]
+                dst[4 * x + 1] = p[1]
+                dst[4 * x + 2] = p[2]
+            else:
+                dst[4 * x] = _unpremul(p[0], a)
+                dst[4 * x + 1] = _unpremul(p[1], a)
+                dst[4 * x + 2] = _unpremul(p[2], a)
+            dst[4 * x + 3] = <uint8_t>a
+    else:
+        for x in range(width):
+            p = src + 4 * x
+            a = p[3]
+            l = p[0] if (a == 0 or a == 255) else _unpremul(p[0], a)
+            if dst_ps == 4:
+                dst[4 * x] = l
+                dst[4 * x + 1] = l
+                dst[4 * x + 2] = l
+                dst[4 * x + 3] = <uint8_t>a
+            else:
+                dst[dst_ps * x] = l
+                dst[dst_ps * x + dst_ps - 1] = <uint8_t>a
+
+
+cdef void _copy_row(const uint8_t *src, int src_ps, uint8_t *dst, int dst_ps,
+                    int width) noexcept nogil:
+    """Pixels unchanged; a two-byte LA row widens to four bytes or back."""
+    cdef int x
+    if src_ps == dst_ps:
+        memcpy(dst, src, <size_t>width * src_ps)
+        return
+    for x in range(width):
+        dst[dst_ps * x] = src[src_ps * x]
+        dst[dst_ps * x + dst_ps - 1] = src[src_ps * x + src_ps - 1]
+        if dst_ps == 4:
+            dst[4 * x + 1] = dst[4 * x + 2] = src[src_ps * x]
+
+
+# ---------------------------------------------------------------------------
+# The two passes
+# ---------------------------------------------------------------------------
+
+
+ctypedef struct _job:
+    const pf_plane *src
+    pf_plane *dst
+    int kind
+    int ps                  # working bytes per pixel: 1 or 4
+    bint premul
+    bint need_h
+    bint need_v
+    pf_coeffs h
+    pf_coeffs v
+    int ybox_first          # source rows [ybox_first, ybox_first + nrows)
+    int nrows               # are the ones the vertical pass reads
+    int x_first             # source columns [x_first, x_last) are the ones
+    int x_last              # the horizontal pass reads
+    uint8_t *pm             # premultiplied copy of those rows, when needed
+    size_t pm_stride
+    uint8_t *tmp            # the image between the passes
+    size_t tmp_stride
+    uint8_t **vrows         # the rows the vertical pass reads
+    bint v_final            # the vertical pass writes the output image
+    uint8_t *pbuf           # per thread: one premultiplied source row
+    size_t pbuf_stride
+    int32_t *acc            # per thread: vertical accumulators
+    uint8_t *obuf           # per thread: one finished output row
+    size_t obuf_stride
+
+
+cdef void _premul_row(_job *j, int r, int tid) noexcept nogil:
+    """Source row ybox_first + r, premultiplied, for a vertical first pass."""
+    _premultiply(j.src.rows[j.ybox_first + r], j.src.pixelsize, j.pm + r * j.pm_stride,
+                 j.x_first, j.x_last, j.kind)
+
+
+cdef void _h_first_row(_job *j, int r, int tid) noexcept nogil:
+    """Horizontal first pass: source row ybox_first + r across."""
+    cdef const uint8_t *row = j.src.rows[j.ybox_first + r]
+    cdef uint8_t *out
+    if j.premul:
+        _premultiply(row, j.src.pixelsize, j.pbuf + tid * j.pbuf_stride,
+                     j.x_first, j.x_last, j.kind)
+        row = j.pbuf + tid * j.pbuf_stride
+    if j.need_v:
+        out = j.tmp + r * j.tmp_stride
+    else:
+        out = j.obuf + tid * j.obuf_stride
+    if j.ps == 4:
+        _hrow4(row, out, &j.h)
+    else:
+        _hrow1(row, out, &j.h)
+    if not j.need_v:
+        _store(out, j.dst.rows[r], j.dst.pixelsize, j.dst.width, j.kind)
+
+
+cdef void _v_row(_job *j, int yy, int tid) noexcept nogil:
+    """Output row yy of the vertical pass, over columns [x_first, x_last)."""
+    cdef uint8_t *out
+    cdef size_t off = <size_t>j.x_first * j.ps
+    if j.v_final:
+        out = j.obuf + tid * j.obuf_stride
+    else:
+        out = j.tmp + yy * j.tmp_stride
+    pf_vrow(j.vrows + j.v.bounds[2 * yy], off, j.v.kk + <size_t>yy * j.v.ksize,
+            j.v.bounds[2 * yy + 1], (j.x_last - j.x_first) * j.ps,
+            j.acc + tid * j.obuf_stride, out)
+    if j.v_final:
+        _store(out + off, j.dst.rows[yy], j.dst.pixelsize, j.dst.width, j.kind)
+
+
+cdef void _h_second_row(_job *j, int yy, int tid) noexcept nogil:
+    """Horizontal second pass: row yy of the vertically resampled image."""
+    cdef uint8_t *out = j.obuf + tid * j.obuf_stride
+    if j.ps == 4:
+        _hrow4(j.tmp + yy * j.tmp_stride, out, &j.h)
+    else:
+        _hrow1(j.tmp + yy * j.tmp_stride, out, &j.h)
+    _store(out, j.dst.rows[yy], j.dst.pixelsize, j.dst.width, j.kind)
+
+
+cdef void _free_job(_job *j) noexcept nogil:
+    pf_free_coeffs(&j.h)
+    pf_free_coeffs(&j.v)
+    free(j.pm)
+    free(j.tmp)
+    free(j.vrows)
+    free(j.pbuf)
+    free(j.acc)
+    free(j.obuf)
+
+
+cdef int pf_resample(const pf_plane *src, pf_plane *dst, int kind, int filter,
+                     const float *box, int order, int nthreads) noexcept nogil:
+    cdef _job j
+    cdef int i, r, yy, out_w = dst.width, out_h = dst.height
+    cdef bint h_first
+    cdef size_t n, width_max
+    memset(&j, 0, sizeof(j))
+    if nthreads < 1:
+        nthreads = 1
+    j.src = src
+    j.dst = dst
+    j.kind = kind
+    j.ps = 1 if kind == PF_KIND_L else 4
+    j.premul = kind == PF_KIND_LA or kind == PF_KIND_RGBA
+    j.need_h = out_w != src.width or box[0] != 0 or box[2] != out_w
+    j.need_v = out_h != src.height or box[1] != 0 or box[3] != out_h
+
+    if not j.need_h and not j.need_v:
+        for r in range(out_h):
+            _copy_row(src.rows[r], src.pixelsize, dst.rows[r], dst.pixelsize, out_w)
+        return 0
+
+    # Pillow 13 runs the vertical pass first when the height shrinks by more
+    # than twice as many pixels as the width; earlier releases never do.
+    h_first = not (order == PF_ORDER_PILLOW13 and src.height - out_h > 0
+                   and src.height - out_h > (src.width - out_w) * 2)
+
+    if j.need_v:
+        if pf_precompute_coeffs(src.height, box[1], box[3], out_h, filter, &j.v) != 0:
+            return -1
+        j.ybox_first = j.v.bounds[0]
+        j.nrows = j.v.bounds[2 * out_h - 2] + j.v.bounds[2 * out_h - 1] - j.ybox_first
+        if j.nrows < 0:
+            j.nrows = 0
+        for i in range(out_h):
+            j.v.bounds[2 * i] -= j.ybox_first
+    else:
+        j.ybox_first = 0
+        j.nrows = src.height
+    if j.need_h:
+        if (pf_precompute_coeffs(src.width, box[0], box[2], out_w, filter, &j.h) != 0
+                or (j.ps == 4 and _expand4(&j.h) != 0)):
+            _free_job(&j)
+            return -1
+        j.x_first = j.h.bounds[0]
+        j.x_last = j.h.bounds[2 * out_w - 2] + j.h.bounds[2 * out_w - 1]
+        if j.x_last < j.x_first:
+            j.x_last = j.x_first
+    else:
+        j.x_first = 0
+        j.x_last = src.width
+
+    width_max = <size_t>(src.width if src.width > out_w else out_w) * j.ps + 64
+    j.obuf_stride = width_max
+    j.obuf = <uint8_t *>malloc(nthreads * j.obuf_stride)
+    j.acc = <int32_t *>malloc(nthreads * j.obuf_stride * sizeof(int32_t))
+    j.vrows = <uint8_t **>malloc(<size_t>(j.nrows if j.nrows > 0 else 1) * sizeof(uint8_t *))
+    if j.obuf == NULL or j.acc == NULL or j.vrows == NULL:
+        _free_job(&j)
+        return -1
+
+    if h_first and j.need_h:
+        # source rows -> (premultiplied on the fly) horizontal -> tmp -> vertical
+        if j.premul:
+            j.pbuf_stride = <size_t>src.width * 4 + 64
+            j.pbuf = <uint8_t *>malloc(nthreads * j.pbuf_stride)
+            if j.pbuf == NULL:
+                _free_job(&j)
+                return -1
+        if j.need_v:
+            j.tmp_stride = <size_t>out_w * j.ps
+            j.tmp = <uint8_t *>malloc(<size_t>(j.nrows if j.nrows > 0 else 1) * j.tmp_stride)
+            if j.tmp == NULL:
+                _free_job(&j)
+                return -1
+            for r in range(j.nrows):
+                j.vrows[r] = j.tmp + r * j.tmp_stride
+        for r in prange(j.nrows, num_threads=nthreads, schedule='static'):
+            _h_first_row(&j, r, threadid())
+        if j.need_v:
+            # the horizontal pass produced all columns of its output
+            j.x_first = 0
+            j.x_last = out_w
+            j.v_final = True
+            for yy in prange(out_h, num_threads=nthreads, schedule='static'):
+                _v_row(&j, yy, threadid())
+    else:
+        # source rows (premultiplied first if needed) -> vertical -> horizontal
+        if j.premul:
+            j.pm_stride = <size_t>src.width * 4
+            j.pm = <uint8_t *>malloc(<size_t>(j.nrows if j.nrows > 0 else 1) * j.pm_stride)
+            if j.pm == NULL:
+                _free_job(&j)
+                return -1
+            for r in prange(j.nrows, num_threads=nthreads, schedule='static'):
+                _premul_row(&j, r, threadid())
+            for r in range(j.nrows):
+                j.vrows[r] = j.pm + r * j.pm_stride
+        else:
+            for r in range(j.nrows):
+                j.vrows[r] = src.rows[j.ybox_first + r]
+        j.v_final = not j.need_h
+        if j.need_h:
+            j.tmp_stride = <size_t>src.width * j.ps
+            j.tmp = <uint8_t *>malloc(<size_t>out_h * j.tmp_stride)
+            if j.tmp == NULL:
+                _free_job(&j)
+                return -1
+        for yy in prange(out_h, num_threads=nthreads, schedule='static'):
+            _v_row(&j, yy, threadid())
+        if j.need_h:
+            for yy in prange(out_h, num_threads=nthreads, schedule='static'):
+                _h_second_row(&j, yy, threadid())
+    _free_job(&j)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Pillow images in and out
+# ---------------------------------------------------------------------------
+
+
+_KINDS = {"L": PF_KIND_L, "LA": PF_KIND_LA, "RGB": PF_KIND_RGB, "RGBA": PF_KIND_RGBA}
+_BANDS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
+# rawmodes of the copying route, and their bytes per pixel
+_RAWMODES = {"L": ("L", 1), "LA": ("LA", 2), "RGB": ("RGBX", 4), "RGBA": ("RGBA", 4)}
+
+
+cdef uint8_t **_pillow_rows(object image, int bands, int pixelsize) except? NULL:
+    """Row pointers into the image's own memory, or NULL if its layout is unknown."""
+    cdef void *p
+    cdef pf_imaging_v12 *a
+    cdef pf_imaging_v10 *b
+    cdef char **image_rows = NULL
+    cdef uint8_t **rows
+    cdef Py_ssize_t i
+    cdef int w = image.width, h = image.height
+    getim = getattr(image, "getim", None)
+    if getim is None:
+        return NULL
+    capsule = getim()
+    if not PyCapsule_IsValid(capsule, b"Pillow Imaging"):
+        return NULL
+    p = PyCapsule_GetPointer(capsule, b"Pillow Imaging")
+    a = <pf_imaging_v12 *>p
+    b = <pf_imaging_v10 *>p
+    if (a.type == 0 and a.bands == bands and a.xsize == w and a.ysize == h
+            and a.pixelsize == pixelsize and a.linesize == w * pixelsize
+            and a.image != NULL
+            and ((pixelsize == 1 and <void *>a.image8 == <void *>a.image and a.image32 == NULL)
+                 or (pixelsize == 4 and <void *>a.image32 == <void *>a.image and a.image8 == NULL))):
+        image_rows = a.image
+    elif (b.type == 0 and b.bands == bands and b.xsize == w and b.ysize == h
+            and b.pixelsize == pixelsize and b.linesize == w * pixelsize
+            and b.image != NULL
+            and ((pixelsize == 1 and <void *>b.image8 == <void *>b.image and b.image32 == NULL)
+                 or (pixelsize == 4 and <void *>b.image32 == <void *>b.image and b.image8 == NULL))):
+        image_rows = b.image
+    if image_rows == NULL:
+        return NULL
+    rows = <uint8_t **>malloc(<size_t>h * sizeof(uint8_t *))
+    if rows == NULL:
+        raise MemoryError()
+    for i in range(h):
+        rows[i] = <uint8_t *>image_rows[i]
+    return rows
+
+
+cdef uint8_t **_buffer_rows(unsigned char[::1] buf, int width, int height, int pixelsize) except NULL:
+    cdef uint8_t **rows = <uint8_t **>malloc(<size_t>(height if height > 0 else 1) * sizeof(uint8_t *))
+    cdef size_t stride = <size_t>width * pixelsize
+    cdef uint8_t *base = &buf[0]
+    cdef Py_ssize_t i
+    if rows == NULL:
+        raise MemoryError()
+    for i in range(height):
+        rows[i] = base + i * stride
+    return rows
+
+
+def kernel_name() -> str:
+    """The inner loops in use: ``"avx2"`` or ``"c"``."""
+    return pf_kernel_name().decode()
+
+
+def pillow_layout_known(image) -> bool:
+    """True when ``image``'s pixels can be read in place (no copy)."""
+    mode = image.mode
+    if mode not in _BANDS:
+        return False
+    cdef uint8_t **rows = _pillow_rows(image, _BANDS[mode], 1 if mode == "L" else 4)
+    free(rows)
+    return rows != NULL
+
+
+def resize(image, int width, int height, int filter,
+           float x0, float y0, float x1, float y1, int threads=1, int order=0,
+           bint zero_copy=True):
+    """Resample a Pillow image of mode L, LA, RGB or RGBA to ``(width, height)``.
+
+    Arguments are not checked here beyond what C needs: use
+    ``pastefile.ext.resample.resize``.
+    """
+    cdef pf_plane src, dst
+    cdef float box[4]
+    cdef int rc, kind
+    cdef unsigned char[::1] src_buf, dst_buf
+    mode = image.mode
+    kind = _KINDS[mode]
+    if width < 1 or height < 1 or threads < 1:
+        raise ValueError("sizes and threads must be >= 1")
+    if filter < PF_FILTER_BOX or filter > PF_FILTER_LANCZOS:
+        raise ValueError("unknown filter")
+    if order != PF_ORDER_PILLOW13 and order != PF_ORDER_HORIZONTAL:
+        raise ValueError("unknown pass order")
+    box[0] = x0
+    box[1] = y0
+    box[2] = x1
+    box[3] = y1
+    if not (0 <= box[0] < box[2] <= image.width and 0 <= box[1] < box[3] <= image.height):
+        raise ValueError("box must lie inside the image and be non-empty")
+    bands = _BANDS[mode]
+    pixelsize = 1 if kind == PF_KIND_L else 4
+    rawmode, raw_ps = _RAWMODES[mode]
+    src.rows = NULL
+    dst.rows = NULL
+    src.width = image.width
+    src.height = image.height
+    dst.width = width
+    dst.height = height
+    out = None
+    try:
+        if zero_copy:
+            src.rows = _pillow_rows(image, bands, pixelsize)
+        if src.rows != NULL:
+            src.pixelsize = pixelsize
+        else:
+            data = bytearray(image.tobytes("raw", rawmode))
+            src_buf = data
+            src.pixelsize = raw_ps
+            src.rows = _buffer_rows(src_buf, src.width, src.height, raw_ps)
+        if zero_copy:
+            out = Image.new(mode, (width, height))
+            dst.rows = _pillow_rows(out, bands, pixelsize)
+        if dst.rows != NULL:
+            dst.pixelsize = pixelsize
+        else:
+            out_data = bytearray(<size_t>width * height * raw_ps)
+            dst_buf = out_data
+            dst.pixelsize = raw_ps
+            dst.rows = _buffer_rows(dst_buf, width, height, raw_ps)
+            out = None
+        with nogil:
+            rc = pf_resample(&src, &dst, kind, filter, box, order, threads)
+        if rc != 0:
+            raise MemoryError("out of memory while resampling")
+        if out is None:
+            out = Image.frombytes(mode, (width, height), bytes(out_data), "raw", rawmode)
+        return out
+    finally:
+        free(src.rows)
+        free(dst.rows)

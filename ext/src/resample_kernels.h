@@ -1,0 +1,285 @@
+/* Inner loops of the Cython resampler (ext/_resample.pyx).
+ *
+ * Rows of 8-bit pixels times 32-bit fixed-point coefficients, summed in
+ * 32-bit integers: a horizontal pass (each output pixel a dot product over a
+ * window of the source row) and a vertical pass (each output row a weighted
+ * sum of source rows).  On x86-64 an AVX2 version is compiled with a target
+ * attribute and picked at run time, so even a baseline (portable) build uses
+ * it where the CPU has it; elsewhere the plain C loops are left to the
+ * compiler's vectoriser.  Integer sums do not depend on the order of the
+ * additions, so every version returns the same bytes.
+ *
+ * The sums include the rounding half and are shifted by PF_KERNEL_BITS, then
+ * clamped to 0..255, exactly like Pillow's clip8().
+ */
+#ifndef PASTEFILE_RESAMPLE_KERNELS_H
+#define PASTEFILE_RESAMPLE_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define PF_KERNEL_BITS 22
+#define PF_KERNEL_HALF (1 << (PF_KERNEL_BITS - 1))
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define PF_X86_DISPATCH 1
+#include <immintrin.h>
+#endif
+
+static inline uint8_t
+pf_clip8(int32_t v) {
+    v >>= PF_KERNEL_BITS;
+    return (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v));
+}
+
+/* ---- plain C ---------------------------------------------------------- */
+
+/* bounds[2i], bounds[2i + 1]: first source pixel and tap count of output i;
+   kk: ksize coefficients per output pixel (kk4: each one repeated 4 times). */
+static void
+pf_hrow1_c(const uint8_t *src, uint8_t *dst, const int *bounds, const int32_t *kk,
+           int ksize, int out_size) {
+    for (int xx = 0; xx < out_size; xx++) {
+        const uint8_t *p = src + bounds[2 * xx];
+        const int32_t *k = kk + (size_t)xx * ksize;
+        int n = bounds[2 * xx + 1];
+        int32_t s = PF_KERNEL_HALF;
+        for (int x = 0; x < n; x++) {
+            s += p[x] * k[x];
+        }
+        dst[xx] = pf_clip8(s);
+    }
+}
+
+static void
+pf_hrow4_c(const uint8_t *src, uint8_t *dst, const int *bounds, const int32_t *kk4,
+           int ksize, int out_size) {
+    for (int xx = 0; xx < out_size; xx++) {
+        const uint8_t *p = src + 4 * (size_t)bounds[2 * xx];
+        const int32_t *k = kk4 + (size_t)xx * ksize * 4;
+        int n = bounds[2 * xx + 1];
+        int32_t s0 = PF_KERNEL_HALF, s1 = PF_KERNEL_HALF, s2 = PF_KERNEL_HALF,
+                s3 = PF_KERNEL_HALF;
+        for (int x = 0; x < n; x++) {
+            int32_t w = k[4 * x];
+            s0 += p[4 * x] * w;
+            s1 += p[4 * x + 1] * w;
+            s2 += p[4 * x + 2] * w;
+            s3 += p[4 * x + 3] * w;
+        }
+        dst[4 * xx] = pf_clip8(s0);
+        dst[4 * xx + 1] = pf_clip8(s1);
+        dst[4 * xx + 2] = pf_clip8(s2);
+        dst[4 * xx + 3] = pf_clip8(s3);
+    }
+}
+
+/* dst[i] = clip8(HALF + sum over y < n of rows[y][i] * k[y]), i < width;
+   acc: width int32 of scratch. */
+static void
+pf_vrow_c(uint8_t *const *rows, size_t off, const int32_t *k, int n, int width,
+          int32_t *acc, uint8_t *dst) {
+    for (int i = 0; i < width; i++) {
+        acc[i] = PF_KERNEL_HALF;
+    }
+    for (int y = 0; y < n; y++) {
+        const uint8_t *row = rows[y] + off;
+        int32_t w = k[y];
+        for (int i = 0; i < width; i++) {
+            acc[i] += row[i] * w;
+        }
+    }
+    for (int i = 0; i < width; i++) {
+        dst[i] = pf_clip8(acc[i]);
+    }
+}
+
+/* ---- AVX2 ------------------------------------------------------------- */
+
+#ifdef PF_X86_DISPATCH
+
+#define PF_AVX2 __attribute__((target("avx2")))
+
+/* Four int32 lanes: round, shift, clamp to 0..255, four bytes out. */
+PF_AVX2 static inline void
+pf_store4_avx2(__m128i s, uint8_t *dst) {
+    s = _mm_srai_epi32(_mm_add_epi32(s, _mm_set1_epi32(PF_KERNEL_HALF)), PF_KERNEL_BITS);
+    s = _mm_packus_epi16(_mm_packs_epi32(s, s), s);
+    int32_t v = _mm_cvtsi128_si32(s);
+    memcpy(dst, &v, 4);
+}
+
+PF_AVX2 static void
+pf_hrow4_avx2(const uint8_t *src, uint8_t *dst, const int *bounds, const int32_t *kk4,
+              int ksize, int out_size) {
+    for (int xx = 0; xx < out_size; xx++) {
+        const uint8_t *p = src + 4 * (size_t)bounds[2 * xx];
+        const int32_t *k = kk4 + (size_t)xx * ksize * 4;
+        int n = bounds[2 * xx + 1];
+        __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
+        int x = 0;
+        /* two pixels (eight channels) per multiply */
+        for (; x + 4 <= n; x += 4) {
+            __m256i a = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 4 * x)));
+            __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 4 * x + 8)));
+            acc0 = _mm256_add_epi32(
+                acc0, _mm256_mullo_epi32(a, _mm256_loadu_si256((const __m256i *)(k + 4 * x))));
+            acc1 = _mm256_add_epi32(
+                acc1, _mm256_mullo_epi32(b, _mm256_loadu_si256((const __m256i *)(k + 4 * x + 8))));
+        }
+        if (x + 2 <= n) {
+            __m256i a = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 4 * x)));
+            acc0 = _mm256_add_epi32(
+                acc0, _mm256_mullo_epi32(a, _mm256_loadu_si256((const __m256i *)(k + 4 * x))));
+            x += 2;
+        }
+        acc0 = _mm256_add_epi32(acc0, acc1);
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc0), _mm256_extracti128_si256(acc0, 1));
+        if (x < n) {
+            int32_t v;
+            memcpy(&v, p + 4 * x, 4);
+            __m128i a = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(v));
+            s = _mm_add_epi32(s, _mm_mullo_epi32(a, _mm_loadu_si128((const __m128i *)(k + 4 * x))));
+        }
+        pf_store4_avx2(s, dst + 4 * xx);
+    }
+}
+
+PF_AVX2 static void
+pf_hrow1_avx2(const uint8_t *src, uint8_t *dst, const int *bounds, const int32_t *kk,
+              int ksize, int out_size) {
+    for (int xx = 0; xx < out_size; xx++) {
+        const uint8_t *p = src + bounds[2 * xx];
+        const int32_t *k = kk + (size_t)xx * ksize;
+        int n = bounds[2 * xx + 1];
+        __m256i acc = _mm256_setzero_si256();
+        int x = 0;
+        for (; x + 8 <= n; x += 8) {
+            __m256i a = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + x)));
+            acc = _mm256_add_epi32(
+                acc, _mm256_mullo_epi32(a, _mm256_loadu_si256((const __m256i *)(k + x))));
+        }
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+        int32_t sum = _mm_cvtsi128_si32(s) + PF_KERNEL_HALF;
+        for (; x < n; x++) {
+            sum += p[x] * k[x];
+        }
+        dst[xx] = pf_clip8(sum);
+    }
+}
+
+/* 32 output bytes at a time, the accumulators in registers across taps. */
+PF_AVX2 static void
+pf_vrow_avx2(uint8_t *const *rows, size_t off, const int32_t *k, int n, int width,
+             int32_t *acc, uint8_t *dst) {
+    const __m256i half = _mm256_set1_epi32(PF_KERNEL_HALF);
+    int i = 0;
+    for (; i + 32 <= width; i += 32) {
+        __m256i s0 = half, s1 = half, s2 = half, s3 = half;
+        for (int y = 0; y < n; y++) {
+            const uint8_t *row = rows[y] + off + i;
+            __m256i w = _mm256_set1_epi32(k[y]);
+            __m128i lo = _mm_loadu_si128((const __m128i *)row);
+            __m128i hi = _mm_loadu_si128((const __m128i *)(row + 16));
+            s0 = _mm256_add_epi32(s0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(lo), w));
+            s1 = _mm256_add_epi32(
+                s1, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)), w));
+            s2 = _mm256_add_epi32(s2, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(hi), w));
+            s3 = _mm256_add_epi32(
+                s3, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)), w));
+        }
+        s0 = _mm256_srai_epi32(s0, PF_KERNEL_BITS);
+        s1 = _mm256_srai_epi32(s1, PF_KERNEL_BITS);
+        s2 = _mm256_srai_epi32(s2, PF_KERNEL_BITS);
+        s3 = _mm256_srai_epi32(s3, PF_KERNEL_BITS);
+        /* packs/packus work within 128-bit lanes: fix the order after */
+        __m256i w01 = _mm256_packs_epi32(s0, s1);
+        __m256i w23 = _mm256_packs_epi32(s2, s3);
+        __m256i b = _mm256_packus_epi16(w01, w23);
+        b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(dst + off + i), b);
+    }
+    if (i < width) {
+        uint8_t *tail_rows_dst = dst + off + i;
+        for (int j = 0; j < width - i; j++) {
+            acc[j] = PF_KERNEL_HALF;
+        }
+        for (int y = 0; y < n; y++) {
+            const uint8_t *row = rows[y] + off + i;
+            int32_t w = k[y];
+            for (int j = 0; j < width - i; j++) {
+                acc[j] += row[j] * w;
+            }
+        }
+        for (int j = 0; j < width - i; j++) {
+            tail_rows_dst[j] = pf_clip8(acc[j]);
+        }
+    }
+}
+
+static int
+pf_have_avx2(void) {
+    static int have = -1;
+    if (have < 0) {
+        __builtin_cpu_init();
+        have = __builtin_cpu_supports("avx2") ? 1 : 0;
+    }
+    return have;
+}
+
+#endif /* PF_X86_DISPATCH */
+
+/* ---- entry points ----------------------------------------------------- */
+
+static void
+pf_hrow1(const uint8_t *src, uint8_t *dst, const int *bounds, const int32_t *kk,
+         int ksize, int out_size) {
+#ifdef PF_X86_DISPATCH
+    if (pf_have_avx2()) {
+        pf_hrow1_avx2(src, dst, bounds, kk, ksize, out_size);
+        return;
+    }
+#endif
+    pf_hrow1_c(src, dst, bounds, kk, ksize, out_size);
+}
+
+static void
+pf_hrow4(const uint8_t *src, uint8_t *dst, const int *bounds, const int32_t *kk4,
+         int ksize, int out_size) {
+#ifdef PF_X86_DISPATCH
+    if (pf_have_avx2()) {
+        pf_hrow4_avx2(src, dst, bounds, kk4, ksize, out_size);
+        return;
+    }
+#endif
+    pf_hrow4_c(src, dst, bounds, kk4, ksize, out_size);
+}
+
+/* Bytes [off, off + width) of dst from the same bytes of rows[0..n). */
+static void
+pf_vrow(uint8_t *const *rows, size_t off, const int32_t *k, int n, int width,
+        int32_t *acc, uint8_t *dst) {
+#ifdef PF_X86_DISPATCH
+    if (pf_have_avx2()) {
+        pf_vrow_avx2(rows, off, k, n, width, acc, dst);
+        return;
+    }
+#endif
+    pf_vrow_c(rows, off, k, n, width, acc, dst + off);
+}
+
+/* Which inner loops run: "avx2" or "c". */
+static const char *
+pf_kernel_name(void) {
+#ifdef PF_X86_DISPATCH
+    if (pf_have_avx2()) {
+        return "avx2";
+    }
+#endif
+    return "c";
+}
+
+#endif
