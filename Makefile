@@ -1,16 +1,19 @@
 # pastefile — one entry point for provisioning, tests, benchmarks and the dev server.
 #   make test    provision a fresh Debian/Ubuntu machine, build, run every test
 #   make run     serve development.ini on http://localhost:6543
-#   make bench   benchmark suites and benchmarks/REPORT.md
-#   make profile line-by-line profile of the upload and resize paths
+#   make bench   benchmark suites, the load comparison and benchmarks/REPORT.md
+#   make profile line-by-line profile of the upload and resize paths, and a
+#                flame graph of the server under uploads
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := build-essential python3-dev python3-venv postgresql memcached libpq-dev libssl-dev \
-	libmagic1 libjpeg-dev zlib1g-dev chromium chromium-driver fonts-liberation
+	libmagic1 libjpeg-dev zlib1g-dev chromium chromium-driver fonts-liberation wrk curl
 PYTEST_ARGS ?=
+# e.g. make bench LOAD_ARGS="--seconds 4 --repeats 1" or LOAD_ARGS="--only upload-64k read-i"
+LOAD_ARGS ?=
 
 .PHONY: deps install test bench profile run clean
 
@@ -47,14 +50,13 @@ bench: install
 	$(BIN)/python -m pytest -p no:cacheprovider benchmarks --benchmark-only \
 	  --benchmark-json=benchmarks/results.json $(PYTEST_ARGS)
 	$(BIN)/python -m benchmarks.hash_throughput --size-mb 256 | tee benchmarks/throughput.txt
-	$(BIN)/python -m benchmarks.loadtest --json benchmarks/loadtest.json
-	$(BIN)/python -m benchmarks.loadtest --backend postgresql --json benchmarks/loadtest-pg.json
+	$(BIN)/python -m benchmarks.load --json benchmarks/load.json $(LOAD_ARGS)
 	$(BIN)/python -m benchmarks.report benchmarks/results.json benchmarks/REPORT.md \
-	  --throughput benchmarks/throughput.txt \
-	  --loadtest benchmarks/loadtest.json --loadtest benchmarks/loadtest-pg.json
+	  --throughput benchmarks/throughput.txt --load benchmarks/load.json
 
 profile: install
 	$(BIN)/python -m benchmarks.profile_paths
+	$(BIN)/python -m benchmarks.load --profile benchmarks/profile/upload-flame.svg --seconds 20
 
 run: install
 	$(BIN)/pserve development.ini

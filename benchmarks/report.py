@@ -2,15 +2,18 @@
 
 Within each benchmark group the entry whose name contains ``reference`` (or
 ``hashlib``/``pillow``) is the baseline; every other entry gets its speed-up
-against that baseline, measured in the same run.  The throughput table and
-the load test results are added when given.
+against that baseline, measured in the same run.  The throughput table, the
+load test results and the load comparison (benchmarks.load, with PNG charts
+under ``--charts-dir``) are added when given.
 
     python -m benchmarks.report results.json REPORT.md [--throughput T.txt] [--loadtest L.json ...]
+        [--load load.json [--charts-dir DIR]]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 from collections import defaultdict
 
@@ -25,7 +28,8 @@ def _baseline(entries: list[dict]) -> dict | None:
     return None
 
 
-def render(data: dict, throughput: str | None = None, loadtests: list[dict] = ()) -> str:
+def render(data: dict, throughput: str | None = None, loadtests: list[dict] = (), load: dict | None = None,
+           charts_dir: str | None = None, report_dir: str = ".") -> str:
     groups: dict[str, list[dict]] = defaultdict(list)
     for bench in data.get("benchmarks", []):
         groups[bench.get("group") or bench["name"]].append(bench)
@@ -66,6 +70,8 @@ def render(data: dict, throughput: str | None = None, loadtests: list[dict] = ()
                 f"{row['p50_ms']:.2f} | {row['p95_ms']:.2f} | {row['p99_ms']:.2f} |"
             )
         lines.append("")
+    if load is not None:
+        lines += render_load(load, charts_dir, report_dir)
     return "\n".join(lines)
 
 
@@ -75,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("report", help="the Markdown file to write")
     parser.add_argument("--throughput", help="output of benchmarks.hash_throughput")
     parser.add_argument("--loadtest", action="append", default=[], help="--json output of benchmarks.loadtest (repeatable)")
+    parser.add_argument("--load", help="--json output of benchmarks.load (the load comparison)")
+    parser.add_argument("--charts-dir", help="where the load comparison's PNG charts go (default: charts/ beside the report)")
     args = parser.parse_args(argv)
     with open(args.results) as f:
         data = json.load(f)
@@ -83,10 +91,180 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.loadtest:
         with open(path) as f:
             loadtests.append(json.load(f))
+    load = None
+    report_dir = os.path.dirname(os.path.abspath(args.report))
+    charts_dir = args.charts_dir or os.path.join(report_dir, "charts")
+    if args.load:
+        with open(args.load) as f:
+            load = json.load(f)
     with open(args.report, "w") as f:
-        f.write(render(data, throughput, loadtests))
+        f.write(render(data, throughput, loadtests, load, charts_dir, report_dir))
     print(f"wrote {args.report}")
     return 0
+
+
+# -- the load comparison (benchmarks.load) -------------------------------------------
+
+VERSION_KEYS = ("python", "waitress", "pyramid", "SQLAlchemy", "psycopg2", "pymemcache", "Flask", "Flask-SQLAlchemy",
+                "Werkzeug", "postgresql", "memcached", "wrk", "curl", "commit")
+METRIC_NAMES = {"rps": "req/s", "mbps": "MB/s", "p99_ms": "p99 ms", "non2xx": "non-2xx",
+                "rss_growth_mb": "RSS growth MB (worst run)"}
+
+
+def _num(value, digits: int = 1) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def _verdict(met) -> str:
+    return "n/a" if met is None else ("met" if met else "**missed**")
+
+
+def _target_text(op: str, target) -> str:
+    return f"{op} {target:g}" if target is not None else ""
+
+
+def load_charts(load: dict, charts_dir: str) -> dict[str, str]:
+    """One bar chart per scenario (its rate per contender, reference in grey)
+    and one of the target ratios.  Returns {scenario or "targets": png path}."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(charts_dir, exist_ok=True)
+    out = {}
+    for scenario in load.get("scenarios", []):
+        metric = scenario["metric"]
+        names = list(scenario["contenders"])
+        values = [scenario["contenders"][n]["median"].get(metric) or 0.0 for n in names]
+        colors = ["#999999" if n == scenario["reference"] else "#1f77b4" if n.startswith("pastefile")
+                  else "#ff7f0e" for n in names]
+        fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(names) + 1.3))
+        bars = ax.barh(names[::-1], values[::-1], color=colors[::-1])
+        ax.bar_label(bars, labels=[_num(v) for v in values[::-1]], padding=3, fontsize=8)
+        ax.set_xlabel(METRIC_NAMES[metric] + " (median)")
+        ax.set_title(f"{scenario['name']}: {scenario['title']}", fontsize=9)
+        ax.margins(x=0.15)
+        fig.tight_layout()
+        path = os.path.join(charts_dir, f"load-{scenario['name']}.png")
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        out[scenario["name"]] = path
+    targets = [(f"{s['name']}: {r['label']}", r["value"], r["target"]) for s in load.get("scenarios", [])
+               for r in s["ratios"] if r["target"] is not None and r["value"] is not None]
+    if targets:
+        fig, ax = plt.subplots(figsize=(8, 0.4 * len(targets) + 1.5))
+        labels = [t[0] for t in targets][::-1]
+        measured = [t[1] / t[2] for t in targets][::-1]
+        colors = ["#2ca02c" if m >= 1 else "#d62728" for m in measured]
+        bars = ax.barh(labels, measured, color=colors)
+        ax.bar_label(bars, labels=[f"{t[1]:.2f} / {t[2]:g}" for t in targets][::-1], padding=3, fontsize=7)
+        ax.axvline(1.0, color="black", linewidth=1)
+        ax.set_xlabel("measured ratio / target ratio (1 = target met)")
+        ax.set_title("Load comparison: ratios against their targets", fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.margins(x=0.2)
+        fig.tight_layout()
+        path = os.path.join(charts_dir, "load-targets.png")
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        out["targets"] = path
+    return out
+
+
+def render_load(load: dict, charts_dir: str | None = None, report_dir: str = ".") -> list[str]:
+    charts = load_charts(load, charts_dir) if charts_dir else {}
+
+    def image(key: str, alt: str) -> list[str]:
+        if key not in charts:
+            return []
+        return [f"![{alt}]({os.path.relpath(charts[key], report_dir)})", ""]
+
+    machine = load.get("machine", {})
+    server = load.get("server_section", {})
+    lines = [
+        "## Load comparison (benchmarks.load)",
+        "",
+        f"Run {load.get('started', '?')}: {load.get('repeats')} interleaved rounds of {load.get('seconds')} s per "
+        f"contender, medians shown; wrk with {load.get('wrk_threads', 2)} threads (16 connections for uploads, 32 "
+        "for reads) and curl for the single large upload, on the same machine as the servers, over 127.0.0.1. "
+        "Every server runs under `pserve` with the `[server:main]` section of production.ini "
+        f"(`{', '.join(f'{k} = {v}' for k, v in server.items() if k not in ('listen', 'host', 'port'))}`).",
+        "",
+    ]
+    if load.get("smoke"):
+        lines += ["**Smoke run**: 1 s runs with every contender at the same time; these numbers check the harness "
+                  "and compare nothing.", ""]
+    if load.get("aborted") or load.get("error"):
+        lines += [f"**Incomplete run**: {load.get('aborted') or load.get('error')}", ""]
+    lines += [
+        f"Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, {machine.get('memory_mb', '?')} MB; "
+        f"load average {', '.join(f'{x:.2f}' for x in machine.get('loadavg_start', []))} at the start, "
+        f"{', '.join(f'{x:.2f}' for x in machine.get('loadavg_end', []))} at the end.",
+        "",
+        "| component | version |",
+        "|---|---|",
+    ]
+    versions = load.get("versions", {})
+    for key in VERSION_KEYS:
+        if versions.get(key):
+            lines.append(f"| {key} | {versions[key]} |")
+    lines.append("")
+
+    targeted = []
+    for scenario in load.get("scenarios", []):
+        for r in scenario["ratios"]:
+            if r["target"] is not None:
+                targeted.append((scenario["name"], f"{r['label']} ({METRIC_NAMES[r['metric']]})", _num(r["value"], 2),
+                                 _target_text(">=", r["target"]), _verdict(r["met"])))
+        for c in scenario["checks"]:
+            targeted.append((scenario["name"], f"{c['contender']} {METRIC_NAMES.get(c['metric'], c['metric'])}",
+                             _num(c["value"]), _target_text(c["op"], c["target"]), _verdict(c["met"])))
+    if targeted:
+        met = sum(1 for t in targeted if t[4] == "met")
+        lines += [f"### Targets: {met} of {len(targeted)} met", ""]
+        lines += image("targets", "ratios against targets")
+        lines += ["| scenario | measure | value | target | |", "|---|---|---:|---|---|"]
+        lines += [f"| {' | '.join(t)} |" for t in targeted]
+        lines.append("")
+
+    for scenario in load.get("scenarios", []):
+        size = scenario.get("body_bytes") or 0
+        details = [f"reference: {scenario['reference']}"]
+        if size:
+            details.append(f"body {size // 1024} KB" if size < (1 << 20) else f"body {size >> 20} MB")
+        if scenario.get("dup_share"):
+            details.append(f"{scenario['dup_share']:.0%} duplicates")
+        lines += [f"### {scenario['name']}: {scenario['title']}", "", "; ".join(details) + ".", ""]
+        lines += image(scenario["name"], scenario["name"])
+        large = scenario["kind"] == "large"
+        head = "| contender | what | req/s | MB/s | p50 ms | p99 ms | non-2xx | socket errors |"
+        rule = "|---|---|---:|---:|---:|---:|---:|---:|"
+        if large:
+            head += " RSS growth MB (worst) |"
+            rule += "---:|"
+        lines += [head, rule]
+        for name, row in scenario["contenders"].items():
+            m = row["median"]
+            cells = [name, row.get("label", ""), _num(m.get("rps")), _num(m.get("mbps")), _num(m.get("p50_ms")),
+                     _num(m.get("p99_ms")), str(m.get("non2xx", 0)), str(m.get("socket_errors", 0))]
+            if large:
+                cells.append(_num(m.get("rss_growth_mb_max")))
+            lines.append(f"| {' | '.join(cells)} |")
+        lines.append("")
+        if scenario["ratios"]:
+            lines += ["| ratio | of | value | target | |", "|---|---|---:|---|---|"]
+            for r in scenario["ratios"]:
+                lines.append(f"| {r['label']} | {METRIC_NAMES[r['metric']]} | {_num(r['value'], 2)} | "
+                             f"{_target_text('>=', r['target'])} | {_verdict(r['met']) if r['target'] is not None else ''} |")
+            lines.append("")
+    return lines
 
 
 if __name__ == "__main__":

@@ -1,0 +1,235 @@
+"""Processes of the load comparison: pserve servers in their own process
+groups, memcached, process trees and their RSS read from /proc."""
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import time
+
+from tests import servers as test_servers
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+class HarnessError(RuntimeError):
+    """Something the harness needs is missing or broke; the run stops."""
+
+
+# -- /proc --------------------------------------------------------------------
+
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # the command name is in parentheses and may contain spaces
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    return children
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants that are alive now."""
+    if not alive(pid):
+        return []
+    children = _children_map()
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo.extend(children.get(current, ()))
+    return out
+
+
+def rss_bytes(pids) -> int:
+    """Resident set size summed over ``pids`` (those that still exist)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                total += int(f.read().split()[1]) * PAGE_SIZE
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def tree_rss(pid: int) -> int:
+    return rss_bytes(process_tree(pid))
+
+
+def alive(pid: int) -> bool:
+    """True when ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2 :].split()[0] != b"Z"
+
+
+def group_alive(pgid: int) -> bool:
+    """True while a process of group ``pgid`` runs (zombies waiting for
+    their parent to reap them do not count)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
+
+
+def kill_group(pgid: int, grace: float = 5.0) -> None:
+    """SIGTERM to the process group, SIGKILL to whatever is left after ``grace``."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not group_alive(pgid):
+            return
+        time.sleep(0.05)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def log_tail(path: str, limit: int = 3000) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()[-limit:]
+    except OSError:
+        return ""
+
+
+# -- servers ------------------------------------------------------------------
+
+class PserveServer:
+    """``pserve <ini>`` in a new session (its own process group)."""
+
+    def __init__(self, name: str, ini_path: str, port: int, log_path: str, env: dict, cwd: str, pserve: str):
+        self.name = name
+        self.ini_path = ini_path
+        self.port = port
+        self.log_path = log_path
+        self.env = env
+        self.cwd = cwd
+        self.pserve = pserve
+        self.proc: subprocess.Popen | None = None
+        self.seen_pids: set[int] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [self.pserve, self.ini_path],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=self.env, cwd=self.cwd, start_new_session=True,
+            )
+        self.seen_pids.add(self.proc.pid)
+
+    def wait_ready(self, path: str, timeout: float) -> None:
+        """Until an HTTP GET of ``path`` answers below 500."""
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                code = None if self.proc is None else self.proc.returncode
+                raise HarnessError(f"{self.name} exited with code {code} before answering:\n{log_tail(self.log_path)}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                conn.request("GET", path)
+                status = conn.getresponse().status
+                conn.close()
+                if status < 500:
+                    self.remember_pids()
+                    return
+                last = f"HTTP {status}"
+            except OSError as exc:
+                last = str(exc)
+            time.sleep(0.1)
+        raise HarnessError(f"{self.name} not ready after {timeout:.0f}s ({last}):\n{log_tail(self.log_path)}")
+
+    def tree(self) -> list[int]:
+        return process_tree(self.pid) if self.proc is not None else []
+
+    def remember_pids(self) -> None:
+        self.seen_pids.update(self.tree())
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.remember_pids()
+        kill_group(self.proc.pid)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        # a worker that left the group would survive the group signal
+        for pid in self.seen_pids:
+            if alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+class Memcached(test_servers.Memcached):
+    """tests.servers.Memcached, started in a session of its own."""
+
+    def __init__(self, log_path: str, memory_mb: int = 64):
+        super().__init__(memory_mb)
+        self.log_path = log_path
+
+    def start(self) -> "Memcached":
+        argv = [self.binary, "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", str(self.memory_mb), "-t", "2"]
+        if os.geteuid() == 0:
+            argv += ["-u", "nobody"]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        test_servers.wait_for_port(self.port, 15, self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            kill_group(self.proc.pid)
+            self.proc.wait()
+        self.proc = None
+
+
+class PostgresCluster(test_servers.PostgresCluster):
+    """tests.servers.PostgresCluster that also reports its server pids."""
+
+    def postmaster_pid(self) -> int | None:
+        try:
+            with open(os.path.join(self.datadir, "postmaster.pid")) as f:
+                return int(f.readline())
+        except (OSError, ValueError):
+            return None
+
+    def pids(self) -> list[int]:
+        pid = self.postmaster_pid()
+        return process_tree(pid) if pid else []

@@ -1,0 +1,534 @@
+"""Run the load comparison: start every server once, measure each scenario
+with its contenders interleaved, write medians, ratios and checks as JSON."""
+from __future__ import annotations
+
+import argparse
+import atexit
+import datetime as dt
+import http.client
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+from . import config
+from .clients import CHILDREN, curl_upload, make_text_file, require, run_wrk, stamp
+from .procs import HarnessError, Memcached, PostgresCluster, PserveServer, alive
+from .scenarios import BY_NAME, CONTENDERS, KB, MB, SCENARIOS, Scenario, evaluate, summarize
+
+READY_PATHS = {"pyramid-min": "/hello"}
+APPS = {
+    "body-reader": "call:benchmarks.load.body_reader:make_app",
+    "hello": "call:benchmarks.load.hello:make_app",
+    "pyramid-min": "call:benchmarks.load.pyramid_min:make_app",
+    "book-sqlite": "call:benchmarks.load.book_app:make_app",
+    "book-pg": "call:benchmarks.load.book_app:make_app",
+}
+PG_SERVERS = {"pastefile-pg", "book-pg"}
+READ_ROUTES = ("s", "p", "j", "i")
+BOOK_ROUTES = ("s", "p", "i")
+
+
+class Aborted(Exception):
+    """A signal or the global time bound stopped the run."""
+
+
+# -- machine and versions --------------------------------------------------------
+
+def machine_info() -> dict:
+    model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = None
+    try:
+        with open("/proc/meminfo") as f:
+            mem = int(f.readline().split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "memory_mb": mem, "kernel": platform.release(),
+            "loadavg_start": list(os.getloadavg())}
+
+
+def _first_line(argv: list[str]) -> str | None:
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (result.stdout or result.stderr).strip()
+    return text.splitlines()[0] if text else None
+
+
+def versions(pg_bindir: str | None) -> dict:
+    out = {"python": platform.python_version()}
+    for dist in ("waitress", "pyramid", "SQLAlchemy", "psycopg2", "pymemcache", "Flask", "Flask-SQLAlchemy",
+                 "Werkzeug", "pastefile"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = None
+    if pg_bindir:
+        out["postgresql"] = _first_line([os.path.join(pg_bindir, "postgres"), "--version"])
+    memcached = shutil.which("memcached")
+    out["memcached"] = _first_line([memcached, "-V"]) if memcached else None
+    wrk = _first_line(["wrk", "-v"])
+    out["wrk"] = re.sub(r"\s+Copyright.*", "", wrk) if wrk else None
+    curl = _first_line(["curl", "--version"])
+    out["curl"] = " ".join(curl.split()[:2]) if curl else None
+    try:
+        commit = subprocess.run(["git", "-C", config.ROOT, "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=10)
+        out["commit"] = commit.stdout.strip() if commit.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired):
+        out["commit"] = None
+    return out
+
+
+# -- uploads through the API (the read scenarios' files) ------------------------
+
+def multipart(name: str, data: bytes) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            "Content-Type: text/plain\r\n\r\n").encode()
+    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def text_payload(key: str, size: int) -> bytes:
+    line = f"{key}: a file for the read scenarios of the load comparison 0123456789\n".encode()
+    return (line * (size // len(line) + 1))[:size]
+
+
+def _path(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+class Run:
+    def __init__(self, args, scenarios: list[Scenario]):
+        self.args = args
+        self.scenarios = scenarios
+        self.smoke = args.smoke
+        # --smoke checks that every piece works, not how fast: contenders run
+        # at the same time there, and its numbers compare nothing
+        self.parallel = args.smoke
+        self.nonce = secrets.token_hex(4)
+        self.tmp = tempfile.mkdtemp(prefix="pastefile-load-")
+        self.spool = os.path.join(self.tmp, "spool")
+        os.makedirs(self.spool)
+        self.servers: dict[str, PserveServer] = {}
+        self.pg: PostgresCluster | None = None
+        self.pg_pids: set[int] = set()
+        self.memcached: list[Memcached] = []
+        self.memcached_pids: list[int] = []
+        self.read_paths: dict[tuple[str, str], str] = {}
+        self.server_section: dict[str, str] = {}
+        self.cleaned = False
+        self.t0 = time.monotonic()
+        needed = set()
+        for scenario in scenarios:
+            needed |= scenario.servers()
+        if args.profile:
+            needed = {"pastefile-sqlite"}
+        self.needed = needed
+
+    # -- servers -----------------------------------------------------------------
+
+    def log(self, message: str) -> None:
+        print(f"[{time.monotonic() - self.t0:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+    def start(self) -> None:
+        if self.needed & PG_SERVERS:
+            self.log("starting PostgreSQL (fsync on) ...")
+            self.pg = PostgresCluster(fsync=True)
+            self.pg.start()
+            self.pg_pids.update(self.pg.pids())
+        if "pastefile-pg" in self.needed:
+            for i in range(2):
+                node = Memcached(os.path.join(self.tmp, f"memcached-{i}.log")).start()
+                self.memcached.append(node)
+                self.memcached_pids.append(node.proc.pid)
+        source = config.read()
+        env = config.server_env()
+        env["TMPDIR"] = self.spool
+        pserve = os.path.join(os.path.dirname(sys.executable), "pserve")
+        if not os.path.exists(pserve):
+            pserve = require("pserve")
+        self.server_section = config.server_section(source, 0, "<tmp>", "<server>")
+        for name in sorted(self.needed):
+            port = _free_port()
+            server = config.server_section(source, port, self.tmp, name)
+            app = self._app_section(name, source, port)
+            ini = os.path.join(self.tmp, f"{name}.ini")
+            config.write(ini, app, server, config.logging_sections(source, self.tmp, name))
+            self.servers[name] = PserveServer(name, ini, port, os.path.join(self.tmp, f"{name}.out"), env,
+                                              config.ROOT, pserve)
+        for server in self.servers.values():
+            server.start()
+        self.log(f"starting {len(self.servers)} servers: {', '.join(self.servers)}")
+        for name, server in self.servers.items():
+            server.wait_ready(READY_PATHS.get(name, "/"), timeout=90)
+
+    def _database(self, name: str) -> str:
+        assert self.pg is not None
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=self.pg.port, user=self.pg.user, dbname="postgres")
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        conn.close()
+        return self.pg.url(name)
+
+    def _app_section(self, name: str, source, port: int) -> dict[str, str]:
+        base = f"http://127.0.0.1:{port}"
+        if name.startswith("pastefile-"):
+            if name == "pastefile-pg":
+                db_url = self._database("pastefile_bench")
+                cache = {"pastefile.cache.backend": "memcached",
+                         "pastefile.cache.servers": " ".join(m.address for m in self.memcached)}
+            else:
+                db_url = f"sqlite:///{self.tmp}/pastefile.sqlite"
+                cache = {"pastefile.cache.backend": "memory"}
+            from pastefile.core import db as core_db
+
+            engine = core_db.make_engine(db_url)
+            try:
+                core_db.upgrade(engine)
+            finally:
+                engine.dispose()
+            return config.pastefile_app(source, {
+                "pastefile.db_url": db_url,
+                "pastefile.storage_root": os.path.join(self.tmp, f"{name}-files"),
+                "pastefile.base_url": base,
+                "pastefile.auto_migrate": "true",
+                "pastefile.symlink_key": secrets.token_hex(32),
+                "pastefile.max_upload_size": "2G",
+                **cache,
+            })
+        app = {"use": APPS[name]}
+        if name.startswith("book-"):
+            from .book_app import init_db
+
+            db_url = self._database("book_bench") if name == "book-pg" else f"sqlite:///{self.tmp}/book.sqlite"
+            init_db(db_url)
+            app.update({"book.db_url": db_url, "book.upload_folder": os.path.join(self.tmp, f"{name}-files")})
+        return app
+
+    def pids(self) -> dict[str, list[int]]:
+        out = {name: sorted(server.seen_pids) for name, server in self.servers.items()}
+        out["memcached"] = sorted(self.memcached_pids)
+        out["postgresql"] = sorted(self.pg_pids)
+        return out
+
+    def cleanup(self) -> None:
+        if self.cleaned:
+            return
+        self.cleaned = True
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        signal.alarm(0)
+        CHILDREN.kill_all()
+        self.log("stopping the servers ...")
+        for server in self.servers.values():
+            server.remember_pids()
+        with ThreadPoolExecutor(max_workers=max(1, len(self.servers))) as pool:
+            list(pool.map(lambda s: s.stop(), self.servers.values()))
+        self.log("stopping memcached and PostgreSQL ...")
+        for node in self.memcached:
+            node.stop()
+        if self.pg is not None:
+            self.pg_pids.update(self.pg.pids())
+            try:
+                self.pg.stop()
+            except Exception as exc:  # noqa: BLE001 - stopping must go on
+                self.log(f"pg_ctl stop failed: {exc}")
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and any(alive(pid) for pid in self.pg_pids):
+                time.sleep(0.05)
+            for pid in self.pg_pids:
+                if alive(pid):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+        if not self.args.keep_temp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        else:
+            self.log(f"kept {self.tmp}")
+        self.log("stopped")
+
+    # -- the read scenarios' files ------------------------------------------------------
+
+    def prepare_reads(self) -> None:
+        readers = [s for s in ("pastefile-sqlite", "pastefile-pg", "book-sqlite") if s in self.needed
+                   and any(s in (CONTENDERS[c].server for c in sc.contenders) for sc in self.scenarios if sc.kind == "read")]
+        count = 10 if self.smoke else self.args.read_files
+        for name in readers:
+            server = self.servers[name]
+            self.log(f"uploading {count} files of 64 KB to {name} ...")
+            routes: dict[str, list[str]] = {r: [] for r in READ_ROUTES}
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+            for i in range(count):
+                body, ctype = multipart(f"read-{i}.txt", text_payload(f"{self.nonce} {name} {i}", 64 * KB))
+                conn.request("POST", "/", body=body, headers={"Content-Type": ctype, "Accept": "application/json"})
+                response = conn.getresponse()
+                payload = response.read()
+                if response.status != 200:
+                    raise HarnessError(f"upload to {name} answered {response.status}: {payload[:300]!r}")
+                data = json.loads(payload)
+                if name.startswith("pastefile-"):
+                    routes["s"].append(f"/s/{data['symlink']}")
+                    routes["p"].append(f"/p/{data['filehash']}")
+                    routes["j"].append(f"/j/{data['filehash']}")
+                    routes["i"].append(f"/i/{data['filehash']}")
+                    assert _path(data["url_s"]) == routes["s"][-1] and _path(data["url_p"]) == routes["p"][-1]
+                else:
+                    for route in BOOK_ROUTES:
+                        routes[route].append(_path(data[f"url_{route}"]))
+            # each path once: the caches are warm before measuring
+            for route, paths in routes.items():
+                for path in paths:
+                    conn.request("GET", path)
+                    response = conn.getresponse()
+                    response.read()
+                    if response.status >= 400:
+                        raise HarnessError(f"GET {path} on {name} answered {response.status}")
+                if paths:
+                    file = os.path.join(self.tmp, f"paths-{name}-{route}.txt")
+                    with open(file, "w") as f:
+                        f.write("\n".join(paths) + "\n")
+                    self.read_paths[(name, route)] = file
+            conn.close()
+
+    def fixed_paths(self, path: str) -> str:
+        file = os.path.join(self.tmp, f"paths-fixed{path.replace('/', '-')}.txt")
+        if not os.path.exists(file):
+            with open(file, "w") as f:
+                f.write(path + "\n")
+        return file
+
+    # -- measuring -----------------------------------------------------------------------
+
+    def seconds(self) -> int:
+        return 1 if self.smoke else self.args.seconds
+
+    def run_one(self, scenario: Scenario, contender: str, round_: int) -> dict:
+        spec = CONTENDERS[contender]
+        server = self.servers[spec.server]
+        size = scenario.size(self.smoke)
+        nonce = f"{self.nonce}-{scenario.name}-{round_}"
+        if scenario.kind in ("post", "put"):
+            script = "upload.lua" if scenario.kind == "post" else "put.lua"
+            return run_wrk(server.url, script, [str(size), str(scenario.dup_share), nonce],
+                           scenario.connections, self.seconds(), payload_bytes=size)
+        if scenario.kind == "read":
+            if spec.read_path is not None:
+                paths = self.fixed_paths(spec.read_path)
+            else:
+                paths = self.read_paths[(spec.server, scenario.route)]
+            return run_wrk(server.url, "read.lua", [paths], scenario.connections, self.seconds())
+        if scenario.kind == "large":
+            # one file, its first line rewritten before each upload; one per
+            # contender when they run at the same time
+            big = os.path.join(self.tmp, f"large-upload-{contender}.txt" if self.parallel else "large-upload.txt")
+            if not os.path.exists(big) or os.path.getsize(big) != size:
+                self.log(f"writing a {size // MB} MB file ...")
+                make_text_file(big, size)
+            stamp(big, f"{nonce} {contender}")
+            timeout = max(120, size // MB)  # at least 1 MB/s
+            return curl_upload(server.url, big, f"large-{nonce}.txt", server.pid,
+                               os.path.join(self.tmp, "curl-response"), timeout)
+        raise ValueError(scenario.kind)
+
+    def run_scenario(self, scenario: Scenario, done: dict[str, dict[str, dict]]) -> dict:
+        repeats = 1 if self.smoke else self.args.repeats
+        runs: dict[str, list[dict]] = {c: [] for c in scenario.contenders}
+        self.log(f"== {scenario.name}: {scenario.title}")
+        for round_ in range(repeats):
+            if self.parallel:
+                # smoke: every contender at once, to check the pieces quickly
+                with ThreadPoolExecutor(max_workers=len(scenario.contenders)) as pool:
+                    futures = {c: pool.submit(self.run_one, scenario, c, round_) for c in scenario.contenders}
+                    results = [(c, f.result()) for c, f in futures.items()]
+            else:
+                results = []
+                for contender in scenario.contenders:
+                    results.append((contender, self.run_one(scenario, contender, round_)))
+                    time.sleep(0.5)
+            for contender, result in results:
+                result["round"] = round_
+                runs[contender].append(result)
+                self.log(f"   {contender:<17} {result['rps']:9.1f} req/s {result['mbps']:8.1f} MB/s "
+                         f"p99 {result['p99_ms'] or 0:8.1f} ms non-2xx {result['non2xx']}")
+        medians = {c: summarize(r) for c, r in runs.items()}
+        ratios, checks = evaluate(scenario, medians, done)
+        return {
+            "name": scenario.name, "title": scenario.title, "kind": scenario.kind, "reference": scenario.reference,
+            "metric": scenario.metric, "body_bytes": scenario.size(self.smoke), "dup_share": scenario.dup_share,
+            "connections": scenario.connections, "route": scenario.route,
+            "contenders": {c: {"label": CONTENDERS[c].label, "median": medians[c], "runs": runs[c]}
+                           for c in scenario.contenders},
+            "ratios": ratios, "checks": checks,
+        }
+
+    def profile(self, out: str) -> None:
+        require("py-spy", "py-spy (pip)")
+        spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+        server = self.servers["pastefile-sqlite"]
+        seconds = self.args.seconds
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        argv = [spy, "record", "--idle", "--subprocesses", "-o", out, "--pid", str(server.pid),
+                "--duration", str(max(1, seconds - 2))]
+        self.log(f"profiling {server.name} under 64 KB uploads for {seconds}s: {' '.join(argv)}")
+        proc = CHILDREN.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(1.0)
+        try:
+            result = run_wrk(server.url, "upload.lua", [str(64 * KB), "0", f"{self.nonce}-profile"], 16, seconds,
+                             payload_bytes=64 * KB)
+            out_text, _ = proc.communicate(timeout=seconds + 60)
+        finally:
+            CHILDREN.done(proc)
+        if proc.returncode != 0 or not os.path.exists(out):
+            raise HarnessError(f"py-spy failed ({proc.returncode}):\n{out_text[-2000:]}")
+        self.log(f"{result['rps']:.1f} uploads/s while profiling; flame graph in {out}")
+
+
+def _free_port() -> int:
+    from tests.servers import free_port
+
+    return free_port()
+
+
+# -- the command ------------------------------------------------------------------------
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="1 repeat, 1 s runs, an 8 MB large upload: checks the harness")
+    parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run (default 8)")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of interleaved runs (default 3)")
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--only", nargs="+", metavar="SCENARIO", choices=sorted(BY_NAME),
+                        help="run only these scenarios: " + ", ".join(BY_NAME))
+    parser.add_argument("--read-files", type=int, default=100, help="files uploaded for the read scenarios")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="abort cleanly after this long (default 60, 3 with --smoke)")
+    parser.add_argument("--profile", nargs="?", const="benchmarks/profile/upload-flame.svg", metavar="SVG",
+                        help="instead of measuring: py-spy flame graph of pastefile (SQLite) under 64 KB uploads")
+    parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir (inis, logs, databases)")
+    args = parser.parse_args(argv)
+    if args.seconds < 1 or args.repeats < 1:
+        parser.error("--seconds and --repeats must be at least 1")
+    if args.max_minutes is None:
+        args.max_minutes = 3.0 if args.smoke else 60.0
+    return args
+
+
+def print_summary(results: list[dict]) -> None:
+    for scenario in results:
+        print(f"\n{scenario['name']}: {scenario['title']}")
+        for name, row in scenario["contenders"].items():
+            m = row["median"]
+            extra = f" rss +{m['rss_growth_mb_max']:.1f} MB" if "rss_growth_mb_max" in m else ""
+            print(f"  {name:<17} {m.get('rps', 0):9.1f} req/s {m.get('mbps', 0):8.1f} MB/s "
+                  f"p50 {m.get('p50_ms') or 0:7.1f} ms p99 {m.get('p99_ms') or 0:7.1f} ms non-2xx {m['non2xx']}{extra}")
+        for r in scenario["ratios"]:
+            value = "n/a" if r["value"] is None else f"{r['value']:.2f}"
+            target = "" if r["target"] is None else f" (target >= {r['target']}: {'met' if r['met'] else 'MISSED'})"
+            print(f"  ratio {r['label']} [{r['metric']}] = {value}{target}")
+        for c in scenario["checks"]:
+            value = "n/a" if c["value"] is None else f"{c['value']:.1f}"
+            print(f"  check {c['label']} = {value} (target {c['op']} {c['target']}: {'met' if c['met'] else 'MISSED'})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        require("wrk")
+        require("curl")
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    scenarios = [BY_NAME[n] for n in args.only] if args.only else list(SCENARIOS)
+    # a ratio against another scenario needs that one first
+    scenarios.sort(key=lambda s: SCENARIOS.index(s))
+    run = Run(args, scenarios)
+
+    def on_signal(signum, frame):
+        raise Aborted(f"stopped by {signal.Signals(signum).name}")
+
+    def on_alarm(signum, frame):
+        raise Aborted(f"time bound of {args.max_minutes} minutes reached")
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(max(1, int(args.max_minutes * 60)))
+    atexit.register(run.cleanup)
+
+    started = time.time()
+    document = {
+        "tool": "benchmarks.load",
+        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "smoke": args.smoke,
+        "seconds": run.seconds(),
+        "repeats": 1 if args.smoke else args.repeats,
+        "wrk_threads": 2,
+        "contenders_in_parallel": args.smoke,
+        "machine": machine_info(),
+        "scenarios": [],
+    }
+    status = 0
+    try:
+        run.start()
+        document["server_section"] = run.server_section
+        document["servers"] = {name: {"pid": s.pid, "url": s.url} for name, s in run.servers.items()}
+        document["versions"] = versions(run.pg.bindir if run.pg else None)
+        if args.profile:
+            run.prepare_reads()
+            run.profile(args.profile)
+        else:
+            if any(s.kind == "read" for s in scenarios):
+                run.prepare_reads()
+            done: dict[str, dict[str, dict]] = {}
+            for scenario in scenarios:
+                result = run.run_scenario(scenario, done)
+                done[scenario.name] = {c: row["median"] for c, row in result["contenders"].items()}
+                document["scenarios"].append(result)
+    except Aborted as exc:
+        print(f"aborted: {exc}", file=sys.stderr)
+        document["aborted"] = str(exc)
+        status = 3
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        document["error"] = str(exc)
+        status = 1
+    finally:
+        run.cleanup()
+        document["pids"] = run.pids()
+        document["elapsed_s"] = round(time.time() - started, 1)
+        document["machine"]["loadavg_end"] = list(os.getloadavg())
+        if args.json:
+            os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+            with open(args.json, "w") as f:
+                json.dump(document, f, indent=1)
+    if document["scenarios"]:
+        print_summary(document["scenarios"])
+    if args.json:
+        print(f"\nwrote {args.json} ({document['elapsed_s']} s)")
+    return status
