@@ -72,12 +72,21 @@ class Cache:
 NullCache = Cache
 
 
-class MemoryCache(Cache):
-    """A thread-safe LRU with per-entry expiry, for one process."""
+def _weight(value: Any) -> int:
+    """Bytes an entry holds: exact for bytes, a flat estimate for the small
+    JSON-shaped values (paste records) kept beside them."""
+    return len(value) + 64 if isinstance(value, (bytes, bytearray)) else 512
 
-    def __init__(self, prefix: str = "pastefile", max_entries: int = 10000):
+
+class MemoryCache(Cache):
+    """A thread-safe LRU with per-entry expiry, for one process, bounded by
+    entry count and by the bytes it holds (blob bytes are cached too)."""
+
+    def __init__(self, prefix: str = "pastefile", max_entries: int = 10000, max_bytes: int = 64 << 20):
         super().__init__(prefix)
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._data: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -87,16 +96,27 @@ class MemoryCache(Cache):
             return None
         expires, value = item
         if expires and expires <= now:
-            del self._data[key]
+            self._pop_locked(key)
             return None
         self._data.move_to_end(key)
         return value
 
+    def _pop_locked(self, key: str) -> None:
+        item = self._data.pop(key, None)
+        if item is not None:
+            self.bytes -= _weight(item[1])
+
     def _set_locked(self, key: str, value: Any, expire: int, now: float) -> None:
+        weight = _weight(value)
+        if weight > self.max_bytes:
+            self._pop_locked(key)
+            return
+        self._pop_locked(key)
         self._data[key] = (now + expire if expire else 0.0, value)
-        self._data.move_to_end(key)
-        while len(self._data) > self.max_entries:
-            self._data.popitem(last=False)
+        self.bytes += weight
+        while len(self._data) > self.max_entries or self.bytes > self.max_bytes:
+            _, (_, old) = self._data.popitem(last=False)
+            self.bytes -= _weight(old)
 
     def get(self, key):
         with self._lock:
@@ -133,16 +153,17 @@ class MemoryCache(Cache):
 
     def delete(self, key):
         with self._lock:
-            self._data.pop(self.full_key(key), None)
+            self._pop_locked(self.full_key(key))
 
     def delete_many(self, keys):
         with self._lock:
             for key in keys:
-                self._data.pop(self.full_key(key), None)
+                self._pop_locked(self.full_key(key))
 
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+            self.bytes = 0
 
 
 class _Serde:
@@ -277,11 +298,18 @@ def _parse_server(spec: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def make_cache(backend: str, *, servers: Iterable[str] = (), prefix: str = "pastefile", max_entries: int = 10000) -> Cache:
+def make_cache(
+    backend: str,
+    *,
+    servers: Iterable[str] = (),
+    prefix: str = "pastefile",
+    max_entries: int = 10000,
+    max_bytes: int = 64 << 20,
+) -> Cache:
     if backend == "memcached":
         return MemcachedCache(servers, prefix=prefix)
     if backend == "memory":
-        return MemoryCache(prefix=prefix, max_entries=max_entries)
+        return MemoryCache(prefix=prefix, max_entries=max_entries, max_bytes=max_bytes)
     if backend == "null":
         return NullCache(prefix=prefix)
     raise ValueError(f"unknown cache backend {backend!r}")

@@ -174,6 +174,7 @@ class PasteFileService:
             servers=self.settings.cache_servers,
             prefix=self.settings.cache_prefix,
             max_entries=self.settings.cache_memory_size,
+            max_bytes=self.settings.cache_memory_bytes,
         )
         self.store = FileSystemBlobStore(self.settings.storage_root, self.settings.inline_max)
         self.links = ShortLinks(self.settings.symlink_key)

@@ -1,0 +1,135 @@
+"""Several waitress processes on one listening socket (``workers = N``).
+
+One Python process serves one core's worth of requests: the GIL lets a
+single thread run Python at a time.  The app is stateless (the database
+decides, the caches only remember), so N processes can share the listening
+sockets, bound once here, and the kernel spreads connections among them.
+
+``[server:main]`` in an ini file::
+
+    use = egg:pastefile#main
+    listen = 127.0.0.1:6543
+    workers = 2
+    threads = 16        # and any other waitress setting
+
+The parent loads the app once (``pserve`` does), binds, forks the workers
+and restarts one that dies; SIGTERM or SIGINT stops them all.  Each worker
+drops the database and cache connections it inherited (see
+``pastefile.core.service``) and opens its own.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+
+import waitress
+
+log = logging.getLogger(__name__)
+
+_ADDRESS_KEYS = ("listen", "host", "port", "unix_socket", "unix_socket_perms", "sockets")
+RESTART_DELAY = 1.0
+
+
+def _listen_addresses(kw: dict) -> list[tuple[str, int]]:
+    if kw.get("listen"):
+        addresses = []
+        for item in str(kw["listen"]).split():
+            host, _, port = item.rpartition(":")
+            addresses.append((host.strip("[]") or "0.0.0.0", int(port)))
+        return addresses
+    return [(kw.get("host") or "0.0.0.0", int(kw.get("port") or 8080))]
+
+
+def bind_sockets(addresses: list[tuple[str, int]], backlog: int = 1024) -> list[socket.socket]:
+    sockets = []
+    for host, port in addresses:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+        sockets.append(sock)
+    return sockets
+
+
+def serve(app, *, workers: int = 1, **kw) -> None:
+    """Serve ``app`` with waitress in ``workers`` processes (1: this one)."""
+    if workers <= 1:
+        waitress.serve(app, **kw)
+        return
+    backlog = int(kw.get("backlog", 1024))
+    sockets = bind_sockets(_listen_addresses(kw), backlog)
+    options = {k: v for k, v in kw.items() if k not in _ADDRESS_KEYS}
+    for sock in sockets:
+        name = sock.getsockname()
+        print(f"Serving on http://{name[0]}:{name[1]} with {workers} workers", flush=True)
+    Supervisor(app, sockets, options, workers).run()
+
+
+class Supervisor:
+    def __init__(self, app, sockets, options: dict, workers: int):
+        self.app = app
+        self.sockets = sockets
+        self.options = options
+        self.workers = workers
+        self.children: set[int] = set()
+        self.stopping = False
+
+    def _spawn(self) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 0
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                waitress.serve(self.app, sockets=self.sockets, _quiet=True, **self.options)
+            except BaseException:  # noqa: BLE001 - report, then leave without running the parent's cleanup
+                log.exception("worker %d failed", os.getpid())
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        self.children.add(pid)
+
+    def _stop(self, signum, _frame) -> None:
+        self.stopping = True
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                self.children.discard(pid)
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        for _ in range(self.workers):
+            self._spawn()
+        while self.children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+            self.children.discard(pid)
+            if not self.stopping:
+                log.error("worker %d exited (status %d); starting another", pid, status)
+                time.sleep(RESTART_DELAY)
+                if not self.stopping:
+                    self._spawn()
+        for sock in self.sockets:
+            sock.close()
+
+
+def serve_paste(app, global_conf=None, **kw) -> int:
+    """``paste.server_runner`` ``egg:pastefile#main``: waitress's settings plus
+    ``workers``."""
+    workers = int(kw.pop("workers", 1))
+    serve(app, workers=workers, **kw)
+    return 0
