@@ -70,6 +70,7 @@ setup(
     extras_require={"test": tests_require},
     entry_points={
         "paste.app_factory": ["main = pastefile.webapp:main"],
+        "paste.server_runner": ["main = pastefile.webapp.server:serve_paste"],
         "console_scripts": ["pastefile = pastefile.core.cli:main"],
     },
 )
