@@ -1,0 +1,91 @@
+"""``egg:pastefile#main``: pserve with several waitress workers on one socket."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.request import Request, urlopen
+
+import pytest
+
+from .servers import free_port, wait_for_port
+from .webapp_helpers import unique_text
+
+PSERVE = os.path.join(os.path.dirname(sys.executable), "pserve")
+
+
+def _children(pid: int) -> set[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return {int(p) for p in f.read().split()}
+
+
+def _upload(base: str, data: bytes, name: str) -> dict:
+    boundary = "pastefileworkers"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n\r\n'.encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    req = Request(base + "/", data=body, headers={
+        "Content-Type": f"multipart/form-data; boundary={boundary}", "Accept": "application/json"})
+    with urlopen(req, timeout=30) as res:
+        return json.load(res)
+
+
+@pytest.fixture
+def served(tmp_path):
+    port = free_port()
+    ini = tmp_path / "app.ini"
+    ini.write_text(f"""
+[app:main]
+use = egg:pastefile
+pastefile.db_url = sqlite:///{tmp_path}/db.sqlite
+pastefile.storage_root = {tmp_path}/files
+pastefile.auto_migrate = true
+pastefile.symlink_key = workers-test
+pastefile.base_url = http://127.0.0.1:{port}
+
+[server:main]
+use = egg:pastefile#main
+workers = 2
+listen = 127.0.0.1:{port}
+threads = 4
+""")
+    proc = subprocess.Popen([PSERVE, str(ini)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, 60, proc)
+        yield proc, f"http://127.0.0.1:{port}"
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(20)
+
+
+def test_workers_share_the_socket_and_stop_together(served):
+    proc, base = served
+    workers = _children(proc.pid)
+    assert len(workers) == 2
+    texts = [unique_text(2000) for _ in range(24)]
+    with ThreadPoolExecutor(8) as pool:
+        docs = list(pool.map(lambda i: _upload(base, texts[i], f"w{i}.txt"), range(len(texts))))
+    assert len({d["filehash"] for d in docs}) == len(texts)
+    # every upload is readable from whichever worker answers
+    for doc, data in zip(docs, texts):
+        with urlopen(f"{base}/i/{doc['filehash']}", timeout=30) as res:
+            assert res.read() == data
+    # a worker that dies is replaced
+    os.kill(next(iter(workers)), signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (len(_children(proc.pid)) != 2 or _children(proc.pid) == workers):
+        time.sleep(0.1)
+    assert len(_children(proc.pid)) == 2 and _children(proc.pid) != workers
+    assert _upload(base, unique_text(500), "after.txt")["filename"] == "after.txt"
+    current = _children(proc.pid)
+    proc.terminate()
+    assert proc.wait(20) == 0
+    for pid in current:
+        assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read()
