@@ -38,6 +38,7 @@ cdef extern from "resample_kernels.h" nogil:
     void pf_vrow(uint8_t **rows, size_t off, const int32_t *k, int n, int width,
                  int32_t *acc, uint8_t *dst)
     const char *pf_kernel_name()
+    int pf_force_plain_c
 
 
 cdef extern from *:
@@ -409,6 +410,13 @@ cdef void _h_second_row(_job *j, int yy, int tid) noexcept nogil:
     _store(out, j.dst.rows[yy], j.dst.pixelsize, j.dst.width, j.kind)
 
 
+cdef inline int _chunk(int rows, int nthreads) noexcept nogil:
+    """Rows per work item: small enough that a thread held up by other
+    processes leaves its share to the others, large enough to stay cheap."""
+    cdef int c = rows // (nthreads * 8)
+    return 1 if c < 1 else (64 if c > 64 else c)
+
+
 cdef void _free_job(_job *j) noexcept nogil:
     pf_free_coeffs(&j.h)
     pf_free_coeffs(&j.v)
@@ -497,14 +505,14 @@ cdef int pf_resample(const pf_plane *src, pf_plane *dst, int kind, int filter,
                 return -1
             for r in range(j.nrows):
                 j.vrows[r] = j.tmp + r * j.tmp_stride
-        for r in prange(j.nrows, num_threads=nthreads, schedule='static'):
+        for r in prange(j.nrows, num_threads=nthreads, schedule='dynamic', chunksize=_chunk(j.nrows, nthreads)):
             _h_first_row(&j, r, threadid())
         if j.need_v:
             # the horizontal pass produced all columns of its output
             j.x_first = 0
             j.x_last = out_w
             j.v_final = True
-            for yy in prange(out_h, num_threads=nthreads, schedule='static'):
+            for yy in prange(out_h, num_threads=nthreads, schedule='dynamic', chunksize=_chunk(out_h, nthreads)):
                 _v_row(&j, yy, threadid())
     else:
         # source rows (premultiplied first if needed) -> vertical -> horizontal
@@ -514,7 +522,7 @@ cdef int pf_resample(const pf_plane *src, pf_plane *dst, int kind, int filter,
             if j.pm == NULL:
                 _free_job(&j)
                 return -1
-            for r in prange(j.nrows, num_threads=nthreads, schedule='static'):
+            for r in prange(j.nrows, num_threads=nthreads, schedule='dynamic', chunksize=_chunk(j.nrows, nthreads)):
                 _premul_row(&j, r, threadid())
             for r in range(j.nrows):
                 j.vrows[r] = j.pm + r * j.pm_stride
@@ -528,10 +536,10 @@ cdef int pf_resample(const pf_plane *src, pf_plane *dst, int kind, int filter,
             if j.tmp == NULL:
                 _free_job(&j)
                 return -1
-        for yy in prange(out_h, num_threads=nthreads, schedule='static'):
+        for yy in prange(out_h, num_threads=nthreads, schedule='dynamic', chunksize=_chunk(out_h, nthreads)):
             _v_row(&j, yy, threadid())
         if j.need_h:
-            for yy in prange(out_h, num_threads=nthreads, schedule='static'):
+            for yy in prange(out_h, num_threads=nthreads, schedule='dynamic', chunksize=_chunk(out_h, nthreads)):
                 _h_second_row(&j, yy, threadid())
     _free_job(&j)
     return 0
@@ -603,6 +611,12 @@ cdef uint8_t **_buffer_rows(unsigned char[::1] buf, int width, int height, int p
 def kernel_name() -> str:
     """The inner loops in use: ``"avx2"`` or ``"c"``."""
     return pf_kernel_name().decode()
+
+
+def use_plain_c(bint flag) -> None:
+    """Run the plain C inner loops instead of AVX2 (for tests; not thread-safe)."""
+    global pf_force_plain_c
+    pf_force_plain_c = 1 if flag else 0
 
 
 def pillow_layout_known(image) -> bool:

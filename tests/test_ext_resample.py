@@ -178,6 +178,20 @@ def test_copying_route_agrees(mode):
         assert direct.mode == copied.mode == mode
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_plain_c_loops_agree(mode):
+    # the loops used where AVX2 is missing (other CPUs, other architectures)
+    image = random_image(mode, (150, 77), seed=12)
+    sizes = [(61, 40), (300, 9), (150, 20), (11, 77), (1, 1)]
+    _resample.use_plain_c(True)
+    try:
+        plain = [resize(image, size, "lanczos", threads=2).tobytes() for size in sizes]
+    finally:
+        _resample.use_plain_c(False)
+    for size, data in zip(sizes, plain):
+        assert data == pillow(image, size, "lanczos").tobytes()
+
+
 def test_pass_orders_differ_only_in_order():
     # order=1 is Pillow 12's horizontal-first rule, order=0 Pillow 13's
     image = random_image("L", (40, 200), seed=2)

@@ -220,6 +220,12 @@ pf_vrow_avx2(uint8_t *const *rows, size_t off, const int32_t *k, int n, int widt
     }
 }
 
+#endif /* PF_X86_DISPATCH */
+
+/* Set to 1 to run the plain C loops even where AVX2 is available (tests). */
+static int pf_force_plain_c = 0;
+
+#ifdef PF_X86_DISPATCH
 static int
 pf_have_avx2(void) {
     static int have = -1;
@@ -227,10 +233,9 @@ pf_have_avx2(void) {
         __builtin_cpu_init();
         have = __builtin_cpu_supports("avx2") ? 1 : 0;
     }
-    return have;
+    return have && !pf_force_plain_c;
 }
-
-#endif /* PF_X86_DISPATCH */
+#endif
 
 /* ---- entry points ----------------------------------------------------- */
 
