@@ -37,9 +37,13 @@ install_requires = [
 ]
 
 tests_require = [
+    "Flask>=3.0",
+    "Flask-SQLAlchemy>=3.1",
     "hypothesis>=6.100",
     "line_profiler>=4.1",
+    "matplotlib>=3.8",
     "numpy>=1.26",
+    "py-spy>=0.3.14",
     "pytest>=8.0",
     "pytest-benchmark>=4.0",
     "pytest-postgresql>=6.0",
