@@ -249,7 +249,8 @@ class Run:
             server.remember_pids()
         with ThreadPoolExecutor(max_workers=max(1, len(self.servers))) as pool:
             list(pool.map(lambda s: s.stop(), self.servers.values()))
-        self.log("stopping memcached and PostgreSQL ...")
+        if self.memcached or self.pg is not None:
+            self.log("stopping memcached and PostgreSQL ...")
         for node in self.memcached:
             node.stop()
         if self.pg is not None:
@@ -365,7 +366,11 @@ class Run:
                 # smoke: every contender at once, to check the pieces quickly
                 with ThreadPoolExecutor(max_workers=len(scenario.contenders)) as pool:
                     futures = {c: pool.submit(self.run_one, scenario, c, round_) for c in scenario.contenders}
-                    results = [(c, f.result()) for c, f in futures.items()]
+                    try:
+                        results = [(c, f.result()) for c, f in futures.items()]
+                    except BaseException:
+                        CHILDREN.kill_all()  # do not wait for the others' runs to end
+                        raise
             else:
                 results = []
                 for contender in scenario.contenders:
@@ -388,22 +393,32 @@ class Run:
         }
 
     def profile(self, out: str) -> None:
-        require("py-spy", "py-spy (pip)")
-        spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+        spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+        if not os.path.exists(spy):
+            spy = shutil.which("py-spy")
+        if not spy:
+            raise HarnessError("py-spy is not installed (pip install py-spy; it is in the test extras)")
         server = self.servers["pastefile-sqlite"]
         seconds = self.args.seconds
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
         argv = [spy, "record", "--idle", "--subprocesses", "-o", out, "--pid", str(server.pid),
                 "--duration", str(max(1, seconds - 2))]
         self.log(f"profiling {server.name} under 64 KB uploads for {seconds}s: {' '.join(argv)}")
-        proc = CHILDREN.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        time.sleep(1.0)
-        try:
-            result = run_wrk(server.url, "upload.lua", [str(64 * KB), "0", f"{self.nonce}-profile"], 16, seconds,
-                             payload_bytes=64 * KB)
-            out_text, _ = proc.communicate(timeout=seconds + 60)
-        finally:
-            CHILDREN.done(proc)
+        # the load first, then the profiler for the seconds in the middle
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            load = pool.submit(run_wrk, server.url, "upload.lua", [str(64 * KB), "0", f"{self.nonce}-profile"], 16,
+                               seconds, payload_bytes=64 * KB)
+            try:
+                time.sleep(1.0)
+                proc = CHILDREN.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                try:
+                    out_text, _ = proc.communicate(timeout=seconds + 60)
+                finally:
+                    CHILDREN.done(proc)
+                result = load.result()
+            except BaseException:
+                CHILDREN.kill_all()
+                raise
         if proc.returncode != 0 or not os.path.exists(out):
             raise HarnessError(f"py-spy failed ({proc.returncode}):\n{out_text[-2000:]}")
         self.log(f"{result['rps']:.1f} uploads/s while profiling; flame graph in {out}")
@@ -500,7 +515,6 @@ def main(argv: list[str] | None = None) -> int:
         document["servers"] = {name: {"pid": s.pid, "url": s.url} for name, s in run.servers.items()}
         document["versions"] = versions(run.pg.bindir if run.pg else None)
         if args.profile:
-            run.prepare_reads()
             run.profile(args.profile)
         else:
             if any(s.kind == "read" for s in scenarios):
