@@ -104,10 +104,21 @@ def write(path: str, app: dict[str, str], server: dict[str, str], logging: dict[
         out.write(f)
 
 
-def server_env() -> dict[str, str]:
+def server_env(rundir: str) -> dict[str, str]:
     """The servers' environment: this one without PASTEFILE_* overrides (the
-    generated ini is the whole configuration), with the repository importable
-    for the ``call:benchmarks.load...`` apps."""
+    generated ini is the whole configuration), with ``benchmarks`` importable
+    for the ``call:benchmarks.load...`` apps.
+
+    Only the ``benchmarks`` package goes on the path, through a link in the
+    run's dir: the repository root itself may hold a stale
+    ``pastefile.egg-info`` from a build, whose entry points would shadow the
+    installed ones.
+    """
+    pythonpath = os.path.join(rundir, "pythonpath")
+    os.makedirs(pythonpath, exist_ok=True)
+    link = os.path.join(pythonpath, "benchmarks")
+    if not os.path.lexists(link):
+        os.symlink(os.path.join(ROOT, "benchmarks"), link)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PASTEFILE_")}
-    env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = pythonpath + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env

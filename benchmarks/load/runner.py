@@ -164,7 +164,7 @@ class Run:
                 self.memcached.append(node)
                 self.memcached_pids.append(node.proc.pid)
         source = config.read()
-        env = config.server_env()
+        env = config.server_env(self.tmp)
         env["TMPDIR"] = self.spool
         pserve = os.path.join(os.path.dirname(sys.executable), "pserve")
         if not os.path.exists(pserve):
@@ -177,7 +177,7 @@ class Run:
             ini = os.path.join(self.tmp, f"{name}.ini")
             config.write(ini, app, server, config.logging_sections(source, self.tmp, name))
             self.servers[name] = PserveServer(name, ini, port, os.path.join(self.tmp, f"{name}.out"), env,
-                                              config.ROOT, pserve)
+                                              self.tmp, pserve)
         for server in self.servers.values():
             server.start()
         self.log(f"starting {len(self.servers)} servers: {', '.join(self.servers)}")
