@@ -64,6 +64,40 @@ def tree_rss(pid: int) -> int:
     return rss_bytes(process_tree(pid))
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids) -> float:
+    """User + system CPU time consumed so far by ``pids``."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / CLOCK_TICKS
+
+
+def wait_idle(pid: int, busy_share: float = 0.05, window: float = 0.25, timeout: float = 10.0) -> float:
+    """Wait until the process tree of ``pid`` uses less than ``busy_share``
+    of a core over ``window`` seconds (or ``timeout`` passes); returns the
+    seconds waited."""
+    started = time.monotonic()
+    pids = process_tree(pid)
+    before = cpu_seconds(pids)
+    while time.monotonic() - started < timeout:
+        time.sleep(window)
+        pids = process_tree(pid)
+        now = cpu_seconds(pids)
+        if now - before < busy_share * window:
+            break
+        before = now
+    return time.monotonic() - started
+
+
 def alive(pid: int) -> bool:
     """True when ``pid`` exists and is not a zombie."""
     try:

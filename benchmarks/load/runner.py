@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from . import config
 from .clients import CHILDREN, curl_upload, make_text_file, require, run_wrk, stamp
-from .procs import HarnessError, Memcached, PostgresCluster, PserveServer, alive
+from .procs import HarnessError, Memcached, PostgresCluster, PserveServer, alive, wait_idle
 from .scenarios import BY_NAME, CONTENDERS, KB, MB, SCENARIOS, Scenario, evaluate, summarize
 
 READY_PATHS = {"pyramid-min": "/hello"}
@@ -326,8 +326,11 @@ class Run:
 
     # -- measuring -----------------------------------------------------------------------
 
-    def seconds(self) -> int:
-        return 1 if self.smoke else self.args.seconds
+    def seconds(self, scenario: Scenario | None = None) -> int:
+        if not self.smoke:
+            return self.args.seconds
+        # smoke: long enough for a few slow uploads to finish on a busy machine
+        return 2 if scenario is not None and scenario.kind in ("post", "put") else 1
 
     def run_one(self, scenario: Scenario, contender: str, round_: int) -> dict:
         spec = CONTENDERS[contender]
@@ -337,13 +340,13 @@ class Run:
         if scenario.kind in ("post", "put"):
             script = "upload.lua" if scenario.kind == "post" else "put.lua"
             return run_wrk(server.url, script, [str(size), str(scenario.dup_share), nonce],
-                           scenario.connections, self.seconds(), payload_bytes=size)
+                           scenario.connections, self.seconds(scenario), payload_bytes=size)
         if scenario.kind == "read":
             if spec.read_path is not None:
                 paths = self.fixed_paths(spec.read_path)
             else:
                 paths = self.read_paths[(spec.server, scenario.route)]
-            return run_wrk(server.url, "read.lua", [paths], scenario.connections, self.seconds())
+            return run_wrk(server.url, "read.lua", [paths], scenario.connections, self.seconds(scenario))
         if scenario.kind == "large":
             # one file, its first line rewritten before each upload; one per
             # contender when they run at the same time
@@ -375,7 +378,8 @@ class Run:
                 results = []
                 for contender in scenario.contenders:
                     results.append((contender, self.run_one(scenario, contender, round_)))
-                    time.sleep(0.5)
+                    # requests still in flight when wrk stopped finish before the next run
+                    wait_idle(self.servers[CONTENDERS[contender].server].pid)
             for contender, result in results:
                 result["round"] = round_
                 runs[contender].append(result)
@@ -502,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "smoke": args.smoke,
         "seconds": run.seconds(),
+        "seconds_smoke_uploads": 2 if args.smoke else None,
         "repeats": 1 if args.smoke else args.repeats,
         "wrk_threads": 2,
         "contenders_in_parallel": args.smoke,
