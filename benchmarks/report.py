@@ -241,6 +241,10 @@ def render_load(load: dict, charts_dir: str | None = None, report_dir: str = "."
             details.append(f"body {size // 1024} KB" if size < (1 << 20) else f"body {size >> 20} MB")
         if scenario.get("dup_share"):
             details.append(f"{scenario['dup_share']:.0%} duplicates")
+        if scenario["kind"] == "read":
+            details.append("non-2xx counts answers >= 400 (the redirects of /s/ are answers)")
+        if scenario["kind"] == "large":
+            details.append("one request per run: req/s is 1 / its seconds, p50 = p99 = its time")
         lines += [f"### {scenario['name']}: {scenario['title']}", "", "; ".join(details) + ".", ""]
         lines += image(scenario["name"], scenario["name"])
         large = scenario["kind"] == "large"

@@ -294,11 +294,12 @@ class Run:
                     raise HarnessError(f"upload to {name} answered {response.status}: {payload[:300]!r}")
                 data = json.loads(payload)
                 if name.startswith("pastefile-"):
-                    routes["s"].append(f"/s/{data['symlink']}")
-                    routes["p"].append(f"/p/{data['filehash']}")
+                    if not data.get("symlink") or not data.get("filehash"):
+                        raise HarnessError(f"no symlink/filehash in the answer of {name}: {data}")
+                    routes["s"].append(_path(data["url_s"]))
+                    routes["p"].append(_path(data["url_p"]))
                     routes["j"].append(f"/j/{data['filehash']}")
                     routes["i"].append(f"/i/{data['filehash']}")
-                    assert _path(data["url_s"]) == routes["s"][-1] and _path(data["url_p"]) == routes["p"][-1]
                 else:
                     for route in BOOK_ROUTES:
                         routes[route].append(_path(data[f"url_{route}"]))
@@ -364,27 +365,29 @@ class Run:
         repeats = 1 if self.smoke else self.args.repeats
         runs: dict[str, list[dict]] = {c: [] for c in scenario.contenders}
         self.log(f"== {scenario.name}: {scenario.title}")
+
+        def record(contender: str, result: dict, round_: int) -> None:
+            result["round"] = round_
+            runs[contender].append(result)
+            self.log(f"   {contender:<17} {result['rps']:9.1f} req/s {result['mbps']:8.1f} MB/s "
+                     f"p99 {result['p99_ms'] or 0:8.1f} ms non-2xx {result['non2xx']}")
+
         for round_ in range(repeats):
             if self.parallel:
                 # smoke: every contender at once, to check the pieces quickly
                 with ThreadPoolExecutor(max_workers=len(scenario.contenders)) as pool:
                     futures = {c: pool.submit(self.run_one, scenario, c, round_) for c in scenario.contenders}
                     try:
-                        results = [(c, f.result()) for c, f in futures.items()]
+                        for contender, future in futures.items():
+                            record(contender, future.result(), round_)
                     except BaseException:
                         CHILDREN.kill_all()  # do not wait for the others' runs to end
                         raise
             else:
-                results = []
                 for contender in scenario.contenders:
-                    results.append((contender, self.run_one(scenario, contender, round_)))
+                    record(contender, self.run_one(scenario, contender, round_), round_)
                     # requests still in flight when wrk stopped finish before the next run
                     wait_idle(self.servers[CONTENDERS[contender].server].pid)
-            for contender, result in results:
-                result["round"] = round_
-                runs[contender].append(result)
-                self.log(f"   {contender:<17} {result['rps']:9.1f} req/s {result['mbps']:8.1f} MB/s "
-                         f"p99 {result['p99_ms'] or 0:8.1f} ms non-2xx {result['non2xx']}")
         medians = {c: summarize(r) for c, r in runs.items()}
         ratios, checks = evaluate(scenario, medians, done)
         return {
