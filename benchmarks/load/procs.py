@@ -2,6 +2,7 @@
 groups, memcached, process trees and their RSS read from /proc."""
 from __future__ import annotations
 
+import ctypes
 import http.client
 import os
 import signal
@@ -152,6 +153,19 @@ def log_tail(path: str, limit: int = 3000) -> str:
 
 # -- servers ------------------------------------------------------------------
 
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """``preexec_fn``: the child gets SIGTERM when the thread that started it
+    ends, so not even a SIGKILLed harness leaves servers behind.  Start
+    servers from the main thread only."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 class PserveServer:
     """``pserve <ini>`` in a new session (its own process group)."""
 
@@ -180,7 +194,7 @@ class PserveServer:
             self.proc = subprocess.Popen(
                 [self.pserve, self.ini_path],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=self.env, cwd=self.cwd, start_new_session=True,
+                env=self.env, cwd=self.cwd, start_new_session=True, preexec_fn=die_with_parent,
             )
         self.seen_pids.add(self.proc.pid)
 
@@ -243,7 +257,7 @@ class Memcached(test_servers.Memcached):
             argv += ["-u", "nobody"]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=die_with_parent)
         test_servers.wait_for_port(self.port, 15, self.proc)
         return self
 
