@@ -158,8 +158,10 @@ _PR_SET_PDEATHSIG = 1
 
 def die_with_parent() -> None:
     """``preexec_fn``: the child gets SIGTERM when the thread that started it
-    ends, so not even a SIGKILLed harness leaves servers behind.  Start
-    servers from the main thread only."""
+    ends, so not even a SIGKILLed harness leaves pserve servers behind.
+    Start servers from the main thread only.  memcached loses this when it
+    changes user (``-u nobody`` as root), and PostgreSQL is started by
+    pg_ctl: after a SIGKILL those two stay up."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):
