@@ -40,6 +40,7 @@ ffibuilder.set_source(
 CYTHON_MODULES = [
     ("pastefile.ext._geometry", os.path.join("ext", "_geometry.pyx")),
     ("pastefile.ext._resample", os.path.join("ext", "_resample.pyx")),
+    ("pastefile.ext._phash", os.path.join("ext", "_phash.pyx")),
 ]
 
 # Modules whose prange loops run on OpenMP threads (serial without OpenMP).

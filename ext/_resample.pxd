@@ -16,6 +16,8 @@ cdef enum pf_kind:
     PF_KIND_LA = 1      # luminance + alpha, premultiplied while resampling
     PF_KIND_RGB = 2     # R, G, B, pad
     PF_KIND_RGBA = 3    # premultiplied while resampling
+    PF_KIND_RGB_AS_L = 4   # RGB or RGBA source, resampled as its luminance
+    PF_KIND_LA_AS_L = 5    # LA source, resampled as its L band
 
 # Fixed-point coefficients of one axis: output pixel i reads bounds[2i + 1]
 # source pixels from bounds[2i], weighted by kk[i * ksize ...].  kk4, when
@@ -32,7 +34,9 @@ cdef enum pf_order:
     PF_ORDER_HORIZONTAL = 1  # always horizontal first (Pillow before 13)
 
 # Rows of an 8-bit image.  pixelsize is 1 for L, 4 for the other kinds in
-# Pillow's memory layout; 2 (L, A) is accepted for LA.
+# Pillow's memory layout; 2 (L, A) is accepted for LA.  The *_AS_L kinds
+# take a source of four bytes a pixel (two for LA) and give an L image, the
+# luminance as Pillow's convert("L") computes it (ITU-R 601-2).
 ctypedef struct pf_plane:
     uint8_t **rows
     int width
@@ -47,3 +51,7 @@ cdef void pf_free_coeffs(pf_coeffs *c) noexcept nogil
 # are the output size.  Returns 0, or -1 when memory runs out.
 cdef int pf_resample(const pf_plane *src, pf_plane *dst, int kind, int filter,
                      const float *box, int order, int nthreads) noexcept nogil
+
+# Row pointers into a Pillow image's own memory (free() them), or NULL when
+# its memory layout is not one this module knows.
+cdef uint8_t **pf_pillow_rows(object image, int bands, int pixelsize) except? NULL

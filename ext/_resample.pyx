@@ -38,6 +38,7 @@ cdef extern from "resample_kernels.h" nogil:
     void pf_vrow(uint8_t **rows, size_t off, const int32_t *k, int n, int width,
                  int32_t *acc, uint8_t *dst)
     const char *pf_kernel_name()
+    void pf_luma_row(const uint8_t *src, uint8_t *dst, int x0, int x1)
     int pf_force_plain_c
 
 
@@ -241,13 +242,19 @@ cdef inline void _hrow4(const uint8_t *src, uint8_t *dst, const pf_coeffs *c) no
     pf_hrow4(src, dst, c.bounds, c.kk4, c.ksize, c.out_size)
 
 
-cdef void _premultiply(const uint8_t *src, int src_ps, uint8_t *dst, int x0, int x1,
-                       int kind) noexcept nogil:
-    """Columns [x0, x1) of a LA or RGBA row into premultiplied 4-byte pixels."""
+cdef void _prepare(const uint8_t *src, int src_ps, uint8_t *dst, int x0, int x1,
+                   int kind) noexcept nogil:
+    """Columns [x0, x1) of a source row into the working layout: LA and RGBA
+    premultiplied (4 bytes a pixel), or the luminance of RGB(A) and LA."""
     cdef int x
     cdef uint32_t a, l
     cdef const uint8_t *p
-    if kind == PF_KIND_RGBA:
+    if kind == PF_KIND_RGB_AS_L:
+        pf_luma_row(src, dst, x0, x1)
+    elif kind == PF_KIND_LA_AS_L:
+        for x in range(x0, x1):
+            dst[x] = src[src_ps * x]
+    elif kind == PF_KIND_RGBA:
         for x in range(x0, x1):
             p = src + 4 * x
             a = p[3]
@@ -277,7 +284,7 @@ cdef void _store(const uint8_t *src, uint8_t *dst, int dst_ps, int width, int ki
     cdef uint32_t a
     cdef uint8_t l
     cdef const uint8_t *p
-    if kind == PF_KIND_L:
+    if kind == PF_KIND_L or kind == PF_KIND_RGB_AS_L or kind == PF_KIND_LA_AS_L:
         memcpy(dst, src, width)
     elif kind == PF_KIND_RGB:
         for x in range(width):
@@ -337,7 +344,7 @@ ctypedef struct _job:
     pf_plane *dst
     int kind
     int ps                  # working bytes per pixel: 1 or 4
-    bint premul
+    bint prepare            # LA/RGBA premultiplied, or luminance taken
     bint need_h
     bint need_v
     pf_coeffs h
@@ -346,22 +353,22 @@ ctypedef struct _job:
     int nrows               # are the ones the vertical pass reads
     int x_first             # source columns [x_first, x_last) are the ones
     int x_last              # the horizontal pass reads
-    uint8_t *pm             # premultiplied copy of those rows, when needed
+    uint8_t *pm             # prepared copy of those rows, when needed
     size_t pm_stride
     uint8_t *tmp            # the image between the passes
     size_t tmp_stride
     uint8_t **vrows         # the rows the vertical pass reads
     bint v_final            # the vertical pass writes the output image
-    uint8_t *pbuf           # per thread: one premultiplied source row
+    uint8_t *pbuf           # per thread: one prepared source row
     size_t pbuf_stride
     int32_t *acc            # per thread: vertical accumulators
     uint8_t *obuf           # per thread: one finished output row
     size_t obuf_stride
 
 
-cdef void _premul_row(_job *j, int r, int tid) noexcept nogil:
-    """Source row ybox_first + r, premultiplied, for a vertical first pass."""
-    _premultiply(j.src.rows[j.ybox_first + r], j.src.pixelsize, j.pm + r * j.pm_stride,
+cdef void _prepare_row(_job *j, int r, int tid) noexcept nogil:
+    """Source row ybox_first + r, prepared, for a vertical first pass."""
+    _prepare(j.src.rows[j.ybox_first + r], j.src.pixelsize, j.pm + r * j.pm_stride,
                  j.x_first, j.x_last, j.kind)
 
 
@@ -369,8 +376,8 @@ cdef void _h_first_row(_job *j, int r, int tid) noexcept nogil:
     """Horizontal first pass: source row ybox_first + r across."""
     cdef const uint8_t *row = j.src.rows[j.ybox_first + r]
     cdef uint8_t *out
-    if j.premul:
-        _premultiply(row, j.src.pixelsize, j.pbuf + tid * j.pbuf_stride,
+    if j.prepare:
+        _prepare(row, j.src.pixelsize, j.pbuf + tid * j.pbuf_stride,
                      j.x_first, j.x_last, j.kind)
         row = j.pbuf + tid * j.pbuf_stride
     if j.need_v:
@@ -440,14 +447,17 @@ cdef int pf_resample(const pf_plane *src, pf_plane *dst, int kind, int filter,
     j.src = src
     j.dst = dst
     j.kind = kind
-    j.ps = 1 if kind == PF_KIND_L else 4
-    j.premul = kind == PF_KIND_LA or kind == PF_KIND_RGBA
+    j.ps = 4 if kind == PF_KIND_LA or kind == PF_KIND_RGB or kind == PF_KIND_RGBA else 1
+    j.prepare = kind != PF_KIND_L and kind != PF_KIND_RGB
     j.need_h = out_w != src.width or box[0] != 0 or box[2] != out_w
     j.need_v = out_h != src.height or box[1] != 0 or box[3] != out_h
 
     if not j.need_h and not j.need_v:
         for r in range(out_h):
-            _copy_row(src.rows[r], src.pixelsize, dst.rows[r], dst.pixelsize, out_w)
+            if kind == PF_KIND_RGB_AS_L or kind == PF_KIND_LA_AS_L:
+                _prepare(src.rows[r], src.pixelsize, dst.rows[r], 0, out_w, kind)
+            else:
+                _copy_row(src.rows[r], src.pixelsize, dst.rows[r], dst.pixelsize, out_w)
         return 0
 
     # Pillow 13 runs the vertical pass first when the height shrinks by more
@@ -490,8 +500,8 @@ cdef int pf_resample(const pf_plane *src, pf_plane *dst, int kind, int filter,
         return -1
 
     if h_first and j.need_h:
-        # source rows -> (premultiplied on the fly) horizontal -> tmp -> vertical
-        if j.premul:
+        # source rows -> (prepared on the fly) horizontal -> tmp -> vertical
+        if j.prepare:
             j.pbuf_stride = <size_t>src.width * 4 + 64
             j.pbuf = <uint8_t *>malloc(nthreads * j.pbuf_stride)
             if j.pbuf == NULL:
@@ -515,15 +525,15 @@ cdef int pf_resample(const pf_plane *src, pf_plane *dst, int kind, int filter,
             for yy in prange(out_h, num_threads=nthreads, schedule='dynamic', chunksize=_chunk(out_h, nthreads)):
                 _v_row(&j, yy, threadid())
     else:
-        # source rows (premultiplied first if needed) -> vertical -> horizontal
-        if j.premul:
-            j.pm_stride = <size_t>src.width * 4
+        # source rows (prepared first if needed) -> vertical -> horizontal
+        if j.prepare:
+            j.pm_stride = <size_t>src.width * j.ps
             j.pm = <uint8_t *>malloc(<size_t>(j.nrows if j.nrows > 0 else 1) * j.pm_stride)
             if j.pm == NULL:
                 _free_job(&j)
                 return -1
             for r in prange(j.nrows, num_threads=nthreads, schedule='dynamic', chunksize=_chunk(j.nrows, nthreads)):
-                _premul_row(&j, r, threadid())
+                _prepare_row(&j, r, threadid())
             for r in range(j.nrows):
                 j.vrows[r] = j.pm + r * j.pm_stride
         else:
@@ -556,7 +566,7 @@ _BANDS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 _RAWMODES = {"L": ("L", 1), "LA": ("LA", 2), "RGB": ("RGBX", 4), "RGBA": ("RGBA", 4)}
 
 
-cdef uint8_t **_pillow_rows(object image, int bands, int pixelsize) except? NULL:
+cdef uint8_t **pf_pillow_rows(object image, int bands, int pixelsize) except? NULL:
     """Row pointers into the image's own memory, or NULL if its layout is unknown."""
     cdef void *p
     cdef pf_imaging_v12 *a
@@ -624,7 +634,7 @@ def pillow_layout_known(image) -> bool:
     mode = image.mode
     if mode not in _BANDS:
         return False
-    cdef uint8_t **rows = _pillow_rows(image, _BANDS[mode], 1 if mode == "L" else 4)
+    cdef uint8_t **rows = pf_pillow_rows(image, _BANDS[mode], 1 if mode == "L" else 4)
     free(rows)
     return rows != NULL
 
@@ -667,7 +677,7 @@ def resize(image, int width, int height, int filter,
     out = None
     try:
         if zero_copy:
-            src.rows = _pillow_rows(image, bands, pixelsize)
+            src.rows = pf_pillow_rows(image, bands, pixelsize)
         if src.rows != NULL:
             src.pixelsize = pixelsize
         else:
@@ -677,7 +687,7 @@ def resize(image, int width, int height, int filter,
             src.rows = _buffer_rows(src_buf, src.width, src.height, raw_ps)
         if zero_copy:
             out = Image.new(mode, (width, height))
-            dst.rows = _pillow_rows(out, bands, pixelsize)
+            dst.rows = pf_pillow_rows(out, bands, pixelsize)
         if dst.rows != NULL:
             dst.pixelsize = pixelsize
         else:

@@ -95,11 +95,31 @@ pf_vrow_c(uint8_t *const *rows, size_t off, const int32_t *k, int n, int width,
     }
 }
 
+/* Luminance of RGB(A) pixels (four bytes each), columns [x0, x1), as
+   Pillow's convert("L"): ITU-R 601-2 weights in 16-bit fixed point. */
+#define PF_LUMA_LOOP                                                          \
+    for (int x = x0; x < x1; x++) {                                           \
+        const uint8_t *p = src + 4 * (size_t)x;                               \
+        dst[x] = (uint8_t)(((uint32_t)p[0] * 19595 + (uint32_t)p[1] * 38470 + \
+                            (uint32_t)p[2] * 7471 + 0x8000) >> 16);           \
+    }
+
+static void
+pf_luma_row_c(const uint8_t *src, uint8_t *dst, int x0, int x1) {
+    PF_LUMA_LOOP
+}
+
 /* ---- AVX2 ------------------------------------------------------------- */
 
 #ifdef PF_X86_DISPATCH
 
 #define PF_AVX2 __attribute__((target("avx2")))
+
+/* The same loop, vectorised by the compiler for AVX2. */
+PF_AVX2 static void
+pf_luma_row_avx2(const uint8_t *src, uint8_t *dst, int x0, int x1) {
+    PF_LUMA_LOOP
+}
 
 /* Four int32 lanes: round, shift, clamp to 0..255, four bytes out. */
 PF_AVX2 static inline void
@@ -274,6 +294,17 @@ pf_vrow(uint8_t *const *rows, size_t off, const int32_t *k, int n, int width,
     }
 #endif
     pf_vrow_c(rows, off, k, n, width, acc, dst + off);
+}
+
+static void
+pf_luma_row(const uint8_t *src, uint8_t *dst, int x0, int x1) {
+#ifdef PF_X86_DISPATCH
+    if (pf_have_avx2()) {
+        pf_luma_row_avx2(src, dst, x0, x1);
+        return;
+    }
+#endif
+    pf_luma_row_c(src, dst, x0, x1);
 }
 
 /* Which inner loops run: "avx2" or "c". */

@@ -1,0 +1,75 @@
+"""Plain NumPy/Python references for the Cython kernels' algorithms.
+
+Slow and simple, written from the algorithms' descriptions, for tests and
+benchmarks to check the kernels against (and usable where the compiled
+modules are missing).  NumPy is needed for the hashes; it is a test
+dependency, not a runtime one.
+"""
+from __future__ import annotations
+
+import math
+
+from PIL import Image
+
+DCT_BITS = 20
+
+
+# ---------------------------------------------------------------------------
+# Perceptual hashes
+# ---------------------------------------------------------------------------
+
+
+def dct_table() -> list[list[int]]:
+    """DCT-II basis for 8 frequencies over 32 samples, scaled by 2**DCT_BITS, rounded half up."""
+    return [
+        [math.floor(math.cos(math.pi * u * (2 * n + 1) / 64) * 2**DCT_BITS + 0.5) for n in range(32)]
+        for u in range(8)
+    ]
+
+
+def gray_thumbnail(image: Image.Image, size: tuple[int, int], row_step: int = 1):
+    """Luminance, one row in ``row_step`` (middle of each band), Lanczos to ``size``."""
+    import numpy as np
+
+    gray = np.asarray(image.convert("L"))
+    if row_step > 1:
+        count = gray.shape[0] // row_step
+        gray = gray[row_step // 2 : row_step // 2 + count * row_step : row_step]
+    small = Image.fromarray(np.ascontiguousarray(gray), "L").resize(size, Image.Resampling.LANCZOS)
+    return np.asarray(small)
+
+
+def _bits_to_int(bits) -> int:
+    value = 0
+    for bit in bits:
+        value = (value << 1) | int(bool(bit))
+    return value
+
+
+def phash_of_thumbnail(pixels) -> int:
+    """pHash of a 32x32 grey array: exact integer 2-D DCT, 8x8 low block > median."""
+    import numpy as np
+
+    table = np.array(dct_table(), dtype=np.int64)
+    p = np.asarray(pixels, dtype=np.int64).reshape(32, 32)
+    coeffs = table @ p @ table.T  # axis 0 then axis 1; exact in int64
+    low = coeffs.reshape(-1)
+    ordered = np.sort(low)
+    twice_median = ordered[31] + ordered[32]
+    return _bits_to_int(2 * low > twice_median)
+
+
+def dhash_of_thumbnail(pixels) -> int:
+    """dHash of an 8-row, 9-column grey array: each pixel brighter than its left neighbour."""
+    import numpy as np
+
+    p = np.asarray(pixels, dtype=np.int32).reshape(8, 9)
+    return _bits_to_int((p[:, 1:] > p[:, :-1]).reshape(-1))
+
+
+def phash(image: Image.Image, row_step: int = 1) -> int:
+    return phash_of_thumbnail(gray_thumbnail(image, (32, 32), row_step))
+
+
+def dhash(image: Image.Image, row_step: int = 1) -> int:
+    return dhash_of_thumbnail(gray_thumbnail(image, (9, 8), row_step))

@@ -1,0 +1,215 @@
+"""Tests for pastefile.ext.phash (dHash and DCT pHash from the Cython kernels).
+
+The reference is ``pastefile.ext.fallback``: Pillow's ``convert("L")`` and
+Lanczos ``resize`` for the thumbnail, NumPy for the integer DCT, the median
+and the comparisons.  Hashes must be equal, bit for bit.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from pastefile.ext import _phash, fallback
+from pastefile.ext.phash import dhash, hamming_distance, phash, row_step
+
+PILLOW_13 = int(Image.__version__.split(".")[0]) >= 13
+needs_pillow_13 = pytest.mark.skipif(
+    not PILLOW_13, reason="the thumbnails follow Pillow 13's pass order"
+)
+
+
+def random_image(mode: str, size: tuple[int, int], seed: int = 0, smooth: bool = False):
+    rng = np.random.default_rng(seed)
+    w, h = size
+    bands = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}[mode]
+    if smooth:
+        y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+        fx, fy, phase = rng.uniform(0.5, 4, 3)
+        planes = [
+            128 + 100 * np.sin(x / max(w, 1) * fx * 3 + phase + b) * np.cos(y / max(h, 1) * fy * 3 - b)
+            for b in range(bands)
+        ]
+        data = np.clip(np.stack(planes, axis=-1) + rng.normal(0, 6, (h, w, bands)), 0, 255)
+        data = data.astype(np.uint8)
+    else:
+        data = rng.integers(0, 256, (h, w, bands), dtype=np.uint8)
+    return Image.frombytes(mode, size, data.tobytes())
+
+
+MODES = ("L", "LA", "RGB", "RGBA")
+SIZES = [(1, 1), (3, 2), (9, 8), (32, 32), (33, 31), (640, 480), (50, 700), (700, 50), (1, 300)]
+
+
+# ---------------------------------------------------------------------------
+# Thumbnails
+# ---------------------------------------------------------------------------
+
+
+@needs_pillow_13
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("size", SIZES)
+def test_thumbnail_is_pillows(mode, size):
+    image = random_image(mode, size, seed=size[0] * 1000 + size[1])
+    gray = image.convert("L")
+    for thumb in ((32, 32), (9, 8)):
+        expected = gray.resize(thumb, Image.Resampling.LANCZOS).tobytes()
+        assert _phash.gray_thumbnail(image, *thumb, threads=2) == expected
+        assert _phash.gray_thumbnail(image, *thumb, zero_copy=False) == expected
+
+
+@needs_pillow_13
+@pytest.mark.parametrize("mode", MODES)
+def test_sampled_thumbnail_matches_reference(mode):
+    image = random_image(mode, (300, 900), seed=4)
+    for step in (2, 3, 7, 11, 900):
+        ours = _phash.gray_thumbnail(image, 32, 32, row_step=step, threads=2)
+        assert ours == fallback.gray_thumbnail(image, (32, 32), step).tobytes()
+
+
+def test_thumbnail_filters_and_threads_agree():
+    image = random_image("RGB", (400, 300), seed=8)
+    one = _phash.gray_thumbnail(image, 32, 32, threads=1)
+    for threads in (2, 3, 5):
+        assert _phash.gray_thumbnail(image, 32, 32, threads=threads) == one
+    gray = image.convert("L")
+    for code, value in ((0, Image.Resampling.BOX), (2, Image.Resampling.BICUBIC)):
+        assert _phash.gray_thumbnail(image, 40, 30, filter=code) == gray.resize((40, 30), value).tobytes()
+
+
+# ---------------------------------------------------------------------------
+# Hashes of thumbnails
+# ---------------------------------------------------------------------------
+
+
+def test_dct_table():
+    assert _phash.dct_table() == fallback.dct_table()
+    table = fallback.dct_table()
+    assert table[0] == [1 << _phash.DCT_BITS] * 32
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=1024, max_size=1024))
+def test_phash_of_thumbnail(pixels):
+    assert _phash.phash_of_thumbnail(pixels) == fallback.phash_of_thumbnail(
+        np.frombuffer(pixels, dtype=np.uint8)
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=72, max_size=72))
+def test_dhash_of_thumbnail(pixels):
+    assert _phash.dhash_of_thumbnail(pixels) == fallback.dhash_of_thumbnail(
+        np.frombuffer(pixels, dtype=np.uint8)
+    )
+
+
+def test_ties_are_decided_exactly():
+    # a flat thumbnail: every AC coefficient is exactly 0, only DC is above the median
+    assert _phash.phash_of_thumbnail(bytes([77]) * 1024) == 1 << 63
+    assert _phash.dhash_of_thumbnail(bytes([77]) * 72) == 0
+    ramp = bytes(range(9)) * 8
+    assert _phash.dhash_of_thumbnail(ramp) == (1 << 64) - 1
+    with pytest.raises(ValueError):
+        _phash.phash_of_thumbnail(bytes(1023))
+    with pytest.raises(ValueError):
+        _phash.dhash_of_thumbnail(bytes(73))
+
+
+# ---------------------------------------------------------------------------
+# Whole images
+# ---------------------------------------------------------------------------
+
+
+@needs_pillow_13
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("size", SIZES)
+def test_hashes_match_reference(mode, size):
+    for smooth in (False, True):
+        image = random_image(mode, size, seed=size[0] + 7 * size[1], smooth=smooth)
+        assert phash(image) == fallback.phash(image)
+        assert dhash(image) == fallback.dhash(image)
+        assert phash(image, fast=True) == fallback.phash(image, row_step(size[1], 32))
+        assert dhash(image, fast=True) == fallback.dhash(image, row_step(size[1], 8))
+
+
+@needs_pillow_13
+@settings(max_examples=40, deadline=None)
+@given(
+    mode=st.sampled_from(MODES),
+    size=st.tuples(st.integers(1, 200), st.integers(1, 200)),
+    seed=st.integers(0, 2**16),
+    smooth=st.booleans(),
+    threads=st.integers(1, 3),
+)
+def test_random_images_match_reference(mode, size, seed, smooth, threads):
+    image = random_image(mode, size, seed, smooth)
+    assert phash(image, threads=threads) == fallback.phash(image)
+    assert dhash(image, threads=threads) == fallback.dhash(image)
+
+
+@needs_pillow_13
+def test_other_modes_are_converted_like_imagehash():
+    rgb = random_image("RGB", (120, 90), seed=3, smooth=True)
+    for mode in ("P", "1", "CMYK", "I", "I;16"):
+        image = rgb.convert(mode)
+        assert phash(image) == fallback.phash(image)
+        assert dhash(image) == fallback.dhash(image)
+
+
+@needs_pillow_13
+def test_matches_imagehash():
+    imagehash = pytest.importorskip("imagehash")
+    for seed in range(6):
+        image = random_image("RGB", (640, 480), seed=seed, smooth=True)
+        assert phash(image) == int(str(imagehash.phash(image)), 16)
+        assert dhash(image) == int(str(imagehash.dhash(image)), 16)
+
+
+def test_similar_images_hash_close():
+    image = random_image("RGB", (800, 600), seed=21, smooth=True)
+    shrunk = image.resize((400, 300), Image.Resampling.BICUBIC)
+    assert hamming_distance(phash(image), phash(shrunk)) <= 6
+    assert hamming_distance(phash(image), phash(image, fast=True)) <= 6
+    other = random_image("RGB", (800, 600), seed=99, smooth=True)
+    assert hamming_distance(phash(image), phash(other)) > 6
+
+
+def test_row_step():
+    assert row_step(3000, 32) == 11
+    assert row_step(255, 32) == 1
+    assert row_step(1, 8) == 1
+
+
+# ---------------------------------------------------------------------------
+# Argument checks
+# ---------------------------------------------------------------------------
+
+
+def test_bad_arguments():
+    image = Image.new("RGB", (10, 10))
+    with pytest.raises(TypeError):
+        phash(b"nope")
+    with pytest.raises(ValueError):
+        phash(Image.new("RGB", (0, 0)))
+    with pytest.raises(TypeError):
+        phash(image, fast=1)
+    with pytest.raises(ValueError):
+        dhash(image, threads=0)
+    with pytest.raises(TypeError):
+        dhash(image, threads=2.0)
+    with pytest.raises(ValueError):
+        _phash.gray_thumbnail(image, 0, 5)
+    with pytest.raises(ValueError):
+        _phash.gray_thumbnail(image, 5, 5, row_step=11)
+    with pytest.raises(ValueError):
+        _phash.gray_thumbnail(Image.new("P", (4, 4)), 5, 5)
+    with pytest.raises(TypeError):
+        hamming_distance(1.0, 2)
+    with pytest.raises(ValueError):
+        hamming_distance(-1, 2)
+    with pytest.raises(ValueError):
+        hamming_distance(1 << 64, 2)
+    assert hamming_distance(0, (1 << 64) - 1) == 64
