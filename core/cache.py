@@ -347,7 +347,12 @@ def cache(
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 raise TypeError("@cache does not support *args or **kwargs")
 
+        names = list(sig.parameters)
+
         def make_key(*args, **kwargs) -> str:
+            if not kwargs and len(args) == len(names):
+                # the usual call, every argument by position: no binding needed
+                return key_pattern.format(**dict(zip(names, args)))
             bound = sig.bind(*args, **kwargs)
             bound.apply_defaults()
             return key_pattern.format(**bound.arguments)

@@ -1,7 +1,11 @@
 """Reading pastes: preview, download, raw (and resized variants), short links, JSON."""
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 from pyramid.httpexceptions import HTTPFound
+from pyramid.renderers import render
 from pyramid.response import Response
 from pyramid.view import view_config
 
@@ -18,13 +22,47 @@ def _paste(request, key: str = "filehash"):
     return paste
 
 
-@view_config(route_name="preview", renderer="pastefile.webapp:templates/preview.jinja2")
+class _PageCache:
+    """Rendered preview pages, per process.  A paste never changes, so its
+    page depends only on the paste and the host it is seen from; the paste
+    itself is still looked up (shared cache or database) on every request,
+    so a removed paste is never shown from here."""
+
+    def __init__(self, max_entries: int = 2048):
+        self.max_entries = max_entries
+        self._pages: OrderedDict[tuple, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> bytes | None:
+        with self._lock:
+            page = self._pages.get(key)
+            if page is not None:
+                self._pages.move_to_end(key)
+            return page
+
+    def put(self, key: tuple, page: bytes) -> None:
+        with self._lock:
+            self._pages[key] = page
+            while len(self._pages) > self.max_entries:
+                self._pages.popitem(last=False)
+
+
+_previews = _PageCache()
+
+
+@view_config(route_name="preview")
 def preview(request):
     paste = _paste(request)
-    # active types (SVG, HTML) are only ever downloads, never shown inline
-    inline = paste.type in ("image", "audio", "video") and not mimes.is_active(paste.mimetype)
-    kind = paste.type if inline else "other"
-    return {"paste": paste.to_json(request.application_url), "kind": kind}
+    key = (paste.id, paste.filehash, request.application_url)
+    page = _previews.get(key)
+    if page is None:
+        # active types (SVG, HTML) are only ever downloads, never shown inline
+        inline = paste.type in ("image", "audio", "video") and not mimes.is_active(paste.mimetype)
+        kind = paste.type if inline else "other"
+        values = {"paste": paste.to_json(request.application_url), "kind": kind}
+        page = render("pastefile.webapp:templates/preview.jinja2", values, request=request).encode()
+        _previews.put(key, page)
+    return Response(page, content_type="text/html", charset="utf-8")
 
 
 def _serve_blob(request, paste, *, attachment: bool) -> Response:
