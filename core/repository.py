@@ -87,16 +87,16 @@ def record(conn: Connection, items: Sequence[NewPaste]) -> list[dict]:
     blobs: dict[bytes, NewPaste] = {}
     for item in items:
         blobs.setdefault(item.sha256, item)
+    # executemany with RETURNING: one cached statement, sent as one
+    # multi-row INSERT (SQLAlchemy's "insertmanyvalues")
     inserted = set(
         conn.execute(
-            _insert(conn, blob_table)
-            .values([
+            _insert(conn, blob_table).on_conflict_do_nothing().returning(blob_table.c.sha256),
+            [
                 dict(sha256=i.sha256, size=i.size, mimetype=i.mimetype, width=i.width, height=i.height,
                      data=i.data, created=i.uploadtime)
                 for i in blobs.values()
-            ])
-            .on_conflict_do_nothing()
-            .returning(blob_table.c.sha256)
+            ],
         ).scalars()
     )
     stored = {sha: dict(size=i.size, mimetype=i.mimetype, width=i.width, height=i.height, inline=i.data is not None)
@@ -114,13 +114,13 @@ def record(conn: Connection, items: Sequence[NewPaste]) -> list[dict]:
         row.filehash: row.id
         for row in conn.execute(
             _insert(conn, paste_table)
-            .values([
+            .on_conflict_do_nothing()
+            .returning(paste_table.c.id, paste_table.c.filehash),
+            [
                 dict(filehash=i.filehash, filename=i.filename, blob_sha256=i.sha256, uploadtime=i.uploadtime,
                      parent_id=i.parent_id, resize_w=i.resize_w, resize_h=i.resize_h)
                 for i in items
-            ])
-            .on_conflict_do_nothing()
-            .returning(paste_table.c.id, paste_table.c.filehash)
+            ],
         )
     }
     out = []
