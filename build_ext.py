@@ -41,6 +41,7 @@ CYTHON_MODULES = [
     ("pastefile.ext._geometry", os.path.join("ext", "_geometry.pyx")),
     ("pastefile.ext._resample", os.path.join("ext", "_resample.pyx")),
     ("pastefile.ext._phash", os.path.join("ext", "_phash.pyx")),
+    ("pastefile.ext._hamming", os.path.join("ext", "_hamming.pyx")),
 ]
 
 # Modules whose prange loops run on OpenMP threads (serial without OpenMP).

@@ -73,3 +73,47 @@ def phash(image: Image.Image, row_step: int = 1) -> int:
 
 def dhash(image: Image.Image, row_step: int = 1) -> int:
     return dhash_of_thumbnail(gray_thumbnail(image, (9, 8), row_step))
+
+
+# ---------------------------------------------------------------------------
+# Near-duplicate index
+# ---------------------------------------------------------------------------
+
+
+class BruteForceIndex:
+    """HammingIndex's behaviour by comparing the query with every hash."""
+
+    def __init__(self):
+        self._hashes: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def __contains__(self, id) -> bool:
+        return id in self._hashes
+
+    def add(self, id: int, hash: int) -> bool:
+        new = id not in self._hashes
+        self._hashes[id] = hash
+        return new
+
+    def discard(self, id: int) -> bool:
+        return self._hashes.pop(id, None) is not None
+
+    def get(self, id: int, default=None):
+        return self._hashes.get(id, default)
+
+    def items(self) -> list[tuple[int, int]]:
+        return list(self._hashes.items())
+
+    def _all(self, hash: int) -> list[tuple[int, int]]:
+        return sorted(
+            ((id, (h ^ hash).bit_count()) for id, h in self._hashes.items()),
+            key=lambda pair: (pair[1], pair[0]),
+        )
+
+    def search(self, hash: int, radius: int) -> list[tuple[int, int]]:
+        return [pair for pair in self._all(hash) if pair[1] <= radius]
+
+    def nearest(self, hash: int, k: int) -> list[tuple[int, int]]:
+        return self._all(hash)[:k]
