@@ -39,7 +39,7 @@ from pastefile.ext.hashing import SizeLimitExceeded
 
 from . import db, mimes, repository
 from .blobstore import FileSystemBlobStore, StagedBlob, StagingWriter
-from .cache import Cache, cache, make_cache
+from .cache import Cache, MemoryCache, cache, make_cache
 from .errors import EmptyFile, InvalidRequest, NotFound, TooLarge, UnsupportedType
 from .groupcommit import GroupCommitter
 from .imaging import ImageError, crop_resize, image_size
@@ -176,6 +176,9 @@ class PasteFileService:
             max_entries=self.settings.cache_memory_size,
             max_bytes=self.settings.cache_memory_bytes,
         )
+        # content-addressed bytes are immutable: a small per-process copy
+        # saves a round trip to memcached on every read of a hot blob
+        self._local_bytes = MemoryCache(prefix="local", max_entries=4096, max_bytes=self.settings.cache_local_bytes)
         self.store = FileSystemBlobStore(self.settings.storage_root, self.settings.inline_max)
         self.links = ShortLinks(self.settings.symlink_key)
         self.expire = self.settings.cache_expire
@@ -492,8 +495,14 @@ class PasteFileService:
         return self.store.open(bytes.fromhex(info.sha256))
 
     def blob_bytes(self, info: PasteInfo) -> bytes:
-        """All the bytes of an inline blob: from the cache, else its row."""
+        """All the bytes of an inline blob: from this process's memory, the
+        shared cache, else its row.  Bytes under a content hash never change,
+        so keeping them per process is always correct (a removed paste is
+        refused by its lookup before its bytes are asked for)."""
         key = f"blobdata:{info.sha256}"
+        data = self._local_bytes.get(key)
+        if data is not None:
+            return data
         data = self.cache.get(key)
         if data is None:
             with self._connection() as conn:
@@ -502,6 +511,7 @@ class PasteFileService:
                 raise NotFound(f"the bytes of {info.filehash!r} are missing")
             if len(data) <= self.settings.cache_variant_max:
                 self.cache.set(key, data, self.expire)
+        self._local_bytes.set(key, data)
         return data
 
     def _resize_source(self, filehash: str, w, h) -> PasteInfo:

@@ -83,6 +83,7 @@ class Settings:
     cache_expire: int = 24 * 3600
     cache_memory_size: int = 10000
     cache_memory_bytes: int = 64 << 20
+    cache_local_bytes: int = 32 << 20
     cache_variant_max: int = 512 << 10
     # blobs up to this size live in their database row (0: always files)
     inline_max: int = 128 << 10
@@ -131,7 +132,7 @@ class Settings:
 
 
 _INT_FIELDS = {"max_side": 1, "cache_expire": 0, "cache_memory_size": 1}
-_SIZE_FIELDS = {"max_upload_size", "cache_variant_max", "cache_memory_bytes"}
+_SIZE_FIELDS = {"max_upload_size", "cache_variant_max", "cache_memory_bytes", "cache_local_bytes"}
 _ZERO_SIZE_FIELDS = {"inline_max"}
 _BOOL_FIELDS = {"allow_upscale", "auto_migrate"}
 _LIST_FIELDS = {"allowed_types", "cache_servers"}

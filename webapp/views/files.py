@@ -4,7 +4,6 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from pyramid.httpexceptions import HTTPFound
 from pyramid.renderers import render
 from pyramid.response import Response
 from pyramid.view import view_config
@@ -125,7 +124,8 @@ def symlink(request):
     paste = request.pastefile.get_by_symlink(request.matchdict["symlink"])
     if paste is None:
         raise NotFound("This short link leads nowhere.")
-    return HTTPFound(location=paste.url_p(request.application_url))
+    # a bare redirect: HTTPFound would render an HTML body nobody reads
+    return Response(status=302, location=paste.url_p(request.application_url))
 
 
 @view_config(route_name="meta", request_method="GET", renderer="json")
