@@ -455,26 +455,24 @@ cdef class HammingIndexCore:
         return 0
 
     cdef int _nearest_scan(self, uint64_t q, size_t k, _hits *out) noexcept nogil:
+        """One pass keeping whatever could still be among the k nearest."""
         cdef size_t counts[65]
-        cdef size_t i, total = 0
+        cdef size_t i, below = 0
         cdef int d, cutoff = 64
-        cdef uint8_t *dist = <uint8_t *>malloc(self.n if self.n else 1)
-        if dist == NULL:
-            return -1
         memset(counts, 0, sizeof(counts))
         for i in range(self.n):
-            dist[i] = <uint8_t>pf_popcount64(self.hashes[i] ^ q)
-            counts[dist[i]] += 1
-        for d in range(65):
-            total += counts[d]
-            if total >= k:
-                cutoff = d
-                break
-        for i in range(self.n):
-            if dist[i] <= cutoff and _push(out, self.ids[i], dist[i]) != 0:
-                free(dist)
+            d = pf_popcount64(self.hashes[i] ^ q)
+            if d > cutoff:
+                continue
+            if _push(out, self.ids[i], d) != 0:
                 return -1
-        free(dist)
+            counts[d] += 1
+            if d < cutoff:
+                below += 1
+                # hashes at distance < cutoff are enough: lower the cutoff
+                while cutoff > 0 and below >= k:
+                    below -= counts[cutoff - 1]
+                    cutoff -= 1
         return 0
 
     cdef int _nearest(self, uint64_t q, size_t k, int strategy, _hits *out) noexcept nogil:
