@@ -1,6 +1,6 @@
 # C-level declarations of the resampling kernel, for other Cython kernels
 # (the perceptual hashes cimport these).
-from libc.stdint cimport int32_t, uint8_t
+from libc.stdint cimport int16_t, int32_t, uint8_t
 
 cdef enum:
     PF_PRECISION_BITS = 22          # 32 - 8 - 2, as in Pillow's Resample.c
@@ -21,13 +21,16 @@ cdef enum pf_kind:
 
 # Fixed-point coefficients of one axis: output pixel i reads bounds[2i + 1]
 # source pixels from bounds[2i], weighted by kk[i * ksize ...].  kk4, when
-# set, repeats each coefficient four times (one per channel).
+# set, repeats each coefficient four times (one per channel); kk16, when set,
+# holds them split in 16-bit halves for the one-channel AVX2 loop.
 ctypedef struct pf_coeffs:
     int out_size
     int ksize
     int *bounds
     int32_t *kk
     int32_t *kk4
+    int16_t *kk16
+    int ks16
 
 cdef enum pf_order:
     PF_ORDER_PILLOW13 = 0    # vertical pass first when the height shrinks most

@@ -23,7 +23,7 @@ by field); otherwise they go through one ``tobytes``/``frombytes`` copy.
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 from cython.parallel cimport prange, threadid
 from libc.math cimport ceil, sin, M_PI
-from libc.stdint cimport int32_t, uint8_t, uint32_t
+from libc.stdint cimport int16_t, int32_t, uint8_t, uint32_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
@@ -32,7 +32,8 @@ from PIL import Image
 
 cdef extern from "resample_kernels.h" nogil:
     void pf_hrow1(const uint8_t *src, uint8_t *dst, const int *bounds, const int32_t *kk,
-                  int ksize, int out_size)
+                  const int16_t *kk16, int ksize, int ks16, int out_size)
+    int16_t *pf_split16(const int32_t *kk, int ksize, int out_size, int *ks16)
     void pf_hrow4(const uint8_t *src, uint8_t *dst, const int *bounds, const int32_t *kk4,
                   int ksize, int out_size)
     void pf_vrow(uint8_t **rows, size_t off, const int32_t *k, int n, int width,
@@ -144,9 +145,11 @@ cdef void pf_free_coeffs(pf_coeffs *c) noexcept nogil:
     free(c.bounds)
     free(c.kk)
     free(c.kk4)
+    free(c.kk16)
     c.bounds = NULL
     c.kk = NULL
     c.kk4 = NULL
+    c.kk16 = NULL
 
 
 cdef int _expand4(pf_coeffs *c) noexcept nogil:
@@ -168,6 +171,8 @@ cdef int pf_precompute_coeffs(int in_size, float in0, float in1, int out_size,
     c.bounds = NULL
     c.kk = NULL
     c.kk4 = NULL
+    c.kk16 = NULL
+    c.ks16 = 0
     c.out_size = out_size
     filterscale = scale = <double>(in1 - in0) / out_size
     if filterscale < 1.0:
@@ -235,7 +240,7 @@ cdef inline uint32_t _muldiv255(uint32_t a, uint32_t b) noexcept nogil:
 
 
 cdef inline void _hrow1(const uint8_t *src, uint8_t *dst, const pf_coeffs *c) noexcept nogil:
-    pf_hrow1(src, dst, c.bounds, c.kk, c.ksize, c.out_size)
+    pf_hrow1(src, dst, c.bounds, c.kk, c.kk16, c.ksize, c.ks16, c.out_size)
 
 
 cdef inline void _hrow4(const uint8_t *src, uint8_t *dst, const pf_coeffs *c) noexcept nogil:
@@ -482,6 +487,9 @@ cdef int pf_resample(const pf_plane *src, pf_plane *dst, int kind, int filter,
                 or (j.ps == 4 and _expand4(&j.h) != 0)):
             _free_job(&j)
             return -1
+        if j.ps == 1:
+            # optional: NULL (no AVX2, or no memory) selects the plain loop
+            j.h.kk16 = pf_split16(j.h.kk, j.h.ksize, j.h.out_size, &j.h.ks16)
         j.x_first = j.h.bounds[0]
         j.x_last = j.h.bounds[2 * out_w - 2] + j.h.bounds[2 * out_w - 1]
         if j.x_last < j.x_first:

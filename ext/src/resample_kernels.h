@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define PF_KERNEL_BITS 22
@@ -115,10 +116,32 @@ pf_luma_row_c(const uint8_t *src, uint8_t *dst, int x0, int x1) {
 
 #define PF_AVX2 __attribute__((target("avx2")))
 
-/* The same loop, vectorised by the compiler for AVX2. */
+/* Eight pixels at a time with 16-bit multiply-adds: (r, b) pairs times
+   (19595, 7471), and g times 19235 doubled (38470 does not fit in int16). */
 PF_AVX2 static void
 pf_luma_row_avx2(const uint8_t *src, uint8_t *dst, int x0, int x1) {
-    PF_LUMA_LOOP
+    const __m256i low_bytes = _mm256_set1_epi32(0x00FF00FF);
+    const __m256i w_rb = _mm256_set1_epi32((7471 << 16) | 19595);
+    const __m256i w_g = _mm256_set1_epi32(19235);
+    const __m256i half = _mm256_set1_epi32(0x8000);
+    int x = x0;
+    for (; x + 8 <= x1; x += 8) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(src + 4 * (size_t)x));
+        __m256i rb = _mm256_and_si256(v, low_bytes);
+        __m256i g = _mm256_and_si256(_mm256_srli_epi32(v, 8), low_bytes);
+        __m256i s = _mm256_add_epi32(_mm256_madd_epi16(rb, w_rb),
+                                     _mm256_slli_epi32(_mm256_madd_epi16(g, w_g), 1));
+        s = _mm256_srli_epi32(_mm256_add_epi32(s, half), 16);
+        s = _mm256_packus_epi16(_mm256_packus_epi32(s, s), s);
+        int32_t lo = _mm256_cvtsi256_si32(s), hi = _mm256_extract_epi32(s, 4);
+        memcpy(dst + x, &lo, 4);
+        memcpy(dst + x + 4, &hi, 4);
+    }
+    for (; x < x1; x++) {
+        const uint8_t *p = src + 4 * (size_t)x;
+        dst[x] = (uint8_t)(((uint32_t)p[0] * 19595 + (uint32_t)p[1] * 38470 +
+                            (uint32_t)p[2] * 7471 + 0x8000) >> 16);
+    }
 }
 
 /* Four int32 lanes: round, shift, clamp to 0..255, four bytes out. */
@@ -166,28 +189,44 @@ pf_hrow4_avx2(const uint8_t *src, uint8_t *dst, const int *bounds, const int32_t
     }
 }
 
+/* One channel, 16 taps per step with 16-bit multiply-adds.  Each 22-bit
+   coefficient is split as hi * 2^15 + lo (kk16: ks16 hi values then ks16 lo
+   values per output pixel, zero past the taps); the two partial sums wrap
+   modulo 2^32 like any int32 sum, and the recombined total is exact because
+   the true total fits in 32 bits. */
 PF_AVX2 static void
-pf_hrow1_avx2(const uint8_t *src, uint8_t *dst, const int *bounds, const int32_t *kk,
-              int ksize, int out_size) {
+pf_hrow1_avx2(const uint8_t *src, uint8_t *dst, const int *bounds, const int16_t *kk16,
+              int ks16, int out_size) {
     for (int xx = 0; xx < out_size; xx++) {
         const uint8_t *p = src + bounds[2 * xx];
-        const int32_t *k = kk + (size_t)xx * ksize;
+        const int16_t *khi = kk16 + (size_t)xx * ks16 * 2;
+        const int16_t *klo = khi + ks16;
         int n = bounds[2 * xx + 1];
-        __m256i acc = _mm256_setzero_si256();
+        __m256i ahi = _mm256_setzero_si256(), alo = _mm256_setzero_si256();
         int x = 0;
-        for (; x + 8 <= n; x += 8) {
-            __m256i a = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + x)));
-            acc = _mm256_add_epi32(
-                acc, _mm256_mullo_epi32(a, _mm256_loadu_si256((const __m256i *)(k + x))));
+        for (; x + 16 <= n; x += 16) {
+            __m256i px = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(p + x)));
+            ahi = _mm256_add_epi32(
+                ahi, _mm256_madd_epi16(px, _mm256_loadu_si256((const __m256i *)(khi + x))));
+            alo = _mm256_add_epi32(
+                alo, _mm256_madd_epi16(px, _mm256_loadu_si256((const __m256i *)(klo + x))));
         }
-        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+        if (x < n) {
+            uint8_t tail[16] = {0};
+            memcpy(tail, p + x, (size_t)(n - x));
+            __m256i px = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)tail));
+            ahi = _mm256_add_epi32(
+                ahi, _mm256_madd_epi16(px, _mm256_loadu_si256((const __m256i *)(khi + x))));
+            alo = _mm256_add_epi32(
+                alo, _mm256_madd_epi16(px, _mm256_loadu_si256((const __m256i *)(klo + x))));
+        }
+        /* ahi * 2^15 + alo, summed across lanes */
+        __m256i a = _mm256_add_epi32(_mm256_slli_epi32(ahi, 15), alo);
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
         s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
         s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-        int32_t sum = _mm_cvtsi128_si32(s) + PF_KERNEL_HALF;
-        for (; x < n; x++) {
-            sum += p[x] * k[x];
-        }
-        dst[xx] = pf_clip8(sum);
+        uint32_t sum = (uint32_t)_mm_cvtsi128_si32(s) + (uint32_t)PF_KERNEL_HALF;
+        dst[xx] = pf_clip8((int32_t)sum);
     }
 }
 
@@ -259,14 +298,18 @@ pf_have_avx2(void) {
 
 /* ---- entry points ----------------------------------------------------- */
 
+/* kk16 (see pf_hrow1_avx2) may be NULL: then the plain loop runs. */
 static void
 pf_hrow1(const uint8_t *src, uint8_t *dst, const int *bounds, const int32_t *kk,
-         int ksize, int out_size) {
+         const int16_t *kk16, int ksize, int ks16, int out_size) {
 #ifdef PF_X86_DISPATCH
-    if (pf_have_avx2()) {
-        pf_hrow1_avx2(src, dst, bounds, kk, ksize, out_size);
+    if (kk16 != NULL && pf_have_avx2()) {
+        pf_hrow1_avx2(src, dst, bounds, kk16, ks16, out_size);
         return;
     }
+#else
+    (void)kk16;
+    (void)ks16;
 #endif
     pf_hrow1_c(src, dst, bounds, kk, ksize, out_size);
 }
@@ -305,6 +348,36 @@ pf_luma_row(const uint8_t *src, uint8_t *dst, int x0, int x1) {
     }
 #endif
     pf_luma_row_c(src, dst, x0, x1);
+}
+
+/* kk16 for pf_hrow1_avx2: out_size * ks16 * 2 values, ks16 = ksize rounded
+   up to 16.  Returns NULL when the AVX2 loop will not run or memory is short. */
+static int16_t *
+pf_split16(const int32_t *kk, int ksize, int out_size, int *ks16_out) {
+    int ks16 = (ksize + 15) & ~15;
+    *ks16_out = ks16;
+#ifdef PF_X86_DISPATCH
+    if (!pf_have_avx2()) {
+        return NULL;
+    }
+    int16_t *out = (int16_t *)calloc((size_t)out_size * ks16 * 2, sizeof(int16_t));
+    if (out == NULL) {
+        return NULL;
+    }
+    for (int xx = 0; xx < out_size; xx++) {
+        int16_t *hi = out + (size_t)xx * ks16 * 2, *lo = hi + ks16;
+        for (int x = 0; x < ksize; x++) {
+            int32_t k = kk[(size_t)xx * ksize + x];
+            hi[x] = (int16_t)(k >> 15);
+            lo[x] = (int16_t)(k & 0x7FFF);
+        }
+    }
+    return out;
+#else
+    (void)kk;
+    (void)out_size;
+    return NULL;
+#endif
 }
 
 /* Which inner loops run: "avx2" or "c". */
