@@ -498,6 +498,12 @@ cdef int pf_resample(const pf_plane *src, pf_plane *dst, int kind, int filter,
         j.x_first = 0
         j.x_last = src.width
 
+    # below about a million multiply-adds, waking threads costs more than it saves
+    if nthreads > 1 and (<double>j.nrows * out_w * (j.h.ksize if j.need_h else 0)
+                         + <double>out_h * (src.width if src.width > out_w else out_w)
+                         * (j.v.ksize if j.need_v else 0)) * j.ps < 1e6:
+        nthreads = 1
+
     width_max = <size_t>(src.width if src.width > out_w else out_w) * j.ps + 64
     j.obuf_stride = width_max
     j.obuf = <uint8_t *>malloc(nthreads * j.obuf_stride)

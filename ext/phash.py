@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from PIL import Image
 
-from pastefile.ext import _phash
-from pastefile.ext.resample import MAX_THREADS, default_threads
+# resample first: it sets the OpenMP wait policy before the kernels load
+from pastefile.ext.resample import MAX_THREADS, default_threads  # isort: skip
+from pastefile.ext import _phash  # isort: skip
 
 __all__ = ["dhash", "hamming_distance", "phash", "row_step"]
 

@@ -14,9 +14,17 @@ from __future__ import annotations
 import os
 from numbers import Real
 
-from PIL import Image
+# OpenMP threads that finish a loop first otherwise spin at its end; on a
+# server whose cores are shared with other processes, that spinning takes
+# the CPU from the thread still working and two threads end up slower than
+# one.  Sleeping instead costs a few microseconds per loop.  libgomp reads
+# this when it is loaded, i.e. on the first import of the compiled module;
+# an explicit setting in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from pastefile.ext import _resample
+from PIL import Image  # noqa: E402
+
+from pastefile.ext import _resample  # noqa: E402
 
 __all__ = ["FILTERS", "MAX_SIDE", "MAX_THREADS", "MODES", "default_threads", "resize"]
 
