@@ -72,7 +72,7 @@ cdef int _cmp_int64(const void *a, const void *b) noexcept nogil:
     return (x > y) - (x < y)
 
 
-cdef uint64_t _phash_bits(const uint8_t *px) noexcept nogil:
+cdef uint64_t pf_phash_bits(const uint8_t *px) noexcept nogil:
     """pHash of a 32x32 thumbnail (row-major bytes)."""
     cdef int64_t t[8][32]
     cdef int64_t c[64]
@@ -102,7 +102,7 @@ cdef uint64_t _phash_bits(const uint8_t *px) noexcept nogil:
     return h
 
 
-cdef uint64_t _dhash_bits(const uint8_t *px) noexcept nogil:
+cdef uint64_t pf_dhash_bits(const uint8_t *px) noexcept nogil:
     """dHash of a 9x8 thumbnail (row-major bytes)."""
     cdef int x, y
     cdef uint64_t h = 0
@@ -204,25 +204,25 @@ def phash(image, int row_step=1, int threads=1) -> int:
     """64-bit DCT pHash of a Pillow image of mode L, LA, RGB or RGBA."""
     cdef bytes px = _thumbnail(image, 32, 32, PF_FILTER_LANCZOS, row_step, threads, 0, True)
     cdef const unsigned char *p = px
-    return _phash_bits(p)
+    return pf_phash_bits(p)
 
 
 def dhash(image, int row_step=1, int threads=1) -> int:
     """64-bit difference hash of a Pillow image of mode L, LA, RGB or RGBA."""
     cdef bytes px = _thumbnail(image, 9, 8, PF_FILTER_LANCZOS, row_step, threads, 0, True)
     cdef const unsigned char *p = px
-    return _dhash_bits(p)
+    return pf_dhash_bits(p)
 
 
 def phash_of_thumbnail(const unsigned char[::1] pixels) -> int:
     """pHash of 32x32 row-major grey bytes."""
     if pixels.shape[0] != 32 * 32:
         raise ValueError("expected 1024 bytes (32x32)")
-    return _phash_bits(&pixels[0])
+    return pf_phash_bits(&pixels[0])
 
 
 def dhash_of_thumbnail(const unsigned char[::1] pixels) -> int:
     """dHash of 9x8 row-major grey bytes."""
     if pixels.shape[0] != 9 * 8:
         raise ValueError("expected 72 bytes (9x8)")
-    return _dhash_bits(&pixels[0])
+    return pf_dhash_bits(&pixels[0])
