@@ -32,6 +32,7 @@ from pastefile.ext._resample cimport (
     PF_KIND_L,
     PF_KIND_LA_AS_L,
     PF_KIND_RGB_AS_L,
+    pf_pillow_core,
     pf_pillow_rows,
     pf_plane,
     pf_resample,
@@ -141,8 +142,9 @@ cdef bytes _thumbnail(object image, int width, int height, int filter, int row_s
     out = bytearray(width * height)
     dst.rows = NULL
     try:
-        if zero_copy:
-            rows = pf_pillow_rows(image, bands, ps)
+        core = pf_pillow_core(image) if zero_copy else None
+        if core is not None:
+            rows = pf_pillow_rows(core, w, h, bands, ps)
         if rows == NULL:
             rawmode, ps = _RAWMODES[mode]
             data = bytearray(image.tobytes("raw", rawmode))

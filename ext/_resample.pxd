@@ -55,6 +55,9 @@ cdef void pf_free_coeffs(pf_coeffs *c) noexcept nogil
 cdef int pf_resample(const pf_plane *src, pf_plane *dst, int kind, int filter,
                      const float *box, int order, int nthreads) noexcept nogil
 
-# Row pointers into a Pillow image's own memory (free() them), or NULL when
-# its memory layout is not one this module knows.
-cdef uint8_t **pf_pillow_rows(object image, int bands, int pixelsize) except? NULL
+# A loaded Pillow image's core object (it owns the pixels; hold it while the
+# rows are in use), or None.  Row pointers into the core's memory (free()
+# them), or NULL when its layout is not one this module knows.
+cdef object pf_pillow_core(object image)
+cdef uint8_t **pf_pillow_rows(object core, int w, int h, int bands,
+                              int pixelsize) except? NULL

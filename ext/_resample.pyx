@@ -580,19 +580,31 @@ _BANDS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 _RAWMODES = {"L": ("L", 1), "LA": ("LA", 2), "RGB": ("RGBX", 4), "RGBA": ("RGBA", 4)}
 
 
-cdef uint8_t **pf_pillow_rows(object image, int bands, int pixelsize) except? NULL:
-    """Row pointers into the image's own memory, or NULL if its layout is unknown."""
+cdef object pf_pillow_core(object image):
+    """The loaded image's core object, or None if it offers no pointer.
+
+    Hold it while using rows from pf_pillow_rows: the core owns the memory,
+    and another thread could replace the image's core (close(), a copy made
+    before writing) while the GIL is released."""
+    image.load()
+    core = getattr(image, "im", None)
+    if core is None or getattr(core, "ptr", None) is None:
+        return None
+    return core
+
+
+cdef uint8_t **pf_pillow_rows(object core, int w, int h, int bands,
+                              int pixelsize) except? NULL:
+    """Row pointers into the core's memory, or NULL if its layout is unknown."""
     cdef void *p
     cdef pf_imaging_v12 *a
     cdef pf_imaging_v10 *b
     cdef char **image_rows = NULL
     cdef uint8_t **rows
     cdef Py_ssize_t i
-    cdef int w = image.width, h = image.height
-    getim = getattr(image, "getim", None)
-    if getim is None:
+    if core is None:
         return NULL
-    capsule = getim()
+    capsule = core.ptr
     if not PyCapsule_IsValid(capsule, b"Pillow Imaging"):
         return NULL
     p = PyCapsule_GetPointer(capsule, b"Pillow Imaging")
@@ -648,7 +660,8 @@ def pillow_layout_known(image) -> bool:
     mode = image.mode
     if mode not in _BANDS:
         return False
-    cdef uint8_t **rows = pf_pillow_rows(image, _BANDS[mode], 1 if mode == "L" else 4)
+    cdef uint8_t **rows = pf_pillow_rows(pf_pillow_core(image), image.width, image.height,
+                                         _BANDS[mode], 1 if mode == "L" else 4)
     free(rows)
     return rows != NULL
 
@@ -690,8 +703,9 @@ def resize(image, int width, int height, int filter,
     dst.height = height
     out = None
     try:
-        if zero_copy:
-            src.rows = pf_pillow_rows(image, bands, pixelsize)
+        src_core = pf_pillow_core(image) if zero_copy else None
+        if src_core is not None:
+            src.rows = pf_pillow_rows(src_core, src.width, src.height, bands, pixelsize)
         if src.rows != NULL:
             src.pixelsize = pixelsize
         else:
@@ -701,7 +715,8 @@ def resize(image, int width, int height, int filter,
             src.rows = _buffer_rows(src_buf, src.width, src.height, raw_ps)
         if zero_copy:
             out = Image.new(mode, (width, height))
-            dst.rows = pf_pillow_rows(out, bands, pixelsize)
+            dst_core = pf_pillow_core(out)
+            dst.rows = pf_pillow_rows(dst_core, width, height, bands, pixelsize)
         if dst.rows != NULL:
             dst.pixelsize = pixelsize
         else:
