@@ -23,7 +23,7 @@ by field); otherwise they go through one ``tobytes``/``frombytes`` copy.
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 from cython.parallel cimport prange, threadid
 from libc.math cimport ceil, sin, M_PI
-from libc.stdint cimport int16_t, int32_t, uint8_t, uint32_t
+from libc.stdint cimport int16_t, int32_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
@@ -40,6 +40,7 @@ cdef extern from "resample_kernels.h" nogil:
                  int32_t *acc, uint8_t *dst)
     const char *pf_kernel_name()
     void pf_luma_row(const uint8_t *src, uint8_t *dst, int x0, int x1)
+    void pf_premultiply_rgba(const uint8_t *src, uint8_t *dst, int x0, int x1)
     int pf_force_plain_c
 
 
@@ -260,13 +261,7 @@ cdef void _prepare(const uint8_t *src, int src_ps, uint8_t *dst, int x0, int x1,
         for x in range(x0, x1):
             dst[x] = src[src_ps * x]
     elif kind == PF_KIND_RGBA:
-        for x in range(x0, x1):
-            p = src + 4 * x
-            a = p[3]
-            dst[4 * x] = <uint8_t>_muldiv255(p[0], a)
-            dst[4 * x + 1] = <uint8_t>_muldiv255(p[1], a)
-            dst[4 * x + 2] = <uint8_t>_muldiv255(p[2], a)
-            dst[4 * x + 3] = <uint8_t>a
+        pf_premultiply_rgba(src, dst, x0, x1)
     else:
         for x in range(x0, x1):
             p = src + src_ps * x
@@ -278,8 +273,24 @@ cdef void _prepare(const uint8_t *src, int src_ps, uint8_t *dst, int x0, int x1,
             dst[4 * x + 3] = <uint8_t>a
 
 
+# ceil(2**24 / a): (x * _recip[a]) >> 24 == x // a for every x <= 255 * 255
+# and a in 1..255 (checked exhaustively), a multiply instead of a division.
+cdef uint64_t _recip[256]
+
+
+cdef void _init_recip() noexcept nogil:
+    cdef uint64_t a
+    _recip[0] = 0
+    for a in range(1, 256):
+        _recip[a] = ((<uint64_t>1 << 24) + a - 1) // a
+
+
+_init_recip()
+
+
 cdef inline uint8_t _unpremul(uint32_t v, uint32_t a) noexcept nogil:
-    v = (255 * v) // a
+    # Pillow's CLIP8((255 * v) / a)
+    v = <uint32_t>(((<uint64_t>(255 * v)) * _recip[a]) >> 24)
     return <uint8_t>(255 if v > 255 else v)
 
 
