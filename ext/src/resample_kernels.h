@@ -237,21 +237,17 @@ pf_hrow1_avx2(const uint8_t *src, uint8_t *dst, const int *bounds, const int16_t
             alo = _mm256_add_epi32(
                 alo, _mm256_madd_epi16(px, _mm256_loadu_si256((const __m256i *)(klo + x))));
         }
-        if (x < n) {
-            uint8_t tail[16] = {0};
-            memcpy(tail, p + x, (size_t)(n - x));
-            __m256i px = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)tail));
-            ahi = _mm256_add_epi32(
-                ahi, _mm256_madd_epi16(px, _mm256_loadu_si256((const __m256i *)(khi + x))));
-            alo = _mm256_add_epi32(
-                alo, _mm256_madd_epi16(px, _mm256_loadu_si256((const __m256i *)(klo + x))));
-        }
         /* ahi * 2^15 + alo, summed across lanes */
         __m256i a = _mm256_add_epi32(_mm256_slli_epi32(ahi, 15), alo);
         __m128i s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
         s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
         s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
         uint32_t sum = (uint32_t)_mm_cvtsi128_si32(s) + (uint32_t)PF_KERNEL_HALF;
+        /* the last taps one by one: a 16-byte copy of them through memory
+           would stall on store forwarding */
+        for (; x < n; x++) {
+            sum += (uint32_t)p[x] * (uint32_t)((int32_t)khi[x] * 32768 + klo[x]);
+        }
         dst[xx] = pf_clip8((int32_t)sum);
     }
 }
