@@ -9,16 +9,23 @@ The conventions are Pillow's (Resample.c), so results match ``Image.resize``:
   its window is rounded to whole pixels and its weights are normalised to a
   sum of one, then turned into integers with PRECISION_BITS fractional bits;
 * a horizontal pass over the source rows the vertical pass needs, then a
-  vertical pass; each pass rounds to 8 bits (``clip8``);
+  vertical pass, each rounding to 8 bits (``clip8``); with ``order=0`` the
+  vertical pass goes first when the height shrinks by more than twice as many
+  pixels as the width, as Pillow 13 does (``order=1``: never, as before 13);
 * LA and RGBA are premultiplied by alpha on the way in (``MULDIV255``) and
   divided back on the way out, like Pillow's ``RGBa``/``La`` round trip.
 
 Integer sums do not depend on the order of the additions, so the threads and
-the vectorised loops give exactly Pillow's bytes.
+the vectorised loops (ext/src/resample_kernels.h) give exactly Pillow's bytes.
 
-Pixels are read from and written to Pillow's own memory through
-``Image.getim()`` when its layout is the one this module knows (checked field
-by field); otherwise they go through one ``tobytes``/``frombytes`` copy.
+Two more source kinds resample the luminance of RGB(A) or the L band of LA
+(Pillow's ``convert("L")``), taken row by row as the first pass reads them:
+the perceptual hashes use them for their thumbnails.
+
+Pixels are read in place from Pillow's memory (and the result written in
+place into a new image) through the core object's pointer capsule when its
+layout is one this module knows (checked field by field against the image);
+otherwise they go through one ``tobytes``/``frombytes`` copy.
 """
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 from cython.parallel cimport prange, threadid
@@ -224,15 +231,6 @@ cdef int pf_precompute_coeffs(int in_size, float in0, float in1, int out_size,
 # ---------------------------------------------------------------------------
 # Row kernels
 # ---------------------------------------------------------------------------
-
-
-cdef inline uint8_t _clip8(int32_t v) noexcept nogil:
-    v = v >> PF_PRECISION_BITS
-    if v < 0:
-        return 0
-    if v > 255:
-        return 255
-    return <uint8_t>v
 
 
 cdef inline uint32_t _muldiv255(uint32_t a, uint32_t b) noexcept nogil:
