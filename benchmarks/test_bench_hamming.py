@@ -56,7 +56,7 @@ def _as_sets(results):
 
 
 @pytest.mark.benchmark(group="hamming-radius8-1M-x50")
-def test_numpy_bitwise_count_scan(benchmark, data, expected):
+def test_reference_numpy_bitwise_count_scan(benchmark, data, expected):
     hashes, ids, queries, _ = data
     assert benchmark(numpy_scan, hashes, ids, queries, RADIUS) == expected
 
@@ -67,6 +67,24 @@ def test_index_search(benchmark, data, expected, strategy):
     _, _, queries, index = data
     results = benchmark(lambda: [index.search(q, RADIUS, strategy=strategy) for q in queries])
     assert _as_sets(results) == expected
+
+
+def numpy_nearest(hashes, ids, queries, k):
+    out = []
+    for q in queries:
+        dist = np.bitwise_count(hashes ^ np.uint64(q))
+        kth = np.partition(dist, k - 1)[k - 1]
+        near = np.nonzero(dist <= kth)[0]
+        order = near[np.lexsort((ids[near], dist[near]))][:k]
+        out.append(list(zip(ids[order].tolist(), dist[order].tolist())))
+    return out
+
+
+@pytest.mark.benchmark(group="hamming-nearest10-1M-x50")
+def test_reference_numpy_nearest(benchmark, data, expected):
+    hashes, ids, queries, index = data
+    results = benchmark(numpy_nearest, hashes, ids, queries, 10)
+    assert results[:5] == [index.nearest(q, 10) for q in queries[:5]]
 
 
 @pytest.mark.benchmark(group="hamming-nearest10-1M-x50")

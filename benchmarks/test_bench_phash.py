@@ -2,8 +2,9 @@
 
 The input is a decoded 12-megapixel JPEG (4000x3000 RGB).  imagehash's
 ``phash`` (``convert("L")``, Lanczos to 32x32, scipy DCT) is the yardstick
-when it is installed; ``pastefile.ext.fallback.phash`` (the same steps with
-an integer DCT in NumPy) always runs.  Every run checks its hash, so
+(the report's baseline) when it is installed;
+``pastefile.ext.fallback.phash`` (the same steps with an integer DCT in
+NumPy) always runs.  Every run checks its hash, so
 ``--benchmark-disable`` makes this a quick correctness pass.
 """
 from __future__ import annotations
@@ -51,7 +52,7 @@ def expected(photo):
 
 
 @pytest.mark.benchmark(group="phash-12MP")
-def test_imagehash_phash(benchmark, photo, expected):
+def test_reference_imagehash_phash(benchmark, photo, expected):
     imagehash = pytest.importorskip("imagehash")
     value = benchmark(imagehash.phash, photo)
     # same thumbnail, float DCT: equal unless coefficients tie at the median
@@ -59,7 +60,7 @@ def test_imagehash_phash(benchmark, photo, expected):
 
 
 @pytest.mark.benchmark(group="phash-12MP")
-def test_reference_phash(benchmark, photo, expected):
+def test_numpy_fallback_phash(benchmark, photo, expected):
     assert benchmark(fallback.phash, photo) == expected["phash"]
 
 
@@ -76,7 +77,7 @@ def test_kernel_phash_fast(benchmark, photo, expected, threads):
 
 
 @pytest.mark.benchmark(group="dhash-12MP")
-def test_imagehash_dhash(benchmark, photo, expected):
+def test_reference_imagehash_dhash(benchmark, photo, expected):
     imagehash = pytest.importorskip("imagehash")
     assert int(str(benchmark(imagehash.dhash, photo)), 16) == expected["dhash"]
 
