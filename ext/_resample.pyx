@@ -101,6 +101,30 @@ cdef enum:
     _HALF = 1 << (PF_PRECISION_BITS - 1)
 
 
+# libgomp cannot run a parallel region in a child process forked after the
+# parent ran one (its worker threads did not survive the fork and the child
+# waits for them forever).  Such a child runs everything on its own thread.
+cdef int _openmp_used = 0
+cdef int _serial_only = 0
+
+
+def _after_fork_in_child():
+    global _serial_only
+    if _openmp_used:
+        _serial_only = 1
+
+
+import os as _os
+
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def threads_usable() -> bool:
+    """False in a process forked after its parent ran OpenMP threads here."""
+    return not _serial_only
+
+
 # ---------------------------------------------------------------------------
 # Filters and coefficients
 # ---------------------------------------------------------------------------
@@ -438,6 +462,24 @@ cdef inline int _chunk(int rows, int nthreads) noexcept nogil:
     return 1 if c < 1 else (64 if c > 64 else c)
 
 
+ctypedef void (*_row_fn)(_job *j, int r, int tid) noexcept nogil
+
+
+cdef void _run(_row_fn fn, _job *j, int rows, int nthreads) noexcept nogil:
+    """fn for every row, on nthreads OpenMP threads (no parallel region at all
+    for one thread: see _after_fork_in_child)."""
+    cdef int r
+    global _openmp_used
+    if nthreads > 1:
+        _openmp_used = 1
+        for r in prange(rows, num_threads=nthreads, schedule='dynamic',
+                        chunksize=_chunk(rows, nthreads)):
+            fn(j, r, threadid())
+    else:
+        for r in range(rows):
+            fn(j, r, 0)
+
+
 cdef void _free_job(_job *j) noexcept nogil:
     pf_free_coeffs(&j.h)
     pf_free_coeffs(&j.v)
@@ -456,7 +498,7 @@ cdef int pf_resample(const pf_plane *src, pf_plane *dst, int kind, int filter,
     cdef bint h_first
     cdef size_t n, width_max
     memset(&j, 0, sizeof(j))
-    if nthreads < 1:
+    if nthreads < 1 or _serial_only:
         nthreads = 1
     j.src = src
     j.dst = dst
@@ -513,6 +555,10 @@ cdef int pf_resample(const pf_plane *src, pf_plane *dst, int kind, int filter,
                          * (j.v.ksize if j.need_v else 0)) * j.ps < 1e6:
         nthreads = 1
 
+    # never more threads than rows to share out
+    if nthreads > j.nrows and nthreads > out_h:
+        nthreads = j.nrows if j.nrows > out_h else out_h
+
     width_max = <size_t>(src.width if src.width > out_w else out_w) * j.ps + 64
     j.obuf_stride = width_max
     j.obuf = <uint8_t *>malloc(nthreads * j.obuf_stride)
@@ -538,15 +584,13 @@ cdef int pf_resample(const pf_plane *src, pf_plane *dst, int kind, int filter,
                 return -1
             for r in range(j.nrows):
                 j.vrows[r] = j.tmp + r * j.tmp_stride
-        for r in prange(j.nrows, num_threads=nthreads, schedule='dynamic', chunksize=_chunk(j.nrows, nthreads)):
-            _h_first_row(&j, r, threadid())
+        _run(_h_first_row, &j, j.nrows, nthreads)
         if j.need_v:
             # the horizontal pass produced all columns of its output
             j.x_first = 0
             j.x_last = out_w
             j.v_final = True
-            for yy in prange(out_h, num_threads=nthreads, schedule='dynamic', chunksize=_chunk(out_h, nthreads)):
-                _v_row(&j, yy, threadid())
+            _run(_v_row, &j, out_h, nthreads)
     else:
         # source rows (prepared first if needed) -> vertical -> horizontal
         if j.prepare:
@@ -555,8 +599,7 @@ cdef int pf_resample(const pf_plane *src, pf_plane *dst, int kind, int filter,
             if j.pm == NULL:
                 _free_job(&j)
                 return -1
-            for r in prange(j.nrows, num_threads=nthreads, schedule='dynamic', chunksize=_chunk(j.nrows, nthreads)):
-                _prepare_row(&j, r, threadid())
+            _run(_prepare_row, &j, j.nrows, nthreads)
             for r in range(j.nrows):
                 j.vrows[r] = j.pm + r * j.pm_stride
         else:
@@ -569,11 +612,9 @@ cdef int pf_resample(const pf_plane *src, pf_plane *dst, int kind, int filter,
             if j.tmp == NULL:
                 _free_job(&j)
                 return -1
-        for yy in prange(out_h, num_threads=nthreads, schedule='dynamic', chunksize=_chunk(out_h, nthreads)):
-            _v_row(&j, yy, threadid())
+        _run(_v_row, &j, out_h, nthreads)
         if j.need_h:
-            for yy in prange(out_h, num_threads=nthreads, schedule='dynamic', chunksize=_chunk(out_h, nthreads)):
-                _h_second_row(&j, yy, threadid())
+            _run(_h_second_row, &j, out_h, nthreads)
     _free_job(&j)
     return 0
 

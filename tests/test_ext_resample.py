@@ -16,6 +16,9 @@ builds the bytes are identical; ``test_identical_bytes`` checks that.
 from __future__ import annotations
 
 import io
+import os
+import signal
+import warnings
 import zlib
 
 import numpy as np
@@ -190,6 +193,28 @@ def test_plain_c_loops_agree(mode):
         _resample.use_plain_c(False)
     for size, data in zip(sizes, plain):
         assert data == pillow(image, size, "lanczos").tobytes()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_child_forked_after_threads_ran():
+    # libgomp's workers do not survive fork(): the child must not wait for them
+    image = random_image("RGB", (400, 300), seed=13)
+    expected = resize(image, (90, 70), "bicubic", threads=2).tobytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # "multi-threaded fork"
+        pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            signal.alarm(60)  # a hang ends the child, not the test run
+            out = resize(image, (90, 70), "bicubic", threads=2).tobytes()
+            if out == expected and not _resample.threads_usable():
+                code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert _resample.threads_usable()
 
 
 def test_pass_orders_differ_only_in_order():
