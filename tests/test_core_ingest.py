@@ -225,20 +225,20 @@ def test_sniff_keeps_active_types():
 
 
 def test_sniff_in_threads_has_one_handle_each():
-    results, handles = [], set()
+    results, handles = [], []
 
     def go():
         from pastefile.core import sniff as module
 
         results.append(sniff(CORPUS["png"][:4096]))
-        handles.add(id(module._handle()))
+        handles.append(module._handle())  # kept alive, so ids cannot be reused
 
     threads = [threading.Thread(target=go) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert results == ["image/png"] * 4 and len(handles) == 4
+    assert results == ["image/png"] * 4 and len({id(h) for h in handles}) == 4
 
 
 # -- in-process cache bound -------------------------------------------------
