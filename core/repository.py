@@ -123,6 +123,8 @@ def record(conn: Connection, items: Sequence[NewPaste]) -> list[dict]:
             ],
         )
     }
+    # the same bytes under the same name: the earlier paste, in one query
+    earlier_pastes = _paste_of(conn, [(i.sha256, i.filename) for i in items if i.filehash not in new])
     out = []
     for item in items:
         if item.filehash in new:
@@ -131,13 +133,15 @@ def record(conn: Connection, items: Sequence[NewPaste]) -> list[dict]:
                 uploadtime=item.uploadtime, parent_id=item.parent_id, resize_w=item.resize_w,
                 resize_h=item.resize_h, **stored[item.sha256],
             ))
-        else:  # the same bytes under the same name: the earlier paste
-            out.append(dict(_paste_of(conn, [(item.sha256, item.filename)])[(item.sha256, item.filename)]))
+        else:
+            out.append(dict(earlier_pastes[(item.sha256, item.filename)]))
     return out
 
 
 def _paste_of(conn: Connection, keys: Iterable[tuple[bytes, str]]) -> dict:
     keys = list(keys)
+    if not keys:
+        return {}
     rows = conn.execute(_PASTES.where(tuple_(paste_table.c.blob_sha256, paste_table.c.filename).in_(keys))).mappings()
     return {(row["blob_sha256"], row["filename"]): row for row in rows}
 
