@@ -1,8 +1,13 @@
-"""Crop-resize with cropresize2 semantics; Pillow decodes, resamples and encodes.
+"""Renditions of images: decode, orient, crop or fit, resample, encode.
 
-The geometry comes from the Cython kernel (``pastefile.ext.geometry``).
-JPEGs are shrunk while decoding (``Image.draft``), which is several times
-faster than decoding at full size and resampling everything.
+One pipeline serves every resize: JPEGs are shrunk while decoding
+(``Image.draft``, DCT scaling) when the target allows, EXIF orientation is
+applied, the crop box and final size come from the Cython geometry kernel
+and the pixels from the Cython resampler (``pastefile.ext.resample``,
+byte-identical to Pillow's Lanczos).  Pillow decodes and encodes.
+
+Limits are per call: a source above ``max_pixels`` is refused from its
+header, before any pixel is decoded; Pillow's global limit is left alone.
 """
 from __future__ import annotations
 
@@ -13,24 +18,73 @@ from typing import BinaryIO
 from PIL import Image, ImageOps
 
 from pastefile.ext.geometry import crop_resize_geometry
+from pastefile.ext.phash import phash as _phash
+from pastefile.ext.resample import resize as _kernel_resize
 
-# Decompression bombs: refuse images above this many pixels.
-MAX_PIXELS = 100_000_000
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-
-_SAVE_OPTIONS = {
-    "JPEG": {"quality": 88, "optimize": True, "progressive": True},
-    "PNG": {"optimize": False, "compress_level": 6},
-    "WEBP": {"quality": 85, "method": 4},
-    "GIF": {},
-    "BMP": {},
-    "TIFF": {"compression": "tiff_deflate"},
-}
+# Bump when the same source and spec would give different bytes (encoder
+# options, pipeline changes): renditions are recorded under this version.
+ENCODER_VERSION = 1
+DEFAULT_MAX_PIXELS = 100_000_000
+FITS = ("crop", "inside")
+# output formats a rendition may ask for; a source in another format keeps it
+FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
+_DEFAULT_QUALITY = {"JPEG": 88, "WEBP": 85}
+_SOURCE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 _MIME_OF = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif", "BMP": "image/bmp", "TIFF": "image/tiff"}
+_FORMAT_OF_MIME = {mime: fmt for fmt, mime in _MIME_OF.items()}
+_KERNEL_MODES = ("L", "LA", "RGB", "RGBA")
 
 
 class ImageError(ValueError):
-    """The bytes are not an image Pillow can crop-resize."""
+    """The bytes are not an image this pipeline can render."""
+
+
+class ImageTooLarge(ImageError):
+    """The source has more pixels than the caller allows."""
+
+
+@dataclass(frozen=True)
+class RenditionSpec:
+    """What a rendition should be.  ``width``/``height`` 0 follow the aspect
+    ratio; ``fit`` is ``"crop"`` (the book's crop-the-middle, exactly w x h)
+    or ``"inside"`` (the whole picture within w x h); ``format`` None keeps
+    the source's; ``quality`` None is the format's default."""
+
+    width: int = 0
+    height: int = 0
+    fit: str = "crop"
+    format: str | None = None
+    quality: int | None = None
+
+    def validate(self, max_side: int) -> None:
+        for name, value in (("w", self.width), ("h", self.height)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= max_side:
+                raise ValueError(f"{name} must be an integer between 0 and {max_side}")
+        if not (self.width or self.height):
+            raise ValueError("give a width or a height")
+        if self.fit not in FITS:
+            raise ValueError(f"fit must be one of {', '.join(FITS)}, got {self.fit!r}")
+        if self.format is not None and self.format not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        if self.quality is not None and (
+            isinstance(self.quality, bool) or not isinstance(self.quality, int) or not 1 <= self.quality <= 100
+        ):
+            raise ValueError("quality must be an integer between 1 and 100")
+
+    def normalized(self, source_mimetype: str) -> "RenditionSpec":
+        """The same request with every default made explicit, so equal
+        requests get equal keys: the output format named, the quality set
+        only where the format uses one."""
+        fmt = FORMATS[self.format] if self.format else _FORMAT_OF_MIME.get(source_mimetype)
+        if fmt is None:
+            raise ImageError(f"cannot render {source_mimetype} images")
+        quality = (self.quality or _DEFAULT_QUALITY[fmt]) if fmt in _DEFAULT_QUALITY else None
+        return RenditionSpec(self.width, self.height, self.fit, fmt.lower(), quality)
+
+    def key(self) -> str:
+        """A short stable text for a normalized spec: ``800x600-crop-jpeg-q88``."""
+        text = f"{self.width}x{self.height}-{self.fit}-{self.format or 'src'}"
+        return f"{text}-q{self.quality}" if self.quality else text
 
 
 @dataclass(frozen=True)
@@ -39,6 +93,15 @@ class ResizedImage:
     mimetype: str
     width: int
     height: int
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What an upload records about an image: displayed size and pHash."""
+
+    width: int
+    height: int
+    phash: int | None
 
 
 def image_size(fileobj: BinaryIO) -> tuple[int, int] | None:
@@ -50,59 +113,149 @@ def image_size(fileobj: BinaryIO) -> tuple[int, int] | None:
         return None
 
 
+def _open(source: BinaryIO | bytes, max_pixels: int) -> Image.Image:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(source)
+    img = Image.open(source)
+    if img.width * img.height > max_pixels:
+        img.close()
+        raise ImageTooLarge(f"the image has {img.width}x{img.height} pixels, more than the {max_pixels:,} allowed")
+    return img
+
+
+def _inside_size(src_w: int, src_h: int, w: int, h: int, upscale: bool) -> tuple[int, int]:
+    """The largest size with the source's aspect ratio within w x h (a 0 side is free)."""
+    scales = [s for s in ((w / src_w) if w else None, (h / src_h) if h else None) if s is not None]
+    scale = min(scales)
+    if not upscale:
+        scale = min(scale, 1.0)
+    return max(1, round(src_w * scale)), max(1, round(src_h * scale))
+
+
+def render(
+    source: BinaryIO | bytes,
+    spec: RenditionSpec,
+    *,
+    upscale: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    threads: int | None = None,
+    resampler: str = "kernel",
+) -> ResizedImage:
+    """Render ``spec`` from an encoded image.
+
+    ``resampler="pillow"`` runs the same pipeline with ``Image.resize`` for
+    the resampling step (the yardstick the benchmarks compare against).
+    """
+    try:
+        img = _open(source, max_pixels)
+        src_fmt = img.format
+        if src_fmt not in _SOURCE_FORMATS:
+            raise ImageError(f"cannot resize {src_fmt or 'unknown'} images")
+        fmt = FORMATS[spec.format] if spec.format else src_fmt
+        orientation = _orientation(img) if src_fmt in ("JPEG", "WEBP", "PNG", "TIFF") else 1
+        # EXIF orientations 5-8 store the picture turned by 90 degrees
+        logical = (img.height, img.width) if orientation in (5, 6, 7, 8) else img.size
+        if spec.fit == "crop":
+            geometry = crop_resize_geometry(logical[0], logical[1], spec.width or None, spec.height or None, upscale)
+            out_size, box = geometry.size, geometry.box
+        else:
+            out_size = _inside_size(logical[0], logical[1], spec.width, spec.height, upscale)
+            box = (0, 0, logical[0], logical[1])
+        if src_fmt == "JPEG":
+            # shrink-on-load: the smallest 1/2^k decode whose crop box still
+            # covers the output; the resampler does the rest exactly
+            scale = max(out_size[0] / (box[2] - box[0]), out_size[1] / (box[3] - box[1]))
+            if scale < 1:
+                target = (int(img.width * scale) + 1, int(img.height * scale) + 1)
+                img.draft(img.mode if img.mode in ("L", "RGB") else "RGB", target)
+        if orientation != 1:
+            img = ImageOps.exif_transpose(img)
+        if img.size != logical:
+            # decoded smaller: scale the box to the reduced frame
+            fx, fy = img.width / logical[0], img.height / logical[1]
+            box = (box[0] * fx, box[1] * fy, box[2] * fx, box[3] * fy)
+        if img.mode == "P":
+            img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        elif img.mode == "1":
+            img = img.convert("L")
+        elif img.mode not in _KERNEL_MODES:
+            img = img.convert("RGB")
+        whole = tuple(box) == (0, 0, img.width, img.height)
+        if out_size != img.size or not whole:
+            if resampler == "kernel":
+                img = _kernel_resize(img, out_size, "lanczos", box=None if whole else box, threads=threads)
+            elif resampler == "pillow":
+                img = img.resize(out_size, Image.Resampling.LANCZOS, box=None if whole else box)
+            else:
+                raise ValueError(f"resampler must be 'kernel' or 'pillow', got {resampler!r}")
+        data = _encode(img, fmt, spec.quality)
+    except ImageError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"cannot decode image: {exc}") from exc
+    return ResizedImage(data, _MIME_OF[fmt], img.width, img.height)
+
+
+def _encode(img: Image.Image, fmt: str, quality: int | None) -> bytes:
+    if fmt == "JPEG" and img.mode not in ("RGB", "L"):
+        img = img.convert("RGB")
+    elif fmt in ("GIF", "BMP") and img.mode == "LA":
+        img = img.convert("RGBA" if fmt == "GIF" else "L")
+    options: dict = {}
+    if fmt == "JPEG":
+        options = {"quality": quality or _DEFAULT_QUALITY["JPEG"], "progressive": True}
+    elif fmt == "WEBP":
+        options = {"quality": quality or _DEFAULT_QUALITY["WEBP"], "method": 4}
+    elif fmt == "PNG":
+        options = {"compress_level": 6}
+    elif fmt == "TIFF":
+        options = {"compression": "tiff_deflate"}
+    out = io.BytesIO()
+    img.save(out, fmt, **options)
+    return out.getvalue()
+
+
 def crop_resize(
-    source: BinaryIO,
+    source: BinaryIO | bytes,
     width: int | None,
     height: int | None,
     *,
     upscale: bool = False,
-    resample: int = Image.Resampling.LANCZOS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> ResizedImage:
-    """Crop the proportional middle of ``source`` and resize it to (w, h).
+    """The book's crop-resize: the proportional middle of ``source`` at (w, h)
+    in the source's format (one side 0/None keeps the aspect ratio)."""
+    return render(source, RenditionSpec(width or 0, height or 0), upscale=upscale, max_pixels=max_pixels)
 
-    One side 0/None keeps the aspect ratio; without ``upscale`` the result is
-    never larger than the cropped region.  Encodes in the source's format.
-    """
+
+# pHash thumbnails are 32x32: decoding a JPEG at 1/8 keeps far more than that
+_FACTS_DRAFT = (256, 256)
+
+
+def image_facts(fileobj: BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageFacts | None:
+    """Displayed (width, height) and the 64-bit pHash of an image, or None
+    when the bytes do not decode.  Above ``max_pixels`` only the size is
+    read (no pHash), so an upload never decodes a bomb."""
     try:
-        img = Image.open(source)
-        fmt = img.format
-        if fmt not in _SAVE_OPTIONS:
-            raise ImageError(f"cannot resize {fmt or 'unknown'} images")
-        orientation = _orientation(img) if fmt == "JPEG" else 1
-        # EXIF orientations 5-8 store the picture rotated by 90 degrees
-        logical = (img.height, img.width) if orientation in (5, 6, 7, 8) else img.size
-        geometry = crop_resize_geometry(logical[0], logical[1], width, height, upscale)
-        if fmt == "JPEG":
-            # shrink-on-load: decode at the smallest 1/2^k scale that still
-            # leaves the crop box at least as large as the output
-            scale = max(
-                geometry.out_w / (geometry.right - geometry.left),
-                geometry.out_h / (geometry.bottom - geometry.top),
-            )
-            if scale < 1:
-                img.draft("RGB", (int(img.width * scale) + 1, int(img.height * scale) + 1))
-        if orientation != 1:
-            img = ImageOps.exif_transpose(img)
-        if img.size != logical:
-            # decoded smaller: the same crop on the reduced frame, same output
-            geometry = crop_resize_geometry(img.width, img.height, geometry.out_w, geometry.out_h, True)
-        if img.mode == "P":
-            img = img.convert("RGBA")
-        elif img.mode not in ("RGB", "RGBA", "L", "LA"):
-            img = img.convert("RGB")
-        if geometry.box != (0, 0, img.width, img.height):
-            img = img.crop(geometry.box)
-        if img.size != geometry.size:
-            img = img.resize(geometry.size, resample)
-        if fmt == "JPEG" and img.mode not in ("RGB", "L"):
-            img = img.convert("RGB")
-        out = io.BytesIO()
-        img.save(out, fmt, **_SAVE_OPTIONS[fmt])
-    except ImageError:
-        raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise ImageError(f"cannot decode image: {exc}") from exc
-    return ResizedImage(out.getvalue(), _MIME_OF[fmt], img.width, img.height)
+        img = Image.open(fileobj)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+    try:
+        orientation = _orientation(img) if img.format in ("JPEG", "WEBP", "PNG", "TIFF") else 1
+        width, height = (img.height, img.width) if orientation in (5, 6, 7, 8) else img.size
+        if img.width * img.height > max_pixels or img.format not in _SOURCE_FORMATS:
+            return ImageFacts(width, height, None)
+        try:
+            if img.format == "JPEG":
+                img.draft("L", _FACTS_DRAFT)
+            if orientation != 1:
+                img = ImageOps.exif_transpose(img)
+            value = _phash(img)
+        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+            value = None  # truncated or broken pixels: stored, but not hashed
+        return ImageFacts(width, height, value)
+    finally:
+        img.close()
 
 
 def _orientation(img: Image.Image) -> int:
