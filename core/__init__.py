@@ -2,22 +2,37 @@
 
 No web framework is imported here; see :class:`PasteFileService`.
 """
-from .errors import EmptyFile, InvalidRequest, NotFound, PasteFileError, TooLarge, UnsupportedType
-from .service import PasteFileService, PasteInfo, Variant
+from .errors import (
+    Busy,
+    EmptyFile,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    PasteFileError,
+    TooLarge,
+    Unprocessable,
+    UnsupportedType,
+)
+from .imaging import RenditionSpec
+from .service import PasteFileService, PasteInfo, RenditionInfo
 from .settings import Settings, SettingsError
 from .utils import humanize_bytes
 
 __all__ = [
+    "Busy",
     "EmptyFile",
+    "Forbidden",
     "InvalidRequest",
     "NotFound",
     "PasteFileError",
     "PasteFileService",
     "PasteInfo",
+    "RenditionInfo",
+    "RenditionSpec",
     "Settings",
     "SettingsError",
     "TooLarge",
+    "Unprocessable",
     "UnsupportedType",
-    "Variant",
     "humanize_bytes",
 ]

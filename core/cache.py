@@ -21,7 +21,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 # Bump when the shape of cached values changes: old entries are then ignored.
-KEY_VERSION = 2
+KEY_VERSION = 3
 MUTEX_SUFFIX = "#mutex"
 _MAX_KEY = 200
 

@@ -33,3 +33,18 @@ class TooLarge(PasteFileError):
 class UnsupportedType(PasteFileError):
     status = 415
     title = "Unsupported file type"
+
+
+class Forbidden(PasteFileError):
+    status = 403
+    title = "Forbidden"
+
+
+class Unprocessable(PasteFileError):
+    status = 422
+    title = "Cannot process this file"
+
+
+class Busy(PasteFileError):
+    status = 503
+    title = "Busy"

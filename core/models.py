@@ -54,6 +54,8 @@ class Blob(Base):
     # the bytes of a small blob, made durable by the same commit as its row;
     # NULL for a blob stored as a file
     data: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    # 64-bit DCT pHash of an image, stored signed (BIGINT); NULL otherwise
+    phash: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class PasteFile(Base):
@@ -76,3 +78,18 @@ class PasteFile(Base):
     resize_h: Mapped[int | None] = mapped_column(Integer)
 
     blob: Mapped[Blob] = relationship(lazy="joined", innerjoin=True)
+
+
+class Rendition(Base):
+    """A resize of a source blob, stored as a blob of its own: (source,
+    normalized spec, encoder version) -> the result's bytes."""
+
+    __tablename__ = "rendition"
+
+    source_sha256: Mapped[bytes] = mapped_column(
+        LargeBinary(32), ForeignKey("blob.sha256", ondelete="CASCADE"), primary_key=True
+    )
+    spec: Mapped[str] = mapped_column(String(64), primary_key=True)
+    encoder: Mapped[int] = mapped_column(Integer, primary_key=True)
+    result_sha256: Mapped[bytes] = mapped_column(LargeBinary(32), ForeignKey("blob.sha256"), nullable=False, index=True)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)

@@ -10,14 +10,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, select, tuple_
+from sqlalchemy import Connection, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .models import Blob, PasteFile
+from .models import Blob, PasteFile, Rendition
 
 blob_table = Blob.__table__
 paste_table = PasteFile.__table__
+rendition_table = Rendition.__table__
 
+_BLOB_FACTS = (
+    blob_table.c.size,
+    blob_table.c.mimetype,
+    blob_table.c.width,
+    blob_table.c.height,
+    blob_table.c.phash,
+    blob_table.c.data.is_not(None).label("inline"),
+)
 PASTE_COLUMNS = (
     paste_table.c.id,
     paste_table.c.filehash,
@@ -27,12 +36,9 @@ PASTE_COLUMNS = (
     paste_table.c.parent_id,
     paste_table.c.resize_w,
     paste_table.c.resize_h,
-    blob_table.c.size,
-    blob_table.c.mimetype,
-    blob_table.c.width,
-    blob_table.c.height,
-    blob_table.c.data.is_not(None).label("inline"),
+    *_BLOB_FACTS,
 )
+_BLOB_FACT_KEYS = ("size", "mimetype", "width", "height", "phash", "inline")
 _PASTES = select(*PASTE_COLUMNS).select_from(paste_table.join(blob_table))
 
 
@@ -73,6 +79,16 @@ class NewPaste:
     parent_id: int | None = None
     resize_w: int | None = None
     resize_h: int | None = None
+    phash: int | None = None  # unsigned 64-bit
+
+
+def to_signed64(value: int | None) -> int | None:
+    """An unsigned 64-bit hash as the signed BIGINT both databases store."""
+    return None if value is None else value - (1 << 64) if value >= 1 << 63 else value
+
+
+def to_unsigned64(value: int | None) -> int | None:
+    return None if value is None else value + (1 << 64) if value < 0 else value
 
 
 def record(conn: Connection, items: Sequence[NewPaste]) -> list[dict]:
@@ -94,22 +110,21 @@ def record(conn: Connection, items: Sequence[NewPaste]) -> list[dict]:
             _insert(conn, blob_table).on_conflict_do_nothing().returning(blob_table.c.sha256),
             [
                 dict(sha256=i.sha256, size=i.size, mimetype=i.mimetype, width=i.width, height=i.height,
-                     data=i.data, created=i.uploadtime)
+                     data=i.data, created=i.uploadtime, phash=to_signed64(i.phash))
                 for i in blobs.values()
             ],
         ).scalars()
     )
-    stored = {sha: dict(size=i.size, mimetype=i.mimetype, width=i.width, height=i.height, inline=i.data is not None)
+    stored = {sha: dict(size=i.size, mimetype=i.mimetype, width=i.width, height=i.height,
+                        phash=to_signed64(i.phash), inline=i.data is not None)
               for sha, i in blobs.items() if sha in inserted}
     earlier = [sha for sha in blobs if sha not in inserted]
     if earlier:
         rows = conn.execute(
-            select(blob_table.c.sha256, blob_table.c.size, blob_table.c.mimetype, blob_table.c.width,
-                   blob_table.c.height, blob_table.c.data.is_not(None).label("inline"))
-            .where(blob_table.c.sha256.in_(earlier))
+            select(blob_table.c.sha256, *_BLOB_FACTS).where(blob_table.c.sha256.in_(earlier))
         ).mappings()
         for row in rows:
-            stored[row["sha256"]] = {k: row[k] for k in ("size", "mimetype", "width", "height", "inline")}
+            stored[row["sha256"]] = {k: row[k] for k in _BLOB_FACT_KEYS}
     new = {
         row.filehash: row.id
         for row in conn.execute(
@@ -152,3 +167,59 @@ def inline_hashes(conn: Connection) -> set[bytes]:
 
 def file_hashes(conn: Connection) -> set[bytes]:
     return set(conn.execute(select(blob_table.c.sha256).where(blob_table.c.data.is_(None))).scalars())
+
+
+# -- renditions ----------------------------------------------------------------
+
+
+def rendition(conn: Connection, source: bytes, spec: str, encoder: int):
+    """The result blob of a recorded rendition (sha256 and blob facts), or None."""
+    query = (
+        select(rendition_table.c.result_sha256.label("sha256"), *_BLOB_FACTS)
+        .select_from(rendition_table.join(blob_table, rendition_table.c.result_sha256 == blob_table.c.sha256))
+        .where(
+            rendition_table.c.source_sha256 == source,
+            rendition_table.c.spec == spec,
+            rendition_table.c.encoder == encoder,
+        )
+    )
+    return conn.execute(query).mappings().first()
+
+
+def rendition_count(conn: Connection, source: bytes) -> int:
+    return conn.execute(
+        select(func.count()).select_from(rendition_table).where(rendition_table.c.source_sha256 == source)
+    ).scalar_one()
+
+
+def record_blob(conn: Connection, sha256: bytes, size: int, mimetype: str, width, height, phash, data, created) -> None:
+    """A blob row with no paste over it (yet); an existing row is kept."""
+    conn.execute(
+        _insert(conn, blob_table).on_conflict_do_nothing(),
+        dict(sha256=sha256, size=size, mimetype=mimetype, width=width, height=height, phash=to_signed64(phash),
+             data=data, created=created),
+    )
+
+
+def record_rendition(conn: Connection, source: bytes, spec: str, encoder: int, result: bytes, created) -> None:
+    conn.execute(
+        _insert(conn, rendition_table).on_conflict_do_nothing(),
+        dict(source_sha256=source, spec=spec, encoder=encoder, result_sha256=result, created=created),
+    )
+
+
+def rendition_rows(conn: Connection) -> int:
+    return conn.execute(select(func.count()).select_from(rendition_table)).scalar_one()
+
+
+# -- near duplicates ----------------------------------------------------------
+
+
+def image_hashes(conn: Connection, after_id: int) -> list[tuple[int, int]]:
+    """(paste id, signed pHash) of every hashed image paste with id > after_id."""
+    query = (
+        select(paste_table.c.id, blob_table.c.phash)
+        .select_from(paste_table.join(blob_table))
+        .where(paste_table.c.id > after_id, blob_table.c.phash.is_not(None))
+    )
+    return [(row[0], row[1]) for row in conn.execute(query)]

@@ -20,9 +20,10 @@ runs in the caller's transaction (pyramid_tm commits it).
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import io
 import os
-import tempfile
 import time
 import weakref
 from collections.abc import Iterator, Mapping
@@ -40,18 +41,23 @@ from pastefile.ext.hashing import SizeLimitExceeded
 from . import db, mimes, repository
 from .blobstore import FileSystemBlobStore, StagedBlob, StagingWriter
 from .cache import Cache, MemoryCache, cache, make_cache
-from .errors import EmptyFile, InvalidRequest, NotFound, TooLarge, UnsupportedType
+from .errors import EmptyFile, Forbidden, InvalidRequest, NotFound, TooLarge, UnsupportedType, Unprocessable
 from .groupcommit import GroupCommitter
-from .imaging import ImageError, crop_resize, image_size
+from .imaging import ENCODER_VERSION, ImageError, ImageTooLarge, RenditionSpec, image_facts, render
 from .models import Blob, PasteFile, utcnow
-from .repository import NewPaste
-from .settings import Settings
+from .repository import NewPaste, to_unsigned64
+from .settings import Settings, parse_size
 from .shortlink import ShortLinks
+from .similar import SimilarIndex
+from .singleflight import SingleFlight
 from .sniff import sniff
 from .utils import clean_filename, humanize_bytes, is_filehash, new_filehash
 
 LATEST_EXPIRE = 10  # seconds; the list changes with every upload
 MAX_LATEST = 100
+MAX_SIMILAR = 50
+# a token in the shared cache that changes whenever image uploads commit
+SIMILAR_GENERATION = "similar:generation"
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,7 @@ class PasteInfo:
     resize_w: int | None = None
     resize_h: int | None = None
     inline: bool = False  # the bytes live in the blob's row, not in a file
+    phash: int | None = None  # 64-bit pHash of an image
 
     @property
     def type(self) -> str:
@@ -125,6 +132,7 @@ class PasteInfo:
             "filehash": self.filehash,
             "symlink": self.symlink,
             "sha256": self.sha256,
+            "phash": None if self.phash is None else f"{self.phash:016x}",
         }
 
     def to_cache(self) -> dict:
@@ -140,21 +148,21 @@ class PasteInfo:
 
 
 @dataclass(frozen=True)
-class Variant:
-    """A crop-resized rendition of an image paste, for ``/i/{filehash}?w=&h=``."""
+class RenditionInfo:
+    """A stored resize of an image: a blob of its own, served like any other."""
 
-    source: PasteInfo
+    source: str  # the source blob's sha256 (hex)
+    spec: str  # the normalized spec's key, e.g. "800x600-crop-jpeg-q88"
+    sha256: str
+    size: int
     mimetype: str
-    etag: str
-    data: bytes | None = None  # small variants come from the cache as bytes
-    path: str | None = None  # larger ones from the variant directory
+    width: int | None
+    height: int | None
+    inline: bool
 
     @property
-    def size(self) -> int:
-        return len(self.data) if self.data is not None else os.path.getsize(self.path)
-
-    def open(self) -> BinaryIO:
-        return io.BytesIO(self.data) if self.data is not None else open(self.path, "rb")
+    def etag(self) -> str:
+        return self.sha256
 
 
 class PasteFileService:
@@ -184,6 +192,8 @@ class PasteFileService:
         self.expire = self.settings.cache_expire
         self._session: Session | None = None
         self._committer = GroupCommitter(self.engine, self._record, after_commit=self._remember)
+        self._flights = SingleFlight(os.path.join(self.store.root, "locks"))
+        self._similar = self._new_similar_index()
         os.register_at_fork(after_in_child=functools.partial(_after_fork_in_child, weakref.ref(self)))
         if self.settings.auto_migrate:
             self.initdb()
@@ -217,6 +227,23 @@ class PasteFileService:
             return
         with self.session_factory() as session, session.begin():
             yield session
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A connection in a write transaction: the bound session's (committed
+        by its owner), else one committed on leaving the block."""
+        if self._session is not None:
+            yield self._session.connection()
+            return
+        with self.engine.begin() as conn:
+            yield conn
+
+    def _after_commit(self, fn) -> None:
+        """Run ``fn`` once what was just written is committed."""
+        if self._session is not None:
+            db.after_commit(self._session, fn)
+        else:
+            fn()
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
@@ -281,17 +308,21 @@ class PasteFileService:
             if resize:
                 self._check_dimensions(w, h)
             mimetype = self._check_type(staged)
+            facts = self._facts(staged, mimetype)
             if resize:
                 if mimetype not in mimes.RESIZABLE_MIMES:
                     raise UnsupportedType(f"cannot resize {mimetype}; only images can take w and h")
-                with staged.open() as f:
-                    resized = self._crop_resize(f, w, h)
-                self.store.discard(staged)
-                staged = self.store.stage_bytes(resized.data)
-                mimetype, dims = resized.mimetype, (resized.width, resized.height)
-            else:
-                dims = self._dimensions(staged, mimetype)
-            return self._save(staged, filename, mimetype, dims, resize=resize)
+                # the original is kept as the rendition's source blob (no
+                # paste of its own); the paste is the resized image
+                spec = self._spec(mimetype, w, h)
+                source_row = dict(
+                    sha256=staged.sha256, size=staged.size, mimetype=mimetype, width=facts[0], height=facts[1],
+                    phash=facts[2], data=staged.data, created=utcnow(),
+                )
+                info, data = self._produce(staged.sha256, staged.open, spec, source_row=source_row, staged_source=staged)
+                staged = self.store.stage_bytes(data)
+                return self._save(staged, filename, info.mimetype, (info.width, info.height, None), resize=resize)
+            return self._save(staged, filename, mimetype, facts, resize=resize)
         except BaseException:
             self.store.discard(staged)
             raise
@@ -329,25 +360,20 @@ class PasteFileService:
         if not (w or h):
             raise InvalidRequest("give a width or a height")
 
-    def _crop_resize(self, fileobj: BinaryIO, w, h):
-        try:
-            return crop_resize(fileobj, w or 0, h or 0, upscale=self.settings.allow_upscale)
-        except ImageError as exc:
-            raise UnsupportedType(str(exc)) from None
-
-    @staticmethod
-    def _dimensions(staged: StagedBlob, mimetype: str) -> tuple[int | None, int | None]:
+    def _facts(self, staged: StagedBlob, mimetype: str) -> tuple[int | None, int | None, int | None]:
+        """(width, height, pHash) of an image upload; Nones for anything else."""
         if mimetype not in mimes.IMAGE_MIMES:
-            return (None, None)
+            return (None, None, None)
         with staged.open() as f:
-            return image_size(f) or (None, None)
+            facts = image_facts(f, self.settings.max_image_pixels)
+        return (facts.width, facts.height, facts.phash) if facts else (None, None, None)
 
     def _save(
         self,
         staged: StagedBlob,
         filename: str,
         mimetype: str,
-        dims: tuple[int | None, int | None],
+        facts: tuple[int | None, int | None, int | None],
         *,
         parent_id: int | None = None,
         resize: tuple | None = None,
@@ -359,8 +385,9 @@ class PasteFileService:
             sha256=staged.sha256,
             size=staged.size,
             mimetype=mimetype,
-            width=dims[0],
-            height=dims[1],
+            width=facts[0],
+            height=facts[1],
+            phash=facts[2],
             data=staged.data,
             filehash=new_filehash(filename),
             filename=filename,
@@ -387,6 +414,9 @@ class PasteFileService:
         the bytes of small ones (a new upload is usually viewed at once)."""
         mapping = {}
         for item, info in zip(items, infos):
+            if info.phash is not None:
+                self._similar.add(info.id, info.phash)
+                mapping[SIMILAR_GENERATION] = os.urandom(8).hex()
             data = info.to_cache()
             mapping[f"paste:fh:{info.filehash}"] = data
             mapping[f"paste:id:{info.id}"] = data
@@ -410,6 +440,7 @@ class PasteFileService:
             resize_w=row["resize_w"],
             resize_h=row["resize_h"],
             inline=bool(row["inline"]),
+            phash=to_unsigned64(row["phash"]),
         )
 
     # -- lookups --------------------------------------------------------------
@@ -479,7 +510,7 @@ class PasteFileService:
 
     # -- content --------------------------------------------------------------
 
-    def path(self, info: PasteInfo) -> str | None:
+    def path(self, info: PasteInfo | RenditionInfo) -> str | None:
         """Where the paste's bytes are on disk (for sendfile/X-Accel-Redirect),
         None for a blob kept in its row."""
         return None if info.inline else self.store.path(bytes.fromhex(info.sha256))
@@ -488,13 +519,13 @@ class PasteFileService:
         """The stored bytes of a paste, as a binary file object."""
         return self.open_blob(self.require(filehash))
 
-    def open_blob(self, info: PasteInfo) -> BinaryIO:
+    def open_blob(self, info: PasteInfo | RenditionInfo) -> BinaryIO:
         """The stored bytes of a paste already looked up."""
         if info.inline:
             return io.BytesIO(self.blob_bytes(info))
         return self.store.open(bytes.fromhex(info.sha256))
 
-    def blob_bytes(self, info: PasteInfo) -> bytes:
+    def blob_bytes(self, info: PasteInfo | RenditionInfo) -> bytes:
         """All the bytes of an inline blob: from this process's memory, the
         shared cache, else its row.  Bytes under a content hash never change,
         so keeping them per process is always correct (a removed paste is
@@ -508,62 +539,209 @@ class PasteFileService:
             with self._connection() as conn:
                 data = repository.blob_data(conn, bytes.fromhex(info.sha256))
             if data is None:
-                raise NotFound(f"the bytes of {info.filehash!r} are missing")
+                raise NotFound(f"the bytes of blob {info.sha256[:16]} are missing")
             if len(data) <= self.settings.cache_variant_max:
                 self.cache.set(key, data, self.expire)
         self._local_bytes.set(key, data)
         return data
 
-    def _resize_source(self, filehash: str, w, h) -> PasteInfo:
-        """The image paste a resize request names, after checking the request."""
-        self._check_dimensions(w, h)
-        source = self.require(filehash)
+    # -- renditions -----------------------------------------------------------
+
+    def _spec(self, mimetype: str, w, h, fit: str = "crop", format: str | None = None, quality=None) -> RenditionSpec:
+        spec = RenditionSpec(w or 0, h or 0, fit or "crop", format or None, quality)
+        try:
+            spec.validate(self.settings.max_side)
+            return spec.normalized(mimetype)
+        except ImageError as exc:
+            raise UnsupportedType(str(exc)) from None
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
+
+    def sign(self, filehash: str, spec: RenditionSpec) -> str:
+        """The signature a rendition link carries when ``rendition_secret`` is set."""
+        message = f"{filehash}/{spec.key()}".encode()
+        return hmac.new(self.settings.rendition_secret.encode(), message, hashlib.sha256).hexdigest()[:32]
+
+    def rendition_url(self, paste: PasteInfo, w=None, h=None, *, fit="crop", format=None, quality=None) -> str:
+        """A link to a rendition that this service will honour (signed when a
+        secret is set)."""
+        spec = self._spec(paste.mimetype, w, h, fit, format, quality)
+        params = [f"w={spec.width}", f"h={spec.height}"]
+        if spec.fit != "crop":
+            params.append(f"fit={spec.fit}")
+        if format:
+            params.append(f"format={spec.format}")
+        if quality:
+            params.append(f"q={spec.quality}")
+        if self.settings.rendition_secret:
+            params.append(f"sig={self.sign(paste.filehash, spec)}")
+        return f"{paste.url_i(self.base_url)}?{'&'.join(params)}"
+
+    def _check_public(self, source: PasteInfo, spec: RenditionSpec, signature: str | None) -> None:
+        """The bounds on renditions asked for by visitors rather than by the
+        program embedding the service."""
+        if self.settings.rendition_secret:
+            if not isinstance(signature, str) or not hmac.compare_digest(signature, self.sign(source.filehash, spec)):
+                raise Forbidden("this resize link is not signed by this service")
+        sizes = self.settings.rendition_sizes
+        if sizes and (spec.width, spec.height) not in {parse_size(s) for s in sizes}:
+            raise Forbidden(f"{spec.width}x{spec.height} is not offered here; sizes: {', '.join(sizes)}")
+
+    def rendition(
+        self,
+        paste: PasteInfo | str,
+        w: int | None = None,
+        h: int | None = None,
+        *,
+        fit: str = "crop",
+        format: str | None = None,
+        quality: int | None = None,
+        public: bool = False,
+        signature: str | None = None,
+    ) -> RenditionInfo:
+        """The resize of an image paste: made once, stored as a blob, then
+        found by (source, spec, encoder version) from the cache or the table.
+
+        ``public`` applies the bounds for visitors: the signature or the list
+        of allowed sizes, and the cap on distinct specs per source.
+        Concurrent requests for the same rendition render it once.
+        """
+        source = paste if isinstance(paste, PasteInfo) else self.require(paste)
         if not source.is_resizable:
             raise UnsupportedType(f"cannot resize {source.mimetype}")
-        return source
+        spec = self._spec(source.mimetype, w, h, fit, format, quality)
+        if public:
+            self._check_public(source, spec, signature)
+        sha = bytes.fromhex(source.sha256)
+        key = f"rend:{source.sha256}:{spec.key()}:{ENCODER_VERSION}"
+        data = self.cache.get(key)
+        if data is not None:
+            return RenditionInfo(**data)
+        found = self._find_rendition(sha, spec, key)
+        if found is not None:
+            return found
+        if public:
+            with self._connection() as conn:
+                made = repository.rendition_count(conn, sha)
+            if made >= self.settings.rendition_max_per_source:
+                raise Forbidden(
+                    f"this image already has {made} sizes, the most one image may have; ask for one of those"
+                )
+        with self._flights(key):
+            # made by another thread or process while this one waited?
+            found = self._find_rendition(sha, spec, key)
+            if found is not None:
+                return found
+            info, _ = self._produce(sha, lambda: self.open_blob(source), spec)
+        return info
 
-    def _resized(self, source: PasteInfo, w, h):
-        with self.open_blob(source) as f:
-            return self._crop_resize(f, w, h)
+    def _find_rendition(self, sha: bytes, spec: RenditionSpec, key: str) -> RenditionInfo | None:
+        with self._connection() as conn:
+            row = repository.rendition(conn, sha, spec.key(), ENCODER_VERSION)
+        if row is None:
+            return None
+        info = self._rendition_info(sha, spec, row["sha256"], row)
+        self.cache.set(key, asdict(info), self.expire)
+        return info
 
-    def resize(self, filehash: str, w: int | None, h: int | None) -> PasteInfo:
-        """A new paste holding a crop-resized copy of an image (book route /r/).
+    def _rendition_info(self, source: bytes, spec: RenditionSpec, sha: bytes, facts: Mapping) -> RenditionInfo:
+        return RenditionInfo(
+            source=source.hex(), spec=spec.key(), sha256=sha.hex(), size=facts["size"], mimetype=facts["mimetype"],
+            width=facts["width"], height=facts["height"], inline=bool(facts["inline"]),
+        )
 
-        Repeating the same request returns the same paste.
-        """
-        source = self._resize_source(filehash, w, h)
-        resized = self._resized(source, w, h)
-        staged = self.store.stage_bytes(resized.data)
+    def _produce(
+        self,
+        source: bytes,
+        read,
+        spec: RenditionSpec,
+        *,
+        source_row: dict | None = None,
+        staged_source: StagedBlob | None = None,
+    ) -> tuple[RenditionInfo, bytes]:
+        """Render ``spec`` from the bytes ``read()`` opens, store the result
+        as a blob and record the rendition, in one transaction with
+        ``source_row`` (a source blob not yet recorded) when given."""
+        with read() as f:
+            try:
+                out = render(
+                    f, spec, upscale=self.settings.allow_upscale, max_pixels=self.settings.max_image_pixels,
+                    threads=self.settings.image_threads or None,
+                )
+            except ImageTooLarge as exc:
+                raise Unprocessable(str(exc)) from None
+            except ImageError as exc:
+                raise UnsupportedType(str(exc)) from None
+        facts = image_facts(io.BytesIO(out.data), self.settings.max_image_pixels)
+        staged = self.store.stage_bytes(out.data)
+        try:
+            # files first, durable under their address, then the rows
+            if staged_source is not None:
+                self.store.commit(staged_source)
+            self.store.commit(staged)
+            now = utcnow()
+            with self._writing() as conn:
+                if source_row is not None:
+                    repository.record_blob(conn, **source_row)
+                repository.record_blob(
+                    conn, staged.sha256, staged.size, out.mimetype, out.width, out.height,
+                    facts.phash if facts else None, staged.data, now,
+                )
+                repository.record_rendition(conn, source, spec.key(), ENCODER_VERSION, staged.sha256, now)
+        except BaseException:
+            self.store.discard(staged)
+            raise
+        info = RenditionInfo(
+            source=source.hex(), spec=spec.key(), sha256=staged.sha256.hex(), size=staged.size,
+            mimetype=out.mimetype, width=out.width, height=out.height, inline=staged.inline,
+        )
+        mapping = {f"rend:{info.source}:{info.spec}:{ENCODER_VERSION}": asdict(info)}
+        if staged.inline and len(out.data) <= self.settings.cache_variant_max:
+            mapping[f"blobdata:{info.sha256}"] = out.data
+        self._after_commit(lambda: self.cache.set_many(mapping, self.expire))
+        return info, out.data
+
+    def resize(self, filehash: str, w: int | None, h: int | None, *, public: bool = False,
+               signature: str | None = None) -> PasteInfo:
+        """A paste holding a crop-resize of an image (book route /r/), made
+        from the stored rendition; repeating the request returns the same paste."""
+        source = self.require(filehash)
+        self._check_dimensions(w, h)
+        made = self.rendition(source, w, h, public=public, signature=signature)
+        with self.open_blob(made) as f:
+            data = f.read()
+        staged = self.store.stage_bytes(data)
         try:
             return self._save(
-                staged,
-                source.filename,
-                resized.mimetype,
-                (resized.width, resized.height),
-                parent_id=source.id,
-                resize=(w, h),
+                staged, source.filename, made.mimetype, (made.width, made.height, None),
+                parent_id=source.id, resize=(w, h),
             )
         except BaseException:
             self.store.discard(staged)
             raise
 
-    def variant(self, filehash: str, w: int | None, h: int | None) -> Variant:
-        """A crop-resize of an image paste, computed once, then served from the
-        cache (small variants, as bytes) or the variant directory on disk."""
-        source = self._resize_source(filehash, w, h)
-        tag = f"{source.sha256}-{w or 0}x{h or 0}{'u' if self.settings.allow_upscale else ''}"
-        key = f"variant:{tag}"
-        path = os.path.join(self.store.root, "variants", tag[:2], tag)
-        data = self.cache.get(key)
-        if data is not None:
-            return Variant(source, source.mimetype, tag, data=data)
-        if os.path.exists(path):
-            return Variant(source, source.mimetype, tag, path=path)
-        resized = self._resized(source, w, h)
-        _write_atomic(path, resized.data)
-        if len(resized.data) <= self.settings.cache_variant_max:
-            self.cache.set(key, resized.data, self.expire)
-        return Variant(source, resized.mimetype, tag, data=resized.data)
+    # -- near duplicates ------------------------------------------------------
+
+    def _new_similar_index(self) -> SimilarIndex:
+        return SimilarIndex(self._image_hashes, lambda: self.cache.get(SIMILAR_GENERATION))
+
+    def _image_hashes(self, after_id: int) -> list[tuple[int, int]]:
+        with self.engine.connect() as conn:
+            return repository.image_hashes(conn, after_id)
+
+    def similar(self, paste: PasteInfo | str, max_distance: int | None = None) -> list[tuple[PasteInfo, int]]:
+        """Other image pastes whose pHash is within ``max_distance`` bits
+        (default: the ``similar_distance`` setting), nearest first."""
+        source = paste if isinstance(paste, PasteInfo) else self.require(paste)
+        if max_distance is None:
+            max_distance = self.settings.similar_distance
+        if isinstance(max_distance, bool) or not isinstance(max_distance, int) or not 0 <= max_distance <= 64:
+            raise InvalidRequest("the distance must be an integer between 0 and 64")
+        if source.phash is None:
+            return []
+        hits = [(i, d) for i, d in self._similar.search(source.phash, max_distance) if i != source.id][:MAX_SIMILAR]
+        found = self._paste_by_id.many(self, [i for i, _ in hits], self._pastes_by_ids)
+        return [(PasteInfo.from_cache(found[i]), d) for i, d in hits if i in found]
 
     # -- maintenance ----------------------------------------------------------
 
@@ -586,6 +764,8 @@ class PasteFileService:
         orphans = {sha for sha in on_disk - known if self.store.mtime(sha) < cutoff}
         report["orphan_files"] = len(orphans)
         report["missing_files"] = len(in_files - on_disk)
+        with self._connection() as conn:
+            report["renditions"] = repository.rendition_rows(conn)
         if repair:
             for sha in orphans:
                 self.store.delete(sha)
@@ -598,6 +778,8 @@ def _after_fork_in_child(ref: weakref.ref) -> None:
     if service is not None:
         service.engine.dispose(close=False)
         service.cache.after_fork()
+        # its lock may have been held by a thread that does not exist here
+        service._similar = service._new_similar_index()
 
 
 def _aware(value: datetime) -> datetime:
@@ -605,22 +787,5 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
-
-__all__ = ["PasteFileService", "PasteInfo", "Variant"]
+__all__ = ["PasteFileService", "PasteInfo", "RenditionInfo"]

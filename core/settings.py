@@ -61,6 +61,14 @@ def _to_size(key: str, value) -> int:
     return _to_int(key, text, minimum=1) * factor
 
 
+def parse_size(text: str) -> tuple[int, int] | None:
+    """``"800x600"`` -> (800, 600); a side may be 0 (follow the aspect ratio)."""
+    w, sep, h = str(text).strip().lower().partition("x")
+    if not sep or not w.isdigit() or not h.isdigit() or not (int(w) or int(h)):
+        return None
+    return int(w), int(h)
+
+
 def _to_list(value) -> tuple[str, ...]:
     if isinstance(value, (list, tuple)):
         return tuple(str(v) for v in value)
@@ -88,6 +96,18 @@ class Settings:
     # blobs up to this size live in their database row (0: always files)
     inline_max: int = 128 << 10
     auto_migrate: bool = False
+    # images: a source above this many pixels is refused (per call, from its header)
+    max_image_pixels: int = 100_000_000
+    # threads of the resampler per call; 0 = every core
+    image_threads: int = 0
+    # renditions asked for over HTTP: the sizes allowed ("320x240 800x0"; empty:
+    # any up to max_side), how many distinct specs one source may have, and a
+    # secret that makes /i/?w=&h= links need the signature the service hands out
+    rendition_sizes: tuple[str, ...] = ()
+    rendition_max_per_source: int = 32
+    rendition_secret: str = ""
+    # near-duplicate images: the Hamming distance between pHashes that counts
+    similar_distance: int = 8
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -127,15 +147,28 @@ class Settings:
             raise SettingsError(PREFIX + "symlink_key", "must not be empty")
         if not self.db_url:
             raise SettingsError(PREFIX + "db_url", "must not be empty")
+        for size in self.rendition_sizes:
+            if parse_size(size) is None:
+                raise SettingsError(PREFIX + "rendition_sizes", f"expected WIDTHxHEIGHT entries, got {size!r}")
+        if self.similar_distance > 64:
+            raise SettingsError(PREFIX + "similar_distance", "must be between 0 and 64")
         if "://" not in self.db_url:
             raise SettingsError(PREFIX + "db_url", f"expected an SQLAlchemy URL, got {self.db_url!r}")
 
 
-_INT_FIELDS = {"max_side": 1, "cache_expire": 0, "cache_memory_size": 1}
+_INT_FIELDS = {
+    "max_side": 1,
+    "cache_expire": 0,
+    "cache_memory_size": 1,
+    "max_image_pixels": 1,
+    "image_threads": 0,
+    "rendition_max_per_source": 1,
+    "similar_distance": 0,
+}
 _SIZE_FIELDS = {"max_upload_size", "cache_variant_max", "cache_memory_bytes", "cache_local_bytes"}
 _ZERO_SIZE_FIELDS = {"inline_max"}
 _BOOL_FIELDS = {"allow_upscale", "auto_migrate"}
-_LIST_FIELDS = {"allowed_types", "cache_servers"}
+_LIST_FIELDS = {"allowed_types", "cache_servers", "rendition_sizes"}
 
 
 def _convert(key: str, name: str, raw: object) -> object:

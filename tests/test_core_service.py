@@ -1,6 +1,7 @@
 """PasteFileService on SQLite (library mode) and PostgreSQL + memcached (bound session)."""
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import random
@@ -75,7 +76,7 @@ def test_small_blob_is_kept_in_its_row(service_factory):
     # the cache may lose the bytes: the row still has them
     service.cache.delete(f"blobdata:{small.sha256}")
     assert service.blob_bytes(small) == random_text(40, 4096)
-    assert service.fsck() == {"stale_temp": 0, "orphan_files": 0, "missing_files": 0}
+    assert service.fsck() == {"stale_temp": 0, "orphan_files": 0, "missing_files": 0, "renditions": 0}
 
 
 def test_lookups(service):
@@ -144,7 +145,8 @@ def test_upload_with_resize_keeps_only_result(service):
     with service.open(paste.filehash) as f:
         assert Image.open(f).size == (100, 100)
     assert blob_copies(service, paste.sha256) == 1
-    assert service.count() == (1, 1)
+    # one paste, over the result; the original is kept as the rendition's source
+    assert service.count() == (1, 2)
 
 
 def test_resize_creates_child_paste_idempotently(service):
@@ -173,14 +175,16 @@ def test_resize_rejects_bad_requests(service):
         service.resize("f" * 32 + ".png", 10, 10)
 
 
-def test_variant_computed_once_then_cached(service):
+def test_rendition_computed_once_then_found(service):
     img = service.upload(io.BytesIO(make_image("PNG", (300, 300), seed=14)), "v.png")
-    first = service.variant(img.filehash, 50, 50)
-    assert Image.open(first.open()).size == (50, 50)
-    second = service.variant(img.filehash, 50, 50)
-    assert second.etag == first.etag
-    assert second.open().read() == first.open().read()
-    assert service.count() == (1, 1)  # variants are not pastes
+    first = service.rendition(img.filehash, 50, 50)
+    with service.open_blob(first) as f:
+        body = f.read()
+    assert Image.open(io.BytesIO(body)).size == (50, 50)
+    assert first.etag == hashlib.sha256(body).hexdigest()
+    second = service.rendition(img.filehash, 50, 50)
+    assert second == first
+    assert service.count() == (1, 2)  # a rendition is a blob, not a paste
 
 
 def test_latest_newest_first(service):

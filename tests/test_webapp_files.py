@@ -2,6 +2,7 @@
 over PostgreSQL + memcached."""
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import random
@@ -252,27 +253,28 @@ def test_raw_variant(webapp):
     assert first.headers["Cache-Control"] == IMMUTABLE
     assert first.headers["X-Content-Type-Options"] == "nosniff"
     etag = first.headers["ETag"]
-    assert etag.startswith('"') and etag != f'"{doc["sha256"]}"'
+    # a strong ETag of the rendition's own bytes
+    assert etag == f'"{hashlib.sha256(first.body).hexdigest()}"'
     second = webapp.get(url)
     assert second.body == first.body and second.headers["ETag"] == etag
     assert webapp.get(url, headers={"If-None-Match": etag}, status=304).body == b""
     only_w = webapp.get(f"/i/{doc['filehash']}?w=150")
     assert Image.open(io.BytesIO(only_w.body)).size == (150, 100)
-    # variants are not pastes
+    # renditions are blobs, not pastes
     assert webapp.service.count()[0] >= 1
     assert webapp.get(f"/j/{doc['filehash']}").json["width"] == 300
 
 
-def test_raw_variant_too_big_for_cache_is_served_from_disk(webapp_factory):
-    app = webapp_factory(**{"pastefile.cache.variant_max": "1"})
+def test_raw_rendition_stored_as_a_file_blob(webapp_factory):
+    app = webapp_factory(**{"pastefile.inline_max": "0"})
     data = unique_image("PNG", (200, 100))
     doc = app.upload_json(data, "disk.png")
     url = f"/i/{doc['filehash']}?w=100&h=100"
     first = app.get(url)
     tag = first.headers["ETag"].strip('"')
-    assert tag == f"{doc['sha256']}-100x100"
-    path = os.path.join(app.service.store.root, "variants", tag[:2], tag)
-    with open(path, "rb") as f:
+    assert tag == hashlib.sha256(first.body).hexdigest()
+    # content-addressed like any blob, not in a side directory
+    with app.service.store.open(bytes.fromhex(tag)) as f:
         assert f.read() == first.body
     second = app.get(url)
     assert second.body == first.body and second.headers["ETag"] == first.headers["ETag"]
@@ -367,10 +369,13 @@ def test_accel_redirect_keeps_header_on_conditional_and_head(webapp_factory):
     # nginx answers ranges from the file; the app passes the request on whole
     ranged = app.get(url, headers={"Range": "bytes=10-19"}, status=200)
     assert ranged.headers["X-Accel-Redirect"] == expected and ranged.body == b""
-    # resized variants are not blobs on disk: the app serves them itself
-    variant = app.get(f"{url}?w=16&h=16")
-    assert "X-Accel-Redirect" not in variant.headers
-    assert Image.open(io.BytesIO(variant.body)).size == (16, 16)
+    # a rendition is a blob on disk too: nginx sends it
+    made = app.service.rendition(doc["filehash"], 16, 16)
+    resized = app.get(f"{url}?w=16&h=16")
+    made_path = f"/_blobs/{made.sha256[:2]}/{made.sha256[2:4]}/{made.sha256}"
+    assert resized.headers["X-Accel-Redirect"] == made_path and resized.body == b""
+    assert resized.headers["ETag"] == f'"{made.sha256}"'
+    assert resized.content_type == "image/png"
 
 
 # -- /r/ ----------------------------------------------------------------------
@@ -459,7 +464,9 @@ def test_meta_json(webapp):
     doc = webapp.upload_json(data, "m.png")
     meta = webapp.get(f"/j/{doc['filehash']}")
     assert meta.content_type == "application/json"
-    assert meta.json == doc
+    # an image's metadata also lists its near duplicates
+    body = meta.json
+    assert body.pop("similar") == [] and body == doc
     assert meta.json["bytes"] == len(data) and (meta.json["width"], meta.json["height"]) == (33, 22)
     assert error_of(webapp.get(f"/j/{MISSING}", status=404))["status"] == 404
 

@@ -49,36 +49,63 @@ class _PageCache:
 _previews = _PageCache()
 
 
+def _similar(request, paste) -> list[dict]:
+    """Near-duplicate images of ``paste`` with their links and distance."""
+    if paste.phash is None:
+        return []
+    service = request.pastefile
+    base = request.application_url
+    return [
+        {"distance": distance, "thumbnail": _thumbnail(service, other, base), **other.to_json(base)}
+        for other, distance in service.similar(paste)
+    ]
+
+
+THUMBNAIL = (160, 120)
+
+
+def _thumbnail(service, paste, base: str) -> str:
+    """A small rendition's link when the service offers that size, else the image itself."""
+    sizes = service.settings.rendition_sizes
+    if sizes and f"{THUMBNAIL[0]}x{THUMBNAIL[1]}" not in sizes:
+        return paste.url_i(base)
+    url = service.rendition_url(paste, *THUMBNAIL)
+    # rendition_url names the configured host; this page names the one it is seen from
+    return paste.url_i(base) + url[url.index("?"):]
+
+
 @view_config(route_name="preview")
 def preview(request):
     paste = _paste(request)
-    key = (paste.id, paste.filehash, request.application_url)
+    similar = _similar(request, paste)
+    key = (paste.id, paste.filehash, request.application_url, tuple(s["filehash"] for s in similar))
     page = _previews.get(key)
     if page is None:
         # active types (SVG, HTML) are only ever downloads, never shown inline
         inline = paste.type in ("image", "audio", "video") and not mimes.is_active(paste.mimetype)
         kind = paste.type if inline else "other"
-        values = {"paste": paste.to_json(request.application_url), "kind": kind}
+        values = {"paste": paste.to_json(request.application_url), "kind": kind, "similar": similar}
         page = render("pastefile.webapp:templates/preview.jinja2", values, request=request).encode()
         _previews.put(key, page)
     return Response(page, content_type="text/html", charset="utf-8")
 
 
-def _serve_blob(request, paste, *, attachment: bool) -> Response:
+def _serve_blob(request, blob, *, filename: str, attachment: bool) -> Response:
+    """A paste's bytes or a rendition's: the same ranges, ETag and sendfile."""
     service = request.pastefile
-    if paste.inline:  # bytes kept in the row: from the cache, else the database
-        data, fileobj, accel = service.blob_bytes(paste), None, None
+    if blob.inline:  # bytes kept in the row: from the cache, else the database
+        data, fileobj, accel = service.blob_bytes(blob), None, None
     else:
-        data, accel = None, accel_path(request, service.path(paste))
-        fileobj = None if accel else service.open_blob(paste)
+        data, accel = None, accel_path(request, service.path(blob))
+        fileobj = None if accel else service.open_blob(blob)
     return content_response(
         request,
         fileobj=fileobj,
         data=data,
-        size=paste.size,
-        mimetype="application/octet-stream" if attachment else paste.mimetype,
-        etag=paste.etag,
-        filename=paste.filename,
+        size=blob.size,
+        mimetype="application/octet-stream" if attachment else blob.mimetype,
+        etag=blob.etag,
+        filename=filename,
         attachment=attachment,
         accel_path=accel,
     )
@@ -86,25 +113,22 @@ def _serve_blob(request, paste, *, attachment: bool) -> Response:
 
 @view_config(route_name="download", request_method=("GET", "HEAD"))
 def download(request):
-    return _serve_blob(request, _paste(request), attachment=True)
+    paste = _paste(request)
+    return _serve_blob(request, paste, filename=paste.filename, attachment=True)
 
 
 @view_config(route_name="raw", request_method=("GET", "HEAD"))
 def raw(request):
     paste = _paste(request)
-    w, h = size_params(request.GET)
-    if not (w or h):
-        return _serve_blob(request, paste, attachment=False)
-    variant = request.pastefile.variant(paste.filehash, w, h)
-    return content_response(
-        request,
-        fileobj=variant.open(),
-        size=variant.size,
-        mimetype=variant.mimetype,
-        etag=variant.etag,
-        filename=paste.filename,
-        attachment=False,
+    params = request.GET
+    w, h = size_params(params)
+    fit, fmt, quality = params.get("fit"), params.get("format"), int_param(params, "q")
+    if not (w or h or fit or fmt or quality):
+        return _serve_blob(request, paste, filename=paste.filename, attachment=False)
+    made = request.pastefile.rendition(
+        paste, w, h, fit=fit or "crop", format=fmt, quality=quality, public=True, signature=params.get("sig")
     )
+    return _serve_blob(request, made, filename=paste.filename, attachment=False)
 
 
 @view_config(route_name="resize", request_method="GET")
@@ -112,7 +136,7 @@ def resize(request):
     """Book semantics: make a resized paste, answer with its raw URL."""
     paste = _paste(request)
     w, h = size_params(request.GET)
-    resized = request.pastefile.resize(paste.filehash, w, h)
+    resized = request.pastefile.resize(paste.filehash, w, h, public=True, signature=request.GET.get("sig"))
     data = resized.to_json(request.application_url)
     if "application/json" in (request.headers.get("Accept") or ""):
         return Response(json_body=data)
@@ -130,7 +154,11 @@ def symlink(request):
 
 @view_config(route_name="meta", request_method="GET", renderer="json")
 def meta(request):
-    return _paste(request).to_json(request.application_url)
+    paste = _paste(request)
+    data = paste.to_json(request.application_url)
+    if paste.phash is not None:
+        data["similar"] = _similar(request, paste)
+    return data
 
 
 @view_config(route_name="latest", request_method="GET", renderer="json")
