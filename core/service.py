@@ -723,10 +723,10 @@ class PasteFileService:
     # -- near duplicates ------------------------------------------------------
 
     def _new_similar_index(self) -> SimilarIndex:
-        return SimilarIndex(self._image_hashes, lambda: self.cache.get(SIMILAR_GENERATION))
+        return SimilarIndex(lambda: self.cache.get(SIMILAR_GENERATION))
 
     def _image_hashes(self, after_id: int) -> list[tuple[int, int]]:
-        with self.engine.connect() as conn:
+        with self._connection() as conn:
             return repository.image_hashes(conn, after_id)
 
     def similar(self, paste: PasteInfo | str, max_distance: int | None = None) -> list[tuple[PasteInfo, int]]:
@@ -739,7 +739,7 @@ class PasteFileService:
             raise InvalidRequest("the distance must be an integer between 0 and 64")
         if source.phash is None:
             return []
-        hits = [(i, d) for i, d in self._similar.search(source.phash, max_distance) if i != source.id][:MAX_SIMILAR]
+        hits = [(i, d) for i, d in self._similar.search(source.phash, max_distance, self._image_hashes) if i != source.id][:MAX_SIMILAR]
         found = self._paste_by_id.many(self, [i for i, _ in hits], self._pastes_by_ids)
         return [(PasteInfo.from_cache(found[i]), d) for i, d in hits if i in found]
 

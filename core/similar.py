@@ -18,20 +18,14 @@ from pastefile.ext.hamming import HammingIndex
 
 from .repository import to_unsigned64
 
+Loader = Callable[[int], list[tuple[int, int]]]
 # ids handed out this close below the highest seen may still be committing
 REREAD_WINDOW = 1024
 
 
 class SimilarIndex:
-    def __init__(
-        self,
-        load: Callable[[int], list[tuple[int, int]]],
-        generation: Callable[[], object] = lambda: None,
-        refresh: float = 0.5,
-    ):
-        """``load(after_id)`` returns (paste id, signed 64-bit pHash) pairs;
-        ``generation()`` the shared token (None when unknown)."""
-        self._load = load
+    def __init__(self, generation: Callable[[], object] = lambda: None, refresh: float = 0.5):
+        """``generation()`` gives the shared token (None when unknown)."""
         self._generation = generation
         self._seen = None
         self.refresh = refresh
@@ -46,7 +40,7 @@ class SimilarIndex:
             if self._index is not None:
                 self._index.add(paste_id, phash)
 
-    def _current(self) -> HammingIndex:
+    def _current(self, load: Loader) -> HammingIndex:
         """The index, topped up from the database; call with the lock held."""
         now = time.monotonic()
         token = self._generation()
@@ -55,7 +49,7 @@ class SimilarIndex:
         else:
             stale = token != self._seen
         if self._index is None or stale:
-            rows = self._load(max(0, self._high - REREAD_WINDOW) if self._index is not None else 0)
+            rows = load(max(0, self._high - REREAD_WINDOW) if self._index is not None else 0)
             if self._index is None:
                 self._index = HammingIndex()
             if rows:
@@ -65,11 +59,12 @@ class SimilarIndex:
             self._seen = token
         return self._index
 
-    def search(self, phash: int, max_distance: int) -> list[tuple[int, int]]:
-        """(paste id, distance) within ``max_distance`` bits, nearest first."""
+    def search(self, phash: int, max_distance: int, load: Loader) -> list[tuple[int, int]]:
+        """(paste id, distance) within ``max_distance`` bits, nearest first;
+        ``load(after_id)`` reads (paste id, signed 64-bit pHash) pairs."""
         # the index is not safe to read while another thread adds to it
         with self._lock:
-            return self._current().search(phash, max_distance)
+            return self._current(load).search(phash, max_distance)
 
     def reset(self) -> None:
         """Forget everything (after a fork, or when pastes were removed)."""
