@@ -1,4 +1,4 @@
-"""The ``pastefile`` command: initdb, upload, info, fsck.
+"""The ``pastefile`` command: initdb, upload, info, similar, fsck.
 
 Embedded mode by default (SQLite and files under ./var); ``-c FILE.ini``
 reads the ``[app:main]`` section of a deployment config instead, and
@@ -76,6 +76,18 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_similar(args) -> int:
+    service = _service(args)
+    paste = service.get(args.filehash) or service.get_by_symlink(args.filehash)
+    if paste is None:
+        print(f"pastefile: no file {args.filehash!r}", file=sys.stderr)
+        return 1
+    base = service.base_url
+    for other, distance in service.similar(paste, args.distance):
+        print(f"{distance:2d}  {other.url_p(base)}  {other.filename}")
+    return 0
+
+
 def cmd_fsck(args) -> int:
     report = _service(args).fsck(repair=args.repair, grace=args.grace)
     print(json.dumps(report))
@@ -101,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="show a paste by filehash or short link")
     info.add_argument("filehash")
     info.set_defaults(func=cmd_info)
+
+    similar = sub.add_parser("similar", help="list images that look like this one (pHash distance)")
+    similar.add_argument("filehash")
+    similar.add_argument("-d", "--distance", type=int, help="largest distance in bits (default: similar_distance)")
+    similar.set_defaults(func=cmd_similar)
 
     fsck = sub.add_parser("fsck", help="check stored files against the database")
     fsck.add_argument("--repair", action="store_true", help="remove temp files and files no row refers to")

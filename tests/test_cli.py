@@ -80,3 +80,23 @@ def test_config_file_and_fsck(tmp_path):
     assert out.startswith("https://files.example/s/")
     assert (tmp_path / "data" / "db.sqlite").exists()
     assert json.loads(run(tmp_path, "-c", str(ini), "fsck").stdout) == {"stale_temp": 0, "orphan_files": 0, "missing_files": 0, "renditions": 0}
+
+
+def test_resized_upload_and_similar(tmp_path):
+    from PIL import ImageEnhance
+
+    from .test_core_renditions import encoded, photo
+
+    base = photo(901, (320, 240))
+    (tmp_path / "a.jpg").write_bytes(encoded(base))
+    (tmp_path / "b.png").write_bytes(encoded(ImageEnhance.Brightness(base).enhance(1.05), "PNG"))
+    (tmp_path / "c.jpg").write_bytes(encoded(photo(902, (320, 240))))
+    docs = [json.loads(line) for line in run(tmp_path, "upload", "--json", "a.jpg", "b.png", "c.jpg").stdout.splitlines()]
+    out = run(tmp_path, "similar", docs[0]["filehash"]).stdout.splitlines()
+    assert len(out) == 1 and docs[1]["url_p"] in out[0] and out[0].rstrip().endswith("b.png")
+    assert len(run(tmp_path, "similar", docs[0]["symlink"], "-d", "64").stdout.splitlines()) == 2
+    # -W/-H make a rendition of the upload, recorded like any other
+    small = json.loads(run(tmp_path, "upload", "--json", "-W", "80", "-H", "60", "a.jpg").stdout)
+    assert (small["width"], small["height"]) == (80, 60)
+    with contextlib.closing(sqlite3.connect(os.path.join(tmp_path, "var", "pastefile.sqlite"))) as conn:
+        assert conn.execute("SELECT spec FROM rendition").fetchall() == [("80x60-crop-jpeg-q88",)]
