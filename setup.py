@@ -37,6 +37,7 @@ install_requires = [
 ]
 
 tests_require = [
+    "Cython>=3.0.8",
     "Flask>=3.0",
     "Flask-SQLAlchemy>=3.1",
     "hypothesis>=6.100",
