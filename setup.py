@@ -49,6 +49,7 @@ tests_require = [
     "pytest>=8.0",
     "pytest-benchmark>=4.0",
     "pytest-postgresql>=6.0",
+    "pyvips>=2.2",
     "selenium>=4.20",
     "WebTest>=3.0.1",
 ]

@@ -2,9 +2,11 @@
 
 Within each benchmark group the entry whose name contains ``reference`` (or
 ``hashlib``/``pillow``) is the baseline; every other entry gets its speed-up
-against that baseline, measured in the same run.  The throughput table, the
-load test results and the load comparison (benchmarks.load, with PNG charts
-under ``--charts-dir``) are added when given.
+against that baseline, measured in the same run; a group with several
+``reference`` entries gets one speed-up column per reference.  The
+throughput table, the load test results and the load comparison
+(benchmarks.load, with PNG charts under ``--charts-dir``) are added when
+given.
 
     python -m benchmarks.report results.json REPORT.md [--throughput T.txt] [--loadtest L.json ...]
         [--load load.json [--charts-dir DIR]]
@@ -28,6 +30,19 @@ def _baseline(entries: list[dict]) -> dict | None:
     return None
 
 
+def _baselines(entries: list[dict]) -> list[dict]:
+    references = sorted((e for e in entries if "reference" in e["name"].lower()), key=lambda e: e["name"])
+    if len(references) > 1:
+        return references
+    base = _baseline(entries)
+    return [base] if base else []
+
+
+def _short_name(entry: dict) -> str:
+    name = entry["name"]
+    return name[name.lower().index("reference") + len("reference"):].strip("_-[]") or name
+
+
 def render(data: dict, throughput: str | None = None, loadtests: list[dict] = (), load: dict | None = None,
            charts_dir: str | None = None, report_dir: str = ".") -> str:
     groups: dict[str, list[dict]] = defaultdict(list)
@@ -46,12 +61,17 @@ def render(data: dict, throughput: str | None = None, loadtests: list[dict] = ()
     ]
     for group in sorted(groups):
         entries = sorted(groups[group], key=lambda b: b["stats"]["median"])
-        base = _baseline(entries)
-        lines += [f"## {group}", "", "| benchmark | median | ops/s | speed-up |", "|---|---:|---:|---:|"]
+        bases = _baselines(entries)
+        if len(bases) > 1:
+            heads = [f"speed-up vs {_short_name(base)}" for base in bases]
+            lines += [f"## {group}", "", f"| benchmark | median | ops/s | {' | '.join(heads)} |",
+                      "|---|---:|---:|" + "---:|" * len(bases)]
+        else:
+            lines += [f"## {group}", "", "| benchmark | median | ops/s | speed-up |", "|---|---:|---:|---:|"]
         for entry in entries:
             median = entry["stats"]["median"]
-            ratio = f"{base['stats']['median'] / median:.2f}x" if base else "n/a"
-            lines.append(f"| {entry['name']} | {median * 1e3:.3f} ms | {1 / median:,.1f} | {ratio} |")
+            ratios = [f"{base['stats']['median'] / median:.2f}x" for base in bases] or ["n/a"]
+            lines.append(f"| {entry['name']} | {median * 1e3:.3f} ms | {1 / median:,.1f} | {' | '.join(ratios)} |")
         lines.append("")
     if throughput:
         lines += ["## copy_and_hash throughput (benchmarks.hash_throughput)", "", "```", throughput.strip(), "```", ""]
