@@ -2,6 +2,7 @@
 over SQLite and over PostgreSQL + memcached."""
 from __future__ import annotations
 
+import hashlib
 import io
 import random
 import threading
@@ -79,13 +80,19 @@ def test_post_image_reports_dimensions(webapp):
 
 
 def test_post_with_w_h_stores_resized_image(webapp):
-    doc = webapp.upload_json(unique_image("PNG", (400, 200)), "wide.png", w=100, h=100)
+    original = unique_image("PNG", (400, 200))
+    doc = webapp.upload_json(original, "wide.png", w=100, h=100)
     assert (doc["width"], doc["height"]) == (100, 100)
     raw = webapp.get(f"/i/{doc['filehash']}")
     assert Image.open(io.BytesIO(raw.body)).size == (100, 100)
     assert doc["bytes"] == len(raw.body)
-    # only the resized image is kept
-    assert blob_files(webapp.service) == [] and blob_copies(webapp.service, doc["sha256"]) == 1
+    assert blob_copies(webapp.service, doc["sha256"]) == 1
+    # the paste is the resized image; the original is kept once, as the
+    # rendition's source, so the same request later renders nothing
+    source = hashlib.sha256(original).hexdigest()
+    assert blob_copies(webapp.service, source) == 1
+    again = webapp.upload_json(original, "wide.png", w=100, h=100)
+    assert again["sha256"] == doc["sha256"]
 
 
 def test_post_with_only_w_keeps_aspect(webapp):
