@@ -207,7 +207,8 @@ def _encode(img: Image.Image, fmt: str, quality: int | None) -> bytes:
     elif fmt == "WEBP":
         options = {"quality": quality or _DEFAULT_QUALITY["WEBP"], "method": 4}
     elif fmt == "PNG":
-        options = {"compress_level": 6}
+        # level 3 compresses thumbnails about as small as 6 at 2-3x the speed
+        options = {"compress_level": 3}
     elif fmt == "TIFF":
         options = {"compression": "tiff_deflate"}
     out = io.BytesIO()
