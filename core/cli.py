@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from .errors import PasteFileError
+from .errors import NotFound, PasteFileError
 from .service import PasteFileService
 
 
@@ -66,22 +66,24 @@ def cmd_upload(args) -> int:
     return 1 if failures else 0
 
 
+def _paste(service: PasteFileService, key: str):
+    """The paste named by a filehash or a short link; NotFound otherwise."""
+    paste = service.get(key) or service.get_by_symlink(key)
+    if paste is None:
+        raise NotFound(f"no file {key!r}")
+    return paste
+
+
 def cmd_info(args) -> int:
     service = _service(args)
-    paste = service.get(args.filehash) or service.get_by_symlink(args.filehash)
-    if paste is None:
-        print(f"pastefile: no file {args.filehash!r}", file=sys.stderr)
-        return 1
+    paste = _paste(service, args.filehash)
     print(json.dumps(paste.to_json(service.base_url), ensure_ascii=False, indent=2))
     return 0
 
 
 def cmd_similar(args) -> int:
     service = _service(args)
-    paste = service.get(args.filehash) or service.get_by_symlink(args.filehash)
-    if paste is None:
-        print(f"pastefile: no file {args.filehash!r}", file=sys.stderr)
-        return 1
+    paste = _paste(service, args.filehash)
     base = service.base_url
     for other, distance in service.similar(paste, args.distance):
         print(f"{distance:2d}  {other.url_p(base)}  {other.filename}")
@@ -130,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except NotFound as exc:
+        print(f"pastefile: {exc}", file=sys.stderr)
+        return 1
     except PasteFileError as exc:
         print(f"pastefile: {exc}", file=sys.stderr)
         return 2
