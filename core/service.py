@@ -79,6 +79,9 @@ class PasteInfo:
     resize_h: int | None = None
     inline: bool = False  # the bytes live in the blob's row, not in a file
     phash: int | None = None  # 64-bit pHash of an image
+    # the secret that removes this paste: only on the upload's own answer,
+    # never cached or stored (the database keeps its hash)
+    delete_token: str | None = None
 
     @property
     def type(self) -> str:
@@ -133,10 +136,22 @@ class PasteInfo:
             "symlink": self.symlink,
             "sha256": self.sha256,
             "phash": None if self.phash is None else f"{self.phash:016x}",
-        }
+        } | self._delete_keys(base_url)
+
+    def _delete_keys(self, base_url: str) -> dict:
+        if not self.delete_token:
+            return {}
+        return {"delete_token": self.delete_token, "url_delete": self.url_delete(base_url)}
+
+    def url_delete(self, base_url: str) -> str | None:
+        """Where the uploader removes the paste (GET shows a confirmation, POST deletes)."""
+        if not self.delete_token:
+            return None
+        return f"{base_url.rstrip('/')}/x/{self.filehash}/{self.delete_token}"
 
     def to_cache(self) -> dict:
         data = asdict(self)
+        del data["delete_token"]
         data["uploadtime"] = self.uploadtime.isoformat()
         return data
 

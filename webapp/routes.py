@@ -8,4 +8,5 @@ def includeme(config):
     config.add_route("resize", "/r/{filehash}")
     config.add_route("symlink", "/s/{symlink}")
     config.add_route("meta", "/j/{filehash}")
+    config.add_route("delete", "/x/{filehash}/{token}")
     config.add_route("put", "/{filename}", request_method="PUT")

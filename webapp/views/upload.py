@@ -32,11 +32,16 @@ def upload_response(request, paste) -> Response:
     or a redirect to the preview page for a plain form post from a browser."""
     data = paste.to_json(request.application_url)
     if wants_text(request):
-        return Response(data["url_s"] + "\n", content_type="text/plain", charset="utf-8")
-    if not wants_json(request):
-        return HTTPSeeOther(location=data["url_p"])
-    response = Response(json_body=data)
+        response = Response(data["url_s"] + "\n", content_type="text/plain", charset="utf-8")
+    elif not wants_json(request):
+        response = HTTPSeeOther(location=data["url_p"])
+    else:
+        response = Response(json_body=data)
     response.cache_control = "no-store"
+    # only the uploader ever sees the token: a ShareX-style client keeps the URL
+    if paste.delete_token:
+        response.headers["X-Delete-Token"] = paste.delete_token
+        response.headers["X-Delete-Url"] = data["url_delete"]
     return response
 
 
