@@ -24,6 +24,9 @@ from pastefile.ext.hashing import HEAD_SIZE, CopyResult, Hasher, HashingWriter, 
 
 TEMP_DIR = "tmp"
 TEMP_PREFIX = "upload-"
+# files of blobs being removed: renamed here inside the removing transaction,
+# unlinked after it commits, renamed back if it does not
+TRASH_DIR = "trash"
 _READ = 256 * 1024
 
 
@@ -219,19 +222,37 @@ class FileSystemBlobStore(BlobStore):
         return StagingWriter(self.temp_dir, limit, self.inline_max)
 
     def commit(self, staged: StagedBlob) -> bool:
+        """Rename staged bytes into place; False (and the staged copy kept,
+        for :meth:`restore`) when the same bytes are already there."""
         if staged.inline:
             return False
         final = self.path(staged.sha256)
         if os.path.exists(final):
-            _unlink(staged.path)
             return False
+        self._place(staged, final)
+        return True
+
+    def restore(self, staged: StagedBlob) -> bool:
+        """Put the staged copy in place if the blob's file has gone since
+        :meth:`commit` found it (removed by a concurrent delete or repair);
+        True if it had to.  Called under the blob's lock, before the commit
+        that makes a row point at the file."""
+        if staged.inline or staged.path is None:
+            return False
+        final = self.path(staged.sha256)
+        if os.path.exists(final) or not os.path.exists(staged.path):
+            return False
+        self._place(staged, final)
+        return True
+
+    def _place(self, staged: StagedBlob, final: str) -> None:
         directory = os.path.dirname(final)
         os.makedirs(directory, exist_ok=True)
         os.chmod(staged.path, 0o644)
         # rename is atomic; a concurrent writer of the same bytes is harmless
         os.replace(staged.path, final)
+        staged.path = None  # the temp name is free again: never unlink it later
         _fsync_dir(directory)
-        return True
 
     def discard(self, staged: StagedBlob) -> None:
         if staged.path is not None:
@@ -246,6 +267,41 @@ class FileSystemBlobStore(BlobStore):
     def delete(self, sha256: bytes) -> None:
         _unlink(self.path(sha256))
 
+    def trash(self, sha256: bytes) -> str | None:
+        """Move a blob's file out of its address (a rename, undone by
+        :meth:`untrash`); None if there was no file."""
+        trash_dir = os.path.join(self.root, TRASH_DIR)
+        os.makedirs(trash_dir, exist_ok=True)
+        target = os.path.join(trash_dir, f"{sha256.hex()}.{os.urandom(6).hex()}")
+        try:
+            os.replace(self.path(sha256), target)
+        except FileNotFoundError:
+            return None
+        return target
+
+    def purge(self, trashed: str) -> None:
+        _unlink(trashed)
+
+    def untrash(self, trashed: str, sha256: bytes) -> None:
+        final = self.path(sha256)
+        if not os.path.exists(final):
+            os.replace(trashed, final)
+        else:
+            _unlink(trashed)
+
+    def trashed(self) -> list[tuple[str, bytes]]:
+        """(path, sha256) of every file in the trash (a crash between the
+        rename and the commit leaves them; fsck puts back those with a row)."""
+        trash_dir = os.path.join(self.root, TRASH_DIR)
+        if not os.path.isdir(trash_dir):
+            return []
+        out = []
+        for entry in os.scandir(trash_dir):
+            name = entry.name.split(".", 1)[0]
+            if len(name) == 64:
+                out.append((entry.path, bytes.fromhex(name)))
+        return out
+
     def mtime(self, sha256: bytes) -> float:
         return os.stat(self.path(sha256)).st_mtime
 
@@ -258,15 +314,22 @@ class FileSystemBlobStore(BlobStore):
                     if len(name) == 64:
                         yield bytes.fromhex(name)
 
+    def _stale_temp(self, older_than: float) -> list[str]:
+        cutoff = time.time() - older_than
+        return [
+            entry.path for entry in os.scandir(self.temp_dir)
+            if entry.name.startswith(TEMP_PREFIX) and entry.stat().st_mtime < cutoff
+        ]
+
+    def count_stale_temp(self, older_than: float = 3600.0) -> int:
+        return len(self._stale_temp(older_than))
+
     def remove_stale_temp(self, older_than: float = 3600.0) -> int:
         """Delete temp files left by crashed uploads; returns how many."""
-        cutoff = time.time() - older_than
-        removed = 0
-        for entry in os.scandir(self.temp_dir):
-            if entry.name.startswith(TEMP_PREFIX) and entry.stat().st_mtime < cutoff:
-                _unlink(entry.path)
-                removed += 1
-        return removed
+        stale = self._stale_temp(older_than)
+        for path in stale:
+            _unlink(path)
+        return len(stale)
 
 
 def _unlink(path: str) -> None:

@@ -66,6 +66,7 @@ class PasteFile(Base):
         # Same bytes under the same name is the same paste (idempotent retries).
         UniqueConstraint("blob_sha256", "filename", name="uq_paste_file_blob_filename"),
         Index("ix_paste_file_uploadtime", "uploadtime"),
+        Index("ix_paste_file_expires", "expires"),
     )
 
     id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True)
@@ -76,6 +77,10 @@ class PasteFile(Base):
     parent_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("paste_file.id"), index=True)
     resize_w: Mapped[int | None] = mapped_column(Integer)
     resize_h: Mapped[int | None] = mapped_column(Integer)
+    # SHA-256 of the delete token only the uploader was given
+    delete_token_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    # gone from then on (removed by gc); NULL: kept until deleted
+    expires: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     blob: Mapped[Blob] = relationship(lazy="joined", innerjoin=True)
 

@@ -36,6 +36,7 @@ PASTE_COLUMNS = (
     paste_table.c.parent_id,
     paste_table.c.resize_w,
     paste_table.c.resize_h,
+    paste_table.c.expires,
     *_BLOB_FACTS,
 )
 _BLOB_FACT_KEYS = ("size", "mimetype", "width", "height", "phash", "inline")
@@ -80,6 +81,12 @@ class NewPaste:
     resize_w: int | None = None
     resize_h: int | None = None
     phash: int | None = None  # unsigned 64-bit
+    delete_token_hash: bytes | None = None
+    expires: datetime | None = None
+    # not stored: the token itself (handed to the uploader once) and the
+    # staged bytes (put back if their file goes before the commit)
+    delete_token: str | None = None
+    staged: object | None = None
 
 
 def to_signed64(value: int | None) -> int | None:
@@ -133,7 +140,8 @@ def record(conn: Connection, items: Sequence[NewPaste]) -> list[dict]:
             .returning(paste_table.c.id, paste_table.c.filehash),
             [
                 dict(filehash=i.filehash, filename=i.filename, blob_sha256=i.sha256, uploadtime=i.uploadtime,
-                     parent_id=i.parent_id, resize_w=i.resize_w, resize_h=i.resize_h)
+                     parent_id=i.parent_id, resize_w=i.resize_w, resize_h=i.resize_h,
+                     delete_token_hash=i.delete_token_hash, expires=i.expires)
                 for i in items
             ],
         )
@@ -146,10 +154,10 @@ def record(conn: Connection, items: Sequence[NewPaste]) -> list[dict]:
             out.append(dict(
                 id=new[item.filehash], filehash=item.filehash, filename=item.filename, blob_sha256=item.sha256,
                 uploadtime=item.uploadtime, parent_id=item.parent_id, resize_w=item.resize_w,
-                resize_h=item.resize_h, **stored[item.sha256],
+                resize_h=item.resize_h, expires=item.expires, new=True, **stored[item.sha256],
             ))
         else:
-            out.append(dict(earlier_pastes[(item.sha256, item.filename)]))
+            out.append(dict(earlier_pastes[(item.sha256, item.filename)], new=False))
     return out
 
 
@@ -223,3 +231,135 @@ def image_hashes(conn: Connection, after_id: int) -> list[tuple[int, int]]:
         .where(paste_table.c.id > after_id, blob_table.c.phash.is_not(None))
     )
     return [(row[0], row[1]) for row in conn.execute(query)]
+
+
+# -- removal --------------------------------------------------------------------
+
+
+def lock_blobs(conn: Connection, shas: Iterable[bytes]) -> None:
+    """Serialize, per blob, putting its file back (an upload) with removing
+    it (delete, gc, repair): a transaction-scoped advisory lock on
+    PostgreSQL; SQLite's write transactions are serialized already."""
+    if conn.dialect.name != "postgresql":
+        return
+    for key in sorted({int.from_bytes(sha[:8], "big", signed=True) for sha in shas}):
+        conn.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+def paste_for_removal(conn: Connection, filehash: str):
+    """id, blob and token hash of a paste, its row locked until the end of
+    the transaction (PostgreSQL), or None."""
+    query = select(paste_table.c.id, paste_table.c.blob_sha256, paste_table.c.delete_token_hash).where(
+        paste_table.c.filehash == filehash
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return conn.execute(query).mappings().first()
+
+
+def remove_pastes(conn: Connection, ids: Sequence[int]) -> list[tuple[int, str, bytes]]:
+    """Delete pastes (children keep living, without a parent); returns
+    (id, filehash, blob sha256) of those removed."""
+    if not ids:
+        return []
+    conn.execute(paste_table.update().where(paste_table.c.parent_id.in_(ids)).values(parent_id=None))
+    rows = conn.execute(
+        paste_table.delete()
+        .where(paste_table.c.id.in_(ids))
+        .returning(paste_table.c.id, paste_table.c.filehash, paste_table.c.blob_sha256)
+    )
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+@dataclass
+class Released:
+    """What removing unreferenced blobs took away, for the files and caches."""
+
+    files: list[bytes]  # blobs stored as files
+    blobs: list[bytes]  # every blob row removed
+    renditions: list[tuple[bytes, str, int]]  # (source, spec, encoder)
+
+
+def release_blobs(conn: Connection, candidates: Iterable[bytes]) -> Released:
+    """Remove the rows of those ``candidates`` nothing refers to any more: no
+    paste over them and no rendition of a live source producing them.  Their
+    renditions go with them (the foreign key cascades), and the results of
+    those renditions become candidates in turn.  Blob rows are locked first
+    (PostgreSQL), so a concurrent paste over the same bytes either commits
+    before (and keeps the blob) or waits and re-inserts the row."""
+    released = Released([], [], [])
+    todo = sorted(set(candidates))
+    seen: set[bytes] = set()
+    while todo:
+        batch = [sha for sha in todo if sha not in seen]
+        seen.update(batch)
+        todo = []
+        if not batch:
+            break
+        lock_blobs(conn, batch)
+        query = select(blob_table.c.sha256, blob_table.c.data.is_(None).label("file")).where(
+            blob_table.c.sha256.in_(batch)
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        rows = {row[0]: row[1] for row in conn.execute(query)}
+        pasted = set(conn.execute(
+            select(paste_table.c.blob_sha256).where(paste_table.c.blob_sha256.in_(list(rows)))
+        ).scalars())
+        produced = set(conn.execute(
+            select(rendition_table.c.result_sha256).where(rendition_table.c.result_sha256.in_(list(rows)))
+        ).scalars())
+        free = [sha for sha in rows if sha not in pasted and sha not in produced]
+        if not free:
+            continue
+        made = list(conn.execute(
+            select(rendition_table.c.source_sha256, rendition_table.c.spec, rendition_table.c.encoder,
+                   rendition_table.c.result_sha256)
+            .where(rendition_table.c.source_sha256.in_(free))
+        ))
+        # the renditions first (not every SQLite connection cascades), then the blobs
+        conn.execute(rendition_table.delete().where(rendition_table.c.source_sha256.in_(free)))
+        conn.execute(blob_table.delete().where(blob_table.c.sha256.in_(free)))
+        released.blobs.extend(free)
+        released.files.extend(sha for sha in free if rows[sha])
+        released.renditions.extend((row[0], row[1], row[2]) for row in made)
+        todo = [row[3] for row in made]
+    return released
+
+
+def expired_pastes(conn: Connection, now: datetime, limit: int) -> list[int]:
+    return list(conn.execute(
+        select(paste_table.c.id).where(paste_table.c.expires <= now).order_by(paste_table.c.id).limit(limit)
+    ).scalars())
+
+
+def unreferenced_blobs(conn: Connection, created_before: datetime) -> list[bytes]:
+    """Blobs older than ``created_before`` that no paste is over and that are
+    not a rendition of a blob a paste is over (sources of resized uploads,
+    renditions of removed sources, rows left by a crash)."""
+    pasted = select(paste_table.c.blob_sha256)
+    live_renditions = select(rendition_table.c.result_sha256).where(rendition_table.c.source_sha256.in_(pasted))
+    query = select(blob_table.c.sha256).where(
+        blob_table.c.created < created_before,
+        blob_table.c.sha256.not_in(pasted),
+        blob_table.c.sha256.not_in(live_renditions),
+    )
+    return list(conn.execute(query).scalars())
+
+
+def blob_sizes(conn: Connection) -> dict[bytes, int]:
+    """The recorded size of every file-backed blob (for fsck)."""
+    return {row[0]: row[1] for row in conn.execute(
+        select(blob_table.c.sha256, blob_table.c.size).where(blob_table.c.data.is_(None))
+    )}
+
+
+def has_blob(conn: Connection, sha256: bytes) -> bool:
+    return conn.execute(select(blob_table.c.sha256).where(blob_table.c.sha256 == sha256)).first() is not None
+
+
+def write_lock(conn: Connection) -> None:
+    """Take SQLite's write lock now, so a check and the action on it are one
+    serialized step (PostgreSQL relies on row and advisory locks instead)."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("UPDATE blob SET size = size WHERE 0")

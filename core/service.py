@@ -23,20 +23,21 @@ import functools
 import hashlib
 import hmac
 import io
+import secrets
 import os
 import time
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import BinaryIO
 from urllib.parse import quote
 
 from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
-from pastefile.ext.hashing import SizeLimitExceeded
+from pastefile.ext.hashing import SizeLimitExceeded, copy_and_hash
 
 from . import db, mimes, repository
 from .blobstore import FileSystemBlobStore, StagedBlob, StagingWriter
@@ -79,9 +80,10 @@ class PasteInfo:
     resize_h: int | None = None
     inline: bool = False  # the bytes live in the blob's row, not in a file
     phash: int | None = None  # 64-bit pHash of an image
+    expires: datetime | None = None
     # the secret that removes this paste: only on the upload's own answer,
     # never cached or stored (the database keeps its hash)
-    delete_token: str | None = None
+    delete_token: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def type(self) -> str:
@@ -136,7 +138,11 @@ class PasteInfo:
             "symlink": self.symlink,
             "sha256": self.sha256,
             "phash": None if self.phash is None else f"{self.phash:016x}",
+            "expires": self.expires.strftime("%Y-%m-%d %H:%M:%S") if self.expires else None,
         } | self._delete_keys(base_url)
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return self.expires is not None and self.expires <= (now or utcnow())
 
     def _delete_keys(self, base_url: str) -> dict:
         if not self.delete_token:
@@ -153,12 +159,15 @@ class PasteInfo:
         data = asdict(self)
         del data["delete_token"]
         data["uploadtime"] = self.uploadtime.isoformat()
+        data["expires"] = self.expires.isoformat() if self.expires else None
         return data
 
     @classmethod
     def from_cache(cls, data: Mapping) -> "PasteInfo":
         values = dict(data)
         values["uploadtime"] = datetime.fromisoformat(values["uploadtime"])
+        if values.get("expires"):
+            values["expires"] = datetime.fromisoformat(values["expires"])
         return cls(**values)
 
 
@@ -278,18 +287,22 @@ class PasteFileService:
         *,
         w: int | None = None,
         h: int | None = None,
+        expires_in: int | None = None,
     ) -> PasteInfo:
         """Store ``fileobj`` and return its paste.
 
         One pass copies and hashes the bytes; identical content is stored
         once.  The same content under the same filename returns the earlier
         paste.  With ``w``/``h`` an image is crop-resized first and only the
-        result is kept.  Raises TooLarge, EmptyFile, UnsupportedType,
-        InvalidRequest.
+        result is kept.  ``expires_in`` (seconds, up to the ``max_expiry``
+        setting) makes the paste disappear then.  The answer carries a
+        ``delete_token`` for a new paste.  Raises TooLarge, EmptyFile,
+        UnsupportedType, InvalidRequest.
         """
         if w or h:
             self._check_dimensions(w, h)  # before reading a byte
-        return self.upload_staged(self._stage(fileobj), filename, w=w, h=h)
+        self._expiry(expires_in)
+        return self.upload_staged(self._stage(fileobj), filename, w=w, h=h, expires_in=expires_in)
 
     @contextmanager
     def receive(self) -> Iterator[StagingWriter]:
@@ -312,6 +325,7 @@ class PasteFileService:
         *,
         w: int | None = None,
         h: int | None = None,
+        expires_in: int | None = None,
     ) -> PasteInfo:
         """The second half of :meth:`upload`, for bytes already staged.
 
@@ -320,6 +334,7 @@ class PasteFileService:
         filename = clean_filename(filename)
         resize = (w, h) if (w or h) else None
         try:
+            expires = self._expiry(expires_in)
             if resize:
                 self._check_dimensions(w, h)
             mimetype = self._check_type(staged)
@@ -335,12 +350,23 @@ class PasteFileService:
                     phash=facts[2], data=staged.data, created=utcnow(),
                 )
                 info, data = self._produce(staged.sha256, staged.open, spec, source_row=source_row, staged_source=staged)
+                self.store.discard(staged)
                 staged = self.store.stage_bytes(data)
-                return self._save(staged, filename, info.mimetype, (info.width, info.height, None), resize=resize)
-            return self._save(staged, filename, mimetype, facts, resize=resize)
+                return self._save(
+                    staged, filename, info.mimetype, (info.width, info.height, None), resize=resize, expires=expires
+                )
+            return self._save(staged, filename, mimetype, facts, resize=resize, expires=expires)
         except BaseException:
             self.store.discard(staged)
             raise
+
+    def _expiry(self, expires_in) -> datetime | None:
+        if expires_in is None:
+            return None
+        limit = self.settings.max_expiry
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or not 1 <= expires_in <= limit:
+            raise InvalidRequest(f"expires must be a number of seconds between 1 and {limit}")
+        return utcnow() + timedelta(seconds=expires_in)
 
     def _too_large(self) -> TooLarge:
         return TooLarge(f"the file exceeds the limit of {humanize_bytes(self.settings.max_upload_size)}")
@@ -392,10 +418,12 @@ class PasteFileService:
         *,
         parent_id: int | None = None,
         resize: tuple | None = None,
+        expires: datetime | None = None,
     ) -> PasteInfo:
         """Make the upload durable and visible: a file blob under its address
         first, then the rows in one commit (shared with concurrent uploads by
         the group committer, or the caller's transaction when bound)."""
+        token = secrets.token_urlsafe(18)
         item = NewPaste(
             sha256=staged.sha256,
             size=staged.size,
@@ -410,19 +438,36 @@ class PasteFileService:
             parent_id=parent_id,
             resize_w=resize[0] if resize else None,
             resize_h=resize[1] if resize else None,
+            delete_token_hash=_token_hash(token),
+            expires=expires,
+            delete_token=token,
+            staged=staged,
         )
-        if not staged.inline:
-            # durable under its address before any row points at it; a file
-            # already there (same bytes) is kept and the staged copy dropped
-            self.store.commit(staged)
+        # durable under its address before any row points at it; when the
+        # same bytes are there already, the staged copy is kept until the
+        # rows are recorded, in case a concurrent delete takes that file
+        self.store.commit(staged)
         if self._session is None:
-            return self._committer.submit(item)
-        info = self._record(self._session.connection(), [item])[0]
-        db.after_commit(self._session, lambda: self._remember([item], [info]))
+            info = self._committer.submit(item)
+        else:
+            info = self._record(self._session.connection(), [item])[0]
+            db.after_commit(self._session, lambda: self._remember([item], [info]))
+        self.store.discard(staged)
         return info
 
     def _record(self, conn: Connection, items: list[NewPaste]) -> list[PasteInfo]:
-        return [self._info(row) for row in repository.record(conn, items)]
+        rows = repository.record(conn, items)
+        files = [item.staged for item in items if item.staged is not None and not item.staged.inline]
+        if files:
+            # under each blob's lock: a file removed since commit() found it
+            # is put back before this transaction makes rows point at it
+            repository.lock_blobs(conn, [f.sha256 for f in files])
+            for staged in files:
+                self.store.restore(staged)
+        return [
+            self._info(row, delete_token=item.delete_token if row["new"] else None)
+            for row, item in zip(rows, items)
+        ]
 
     def _remember(self, items: list[NewPaste], infos: list[PasteInfo]) -> None:
         """One cache write for a committed batch of uploads: their pastes and
@@ -439,7 +484,7 @@ class PasteFileService:
                 mapping[f"blobdata:{info.sha256}"] = item.data
         self.cache.set_many(mapping, self.expire)
 
-    def _info(self, row) -> PasteInfo:
+    def _info(self, row, delete_token: str | None = None) -> PasteInfo:
         return PasteInfo(
             id=row["id"],
             filehash=row["filehash"],
@@ -456,6 +501,8 @@ class PasteFileService:
             resize_h=row["resize_h"],
             inline=bool(row["inline"]),
             phash=to_unsigned64(row["phash"]),
+            expires=_aware(row["expires"]) if row["expires"] else None,
+            delete_token=delete_token,
         )
 
     # -- lookups --------------------------------------------------------------
@@ -481,11 +528,11 @@ class PasteFileService:
         if not isinstance(filehash, str) or not is_filehash(filehash):
             return None
         data = self._paste_by_filehash(filehash)
-        return PasteInfo.from_cache(data) if data else None
+        return _live(PasteInfo.from_cache(data)) if data else None
 
     def get_by_id(self, paste_id: int) -> PasteInfo | None:
         data = self._paste_by_id(paste_id)
-        return PasteInfo.from_cache(data) if data else None
+        return _live(PasteInfo.from_cache(data)) if data else None
 
     def get_by_symlink(self, symlink: str) -> PasteInfo | None:
         """The paste behind a short link, or None (also for malformed links)."""
@@ -513,7 +560,7 @@ class PasteFileService:
             raise InvalidRequest(f"limit must be 1..{MAX_LATEST} and offset >= 0")
         ids = self._latest_ids(limit, offset)
         found = self._paste_by_id.many(self, ids, self._pastes_by_ids)
-        return [PasteInfo.from_cache(found[i]) for i in ids if i in found]
+        return [p for p in (PasteInfo.from_cache(found[i]) for i in ids if i in found) if not p.expired()]
 
     def count(self) -> tuple[int, int]:
         """(pastes, blobs) in the database."""
@@ -703,9 +750,13 @@ class PasteFileService:
                     facts.phash if facts else None, staged.data, now,
                 )
                 repository.record_rendition(conn, source, spec.key(), ENCODER_VERSION, staged.sha256, now)
-        except BaseException:
+                kept = [b for b in (staged_source, staged) if b is not None and b.path is not None]
+                if kept:  # files a concurrent delete took since commit() found them
+                    repository.lock_blobs(conn, [b.sha256 for b in kept])
+                    for blob in kept:
+                        self.store.restore(blob)
+        finally:
             self.store.discard(staged)
-            raise
         info = RenditionInfo(
             source=source.hex(), spec=spec.key(), sha256=staged.sha256.hex(), size=staged.size,
             mimetype=out.mimetype, width=out.width, height=out.height, inline=staged.inline,
@@ -756,35 +807,192 @@ class PasteFileService:
             return []
         hits = [(i, d) for i, d in self._similar.search(source.phash, max_distance, self._image_hashes) if i != source.id][:MAX_SIMILAR]
         found = self._paste_by_id.many(self, [i for i, _ in hits], self._pastes_by_ids)
-        return [(PasteInfo.from_cache(found[i]), d) for i, d in hits if i in found]
+        return [(p, d) for p, d in ((PasteInfo.from_cache(found[i]), d) for i, d in hits if i in found)
+                if not p.expired()]
+
+    # -- removal --------------------------------------------------------------
+
+    def delete(self, filehash: str, token: str) -> PasteInfo:
+        """Remove a paste with the token its upload answered; its blob goes
+        too when nothing else refers to it.  NotFound for an unknown paste,
+        Forbidden for any other token (also for pastes made without one)."""
+        if not isinstance(filehash, str) or not is_filehash(filehash):
+            raise NotFound(f"no file {filehash!r}")
+        if not isinstance(token, str) or not token:
+            raise Forbidden("deleting a file needs the delete token its upload answered")
+        return self._remove(filehash, token)
+
+    def remove(self, filehash: str) -> PasteInfo:
+        """Remove a paste without its token (the operator's command line)."""
+        if not isinstance(filehash, str) or not is_filehash(filehash):
+            raise NotFound(f"no file {filehash!r}")
+        return self._remove(filehash, None)
+
+    def _remove(self, filehash: str, token: str | None) -> PasteInfo:
+        def remove(conn):
+            row = repository.paste_for_removal(conn, filehash)
+            if row is None:
+                raise NotFound(f"no file {filehash!r}")
+            if token is not None:
+                stored = row["delete_token_hash"]
+                if stored is None or not hmac.compare_digest(stored, _token_hash(token)):
+                    raise Forbidden("this delete token is not the one for this file")
+            info = self._info(repository.paste_by_id(conn, row["id"]))
+            removed = repository.remove_pastes(conn, [row["id"]])
+            return info, removed, [sha for _, _, sha in removed]
+
+        info, _ = self._removing(remove)
+        return info
+
+    def _removing(self, work):
+        """Run ``work(conn)`` -> (result, removed pastes, candidate blobs) in a
+        write transaction, release the candidates left without references, take their
+        files out of the store when the transaction commits (back in if it
+        does not) and forget everything removed, in every cache."""
+        trashed: list[tuple[str, bytes]] = []
+        try:
+            with self._writing() as conn:
+                result, removed, candidates = work(conn)
+                released = repository.release_blobs(conn, candidates)
+                if self._session is None:
+                    # inside the transaction, under the blobs' locks: an upload
+                    # of the same bytes that commits after this sees no file
+                    # and puts its own copy in place
+                    trashed = [(p, sha) for sha in released.files if (p := self.store.trash(sha))]
+        except BaseException:
+            for path, sha in trashed:
+                self.store.untrash(path, sha)
+            raise
+
+        def done():
+            for path, _ in trashed:
+                self.store.purge(path)
+            if self._session is not None:
+                for sha in released.files:
+                    self.store.delete(sha)
+            self._forget(removed, released)
+
+        self._after_commit(done)
+        return result, (removed, released)
+
+    def _forget(self, removed, released: repository.Released) -> None:
+        keys = []
+        for paste_id, filehash, _ in removed:
+            keys += [f"paste:fh:{filehash}", f"paste:id:{paste_id}"]
+            self._similar.discard(paste_id)
+        for sha in released.blobs:
+            keys.append(f"blobdata:{sha.hex()}")
+            self._local_bytes.delete(f"blobdata:{sha.hex()}")
+        keys += [f"rend:{src.hex()}:{spec}:{enc}" for src, spec, enc in released.renditions]
+        if keys:
+            self.cache.delete_many(keys)
+        if removed:
+            self.cache.set(SIMILAR_GENERATION, os.urandom(8).hex(), self.expire)
+
+    def gc(self, grace: float = 3600.0, batch: int = 500) -> dict[str, int]:
+        """Remove expired pastes, then blobs nothing refers to any more
+        (older than ``grace`` seconds: their upload may still be committing),
+        with their files and renditions."""
+        report = {"expired_pastes": 0, "blobs": 0, "files": 0, "renditions": 0}
+
+        def count(released: repository.Released) -> None:
+            report["blobs"] += len(released.blobs)
+            report["files"] += len(released.files)
+            report["renditions"] += len(released.renditions)
+
+        while True:
+            now = utcnow()
+            def expire(conn):
+                removed = repository.remove_pastes(conn, repository.expired_pastes(conn, now, batch))
+                return None, removed, [sha for _, _, sha in removed]
+
+            _, (removed, released) = self._removing(expire)
+            report["expired_pastes"] += len(removed)
+            count(released)
+            if len(removed) < batch:
+                break
+        with self._connection() as conn:
+            loose = repository.unreferenced_blobs(conn, utcnow() - timedelta(seconds=grace))
+        for start in range(0, len(loose), batch):
+            chunk = loose[start:start + batch]
+            _, (_, released) = self._removing(lambda conn, chunk=chunk: (None, [], chunk))
+            count(released)
+        return report
 
     # -- maintenance ----------------------------------------------------------
 
-    def fsck(self, repair: bool = False, grace: float = 3600.0) -> dict[str, int]:
+    def fsck(self, repair: bool = False, grace: float = 3600.0, verify: bool = False) -> dict[str, int]:
         """Check the store against the database.
 
-        Counts stale temp files (removed when ``repair``), blob files with no
-        row (removed when ``repair``: a crash between rename and commit) and
-        rows whose file is missing (reported only).  Files younger than
-        ``grace`` seconds are left alone: their upload may still be committing.
+        Counts stale temp files, files in the trash (left by a crash during a
+        removal), blob files with no row, rows whose file is missing, and
+        files whose size (or, with ``verify``, SHA-256, re-hashed by the C
+        extension) does not match their address.  ``repair`` removes stale
+        temp files, puts trashed files whose row still exists back, and
+        removes orphan files, each under the blob's lock so a concurrent
+        upload of the same bytes keeps its file.  Files younger than
+        ``grace`` seconds are left alone.  Missing and corrupt files are only
+        reported: they need a backup.
         """
-        report = {"stale_temp": 0, "orphan_files": 0, "missing_files": 0}
+        report = {"stale_temp": 0, "trash": 0, "orphan_files": 0, "missing_files": 0, "corrupt_files": 0,
+                  "renditions": 0}
         if repair:
             report["stale_temp"] = self.store.remove_stale_temp(grace)
+        else:
+            report["stale_temp"] = self.store.count_stale_temp(grace)
+        trashed = self.store.trashed()
+        report["trash"] = len(trashed)
         on_disk = set(self.store.iter_hashes())
         with self._connection() as conn:
-            in_files = repository.file_hashes(conn)
-            known = in_files | repository.inline_hashes(conn)
+            sizes = repository.blob_sizes(conn)
+            known = set(sizes) | repository.inline_hashes(conn)
+            report["renditions"] = repository.rendition_rows(conn)
         cutoff = time.time() - grace
         orphans = {sha for sha in on_disk - known if self.store.mtime(sha) < cutoff}
         report["orphan_files"] = len(orphans)
-        report["missing_files"] = len(in_files - on_disk)
-        with self._connection() as conn:
-            report["renditions"] = repository.rendition_rows(conn)
+        report["missing_files"] = len(set(sizes) - on_disk)
+        for sha in on_disk & set(sizes):
+            if not self._file_matches(sha, sizes[sha], verify):
+                report["corrupt_files"] += 1
         if repair:
-            for sha in orphans:
-                self.store.delete(sha)
+            self._repair(trashed, orphans)
         return report
+
+    def _file_matches(self, sha: bytes, size: int, verify: bool) -> bool:
+        path = self.store.path(sha)
+        try:
+            if os.path.getsize(path) != size:
+                return False
+            if not verify:
+                return True
+            with open(path, "rb") as src, open(os.devnull, "wb") as sink:
+                result = copy_and_hash(src, sink)
+        except FileNotFoundError:
+            return True  # removed meanwhile: not corrupt
+        return result.digest == sha and result.size == size
+
+    def _repair(self, trashed: list[tuple[str, bytes]], orphans: set[bytes]) -> None:
+        for path, sha in trashed:
+            with self.engine.begin() as conn:
+                repository.lock_blobs(conn, [sha])
+                if repository.blob_data(conn, sha) is None and repository.has_blob(conn, sha):
+                    self.store.untrash(path, sha)  # its removal never committed
+                else:
+                    self.store.purge(path)
+        for sha in orphans:
+            removed = None
+            try:
+                with self.engine.begin() as conn:
+                    repository.lock_blobs(conn, [sha])
+                    repository.write_lock(conn)
+                    if not repository.has_blob(conn, sha):
+                        removed = self.store.trash(sha)
+            except BaseException:
+                if removed:
+                    self.store.untrash(removed, sha)
+                raise
+            if removed:
+                self.store.purge(removed)
 
 
 def _after_fork_in_child(ref: weakref.ref) -> None:
@@ -795,6 +1003,15 @@ def _after_fork_in_child(ref: weakref.ref) -> None:
         service.cache.after_fork()
         # its lock may have been held by a thread that does not exist here
         service._similar = service._new_similar_index()
+
+
+def _live(info: PasteInfo) -> PasteInfo | None:
+    """An expired paste is gone for readers, even before gc removes it."""
+    return None if info.expired() else info
+
+
+def _token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
 
 
 def _aware(value: datetime) -> datetime:

@@ -106,6 +106,8 @@ class Settings:
     rendition_sizes: tuple[str, ...] = ()
     rendition_max_per_source: int = 32
     rendition_secret: str = ""
+    # the longest expiry an upload may ask for, in seconds
+    max_expiry: int = 365 * 24 * 3600
     # near-duplicate images: the Hamming distance between pHashes that counts
     similar_distance: int = 8
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -164,6 +166,7 @@ _INT_FIELDS = {
     "image_threads": 0,
     "rendition_max_per_source": 1,
     "similar_distance": 0,
+    "max_expiry": 1,
 }
 _SIZE_FIELDS = {"max_upload_size", "cache_variant_max", "cache_memory_bytes", "cache_local_bytes"}
 _ZERO_SIZE_FIELDS = {"inline_max"}

@@ -40,6 +40,11 @@ class SimilarIndex:
             if self._index is not None:
                 self._index.add(paste_id, phash)
 
+    def discard(self, paste_id: int) -> None:
+        with self._lock:
+            if self._index is not None:
+                self._index.discard(paste_id)
+
     def _current(self, load: Loader) -> HammingIndex:
         """The index, topped up from the database; call with the lock held."""
         now = time.monotonic()

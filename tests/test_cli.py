@@ -79,7 +79,7 @@ def test_config_file_and_fsck(tmp_path):
     out = run(tmp_path, "-c", str(ini), "upload", "a.txt").stdout
     assert out.startswith("https://files.example/s/")
     assert (tmp_path / "data" / "db.sqlite").exists()
-    assert json.loads(run(tmp_path, "-c", str(ini), "fsck").stdout) == {"stale_temp": 0, "orphan_files": 0, "missing_files": 0, "renditions": 0}
+    assert json.loads(run(tmp_path, "-c", str(ini), "fsck").stdout) == {"stale_temp": 0, "trash": 0, "orphan_files": 0, "missing_files": 0, "corrupt_files": 0, "renditions": 0}
 
 
 def test_resized_upload_and_similar(tmp_path):

@@ -135,7 +135,8 @@ def test_rendition_files_are_counted_by_fsck_not_orphans(service_factory):
     made = service.rendition(src, 50, 50)
     assert service.path(made) is not None and os.path.exists(service.path(made))
     report = service.fsck(grace=0)
-    assert report == {"stale_temp": 0, "orphan_files": 0, "missing_files": 0, "renditions": 1}
+    assert report == {"stale_temp": 0, "trash": 0, "orphan_files": 0, "missing_files": 0, "corrupt_files": 0,
+                      "renditions": 1}
 
 
 def test_rendition_rows_go_with_their_source_blob(service):

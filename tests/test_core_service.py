@@ -76,7 +76,7 @@ def test_small_blob_is_kept_in_its_row(service_factory):
     # the cache may lose the bytes: the row still has them
     service.cache.delete(f"blobdata:{small.sha256}")
     assert service.blob_bytes(small) == random_text(40, 4096)
-    assert service.fsck() == {"stale_temp": 0, "orphan_files": 0, "missing_files": 0, "renditions": 0}
+    assert service.fsck() == {"stale_temp": 0, "trash": 0, "orphan_files": 0, "missing_files": 0, "corrupt_files": 0, "renditions": 0}
 
 
 def test_lookups(service):
