@@ -85,15 +85,32 @@ class PostgresCluster:
 
     def start(self) -> "PostgresCluster":
         self._run("initdb", "-D", self.datadir, "-U", self.user, "-A", "trust", "-E", "UTF8", "--no-sync")
+        self.start_server()
+        return self
+
+    def _server_options(self) -> str:
         durability = "on" if self.fsync else "off"
-        options = (
+        return (
             f"-p {self.port} -k {self.socketdir} -c listen_addresses=127.0.0.1 "
             f"-c fsync={durability} -c synchronous_commit={durability} -c full_page_writes={durability} "
             "-c max_connections=200"
         )
-        self._run("pg_ctl", "-D", self.datadir, "-l", self.log, "-o", options, "-w", "-t", "60", "start")
+
+    def start_server(self) -> None:
+        """Start the server of the existing cluster (again), on the same port."""
+        self._run("pg_ctl", "-D", self.datadir, "-l", self.log, "-o", self._server_options(), "-w", "-t", "60", "start")
         wait_for_port(self.port)
-        return self
+
+    def stop_server(self, mode: str = "fast") -> None:
+        """Stop the server and keep the cluster (``pg_ctl stop -m mode``):
+        ``fast`` ends every session, ``immediate`` is a crash."""
+        self._run("pg_ctl", "-D", self.datadir, "-m", mode, "-w", "-t", "60", "stop")
+
+    def restart(self, mode: str = "fast", down: float = 0.0) -> None:
+        """Stop, stay down for ``down`` seconds, start on the same port."""
+        self.stop_server(mode)
+        time.sleep(down)
+        self.start_server()
 
     def url(self, dbname: str) -> str:
         return f"postgresql+psycopg2://{self.user}@127.0.0.1:{self.port}/{dbname}"
@@ -136,6 +153,35 @@ class Memcached:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would; ``restart()`` brings it back on the same port."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
+
+    def restart(self) -> "Memcached":
+        """Start again on the same port (empty, as a restarted memcached is)."""
+        self.kill()
+        return self.start()
+
+    def stats(self) -> dict[str, str]:
+        """The node's ``stats`` (get_hits, curr_items, ...) as strings."""
+        out = {}
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+            s.sendall(b"stats\r\n")
+            data = b""
+            while not data.endswith(b"END\r\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        for line in data.decode().splitlines():
+            parts = line.split(" ", 2)
+            if len(parts) == 3 and parts[0] == "STAT":
+                out[parts[1]] = parts[2]
+        return out
 
     def flush(self) -> None:
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
