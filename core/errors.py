@@ -48,3 +48,18 @@ class Unprocessable(PasteFileError):
 class Busy(PasteFileError):
     status = 503
     title = "Busy"
+
+
+class Unavailable(PasteFileError):
+    """Something the service needs (the database) cannot be reached now; the
+    same request may succeed in a few seconds."""
+
+    status = 503
+    title = "Service unavailable"
+
+
+class InsufficientStorage(PasteFileError):
+    """The blob store has no room (ENOSPC, EDQUOT); nothing was stored."""
+
+    status = 507
+    title = "Insufficient storage"
