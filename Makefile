@@ -4,6 +4,7 @@
 #   make bench   benchmark suites, the load comparison and benchmarks/REPORT.md
 #   make profile line-by-line profile of the upload and resize paths, and a
 #                flame graph of the server under uploads
+#   make soak    the fault tests at full size: 32 clients, 10,000 files
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -15,7 +16,7 @@ PYTEST_ARGS ?=
 # e.g. make bench LOAD_ARGS="--seconds 4 --repeats 1" or LOAD_ARGS="--only upload-64k read-i"
 LOAD_ARGS ?=
 
-.PHONY: deps install test bench profile run clean
+.PHONY: deps install test soak bench profile run clean
 
 # Debian packages, installed only when missing (apt-get as root, sudo otherwise).
 deps:
@@ -45,6 +46,11 @@ install: deps $(STAMP)
 
 test: install
 	$(BIN)/python -m pytest -p no:cacheprovider --benchmark-disable $(PYTEST_ARGS)
+
+# tests/test_faults.py at full size (make test runs it at smoke size)
+soak: install
+	FAULTS_SCALE=soak $(BIN)/python -m pytest -p no:cacheprovider --benchmark-disable -s \
+	  tests/test_faults.py $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m pytest -p no:cacheprovider benchmarks --benchmark-only \
