@@ -45,6 +45,9 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+AFTER_ROLLBACK_KEY = "pastefile.after_rollback"
+
+
 def after_commit(session: Session, callback: Callable[[], None]) -> None:
     """Run ``callback`` once the session's transaction commits; drop it on rollback.
 
@@ -53,8 +56,14 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
     session.info.setdefault(AFTER_COMMIT_KEY, []).append(callback)
 
 
+def after_rollback(session: Session, callback: Callable[[], None]) -> None:
+    """Run ``callback`` if the session's transaction rolls back instead."""
+    session.info.setdefault(AFTER_ROLLBACK_KEY, []).append(callback)
+
+
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
+    session.info.pop(AFTER_ROLLBACK_KEY, None)
     callbacks = session.info.pop(AFTER_COMMIT_KEY, None)
     for callback in callbacks or ():
         callback()
@@ -63,6 +72,8 @@ def _run_after_commit(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _drop_after_commit(session: Session) -> None:
     session.info.pop(AFTER_COMMIT_KEY, None)
+    for callback in session.info.pop(AFTER_ROLLBACK_KEY, None) or ():
+        callback()
 
 
 def alembic_config(engine_or_url: Engine | str):

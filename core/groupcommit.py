@@ -50,11 +50,17 @@ class GroupCommitter(Generic[T, R]):
         *,
         after_commit: Callable[[list[T], list[R]], None] | None = None,
         max_batch: int = MAX_BATCH,
+        retry_on: tuple[type[BaseException], ...] = (),
+        attempts: int = 3,
     ):
         self.engine = engine
         self.record = record
         self.after_commit = after_commit
         self.max_batch = max_batch
+        # errors a single item may meet from a concurrent transaction (a blob
+        # row removed under it): tried again, up to ``attempts`` times
+        self.retry_on = retry_on
+        self.attempts = attempts
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue | None = None
         self._thread: threading.Thread | None = None
@@ -107,13 +113,15 @@ class GroupCommitter(Generic[T, R]):
                 batch.append(nxt)
             self._commit(batch)
 
-    def _commit(self, batch: list[tuple[T, Future]]) -> None:
+    def _commit(self, batch: list[tuple[T, Future]], attempt: int = 1) -> None:
         try:
             results = self._transaction([item for item, _ in batch])
         except BaseException as exc:  # noqa: BLE001 - handed to the waiters
             if len(batch) > 1 and isinstance(exc, Exception):
                 for one in batch:  # settle each item on its own
                     self._commit([one])
+            elif isinstance(exc, self.retry_on) and attempt < self.attempts:
+                self._commit(batch, attempt + 1)
             else:
                 for _, future in batch:
                     future.set_exception(exc)

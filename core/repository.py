@@ -257,18 +257,33 @@ def paste_for_removal(conn: Connection, filehash: str):
     return conn.execute(query).mappings().first()
 
 
-def remove_pastes(conn: Connection, ids: Sequence[int]) -> list[tuple[int, str, bytes]]:
-    """Delete pastes (children keep living, without a parent); returns
-    (id, filehash, blob sha256) of those removed."""
+@dataclass
+class Removed:
+    """Pastes deleted, and the children that lost their parent with them."""
+
+    pastes: list[tuple[int, str, bytes]]  # (id, filehash, blob sha256)
+    children: list[tuple[int, str]]  # (id, filehash)
+
+
+def remove_pastes(conn: Connection, ids: Sequence[int]) -> Removed:
+    """Delete pastes; their children keep living, without a parent."""
     if not ids:
-        return []
-    conn.execute(paste_table.update().where(paste_table.c.parent_id.in_(ids)).values(parent_id=None))
+        return Removed([], [])
+    children = [
+        (row[0], row[1])
+        for row in conn.execute(
+            paste_table.update()
+            .where(paste_table.c.parent_id.in_(ids), paste_table.c.id.not_in(ids))
+            .values(parent_id=None)
+            .returning(paste_table.c.id, paste_table.c.filehash)
+        )
+    ]
     rows = conn.execute(
         paste_table.delete()
         .where(paste_table.c.id.in_(ids))
         .returning(paste_table.c.id, paste_table.c.filehash, paste_table.c.blob_sha256)
     )
-    return [(row[0], row[1], row[2]) for row in rows]
+    return Removed([(row[0], row[1], row[2]) for row in rows], children)
 
 
 @dataclass
@@ -363,3 +378,9 @@ def write_lock(conn: Connection) -> None:
     serialized step (PostgreSQL relies on row and advisory locks instead)."""
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("UPDATE blob SET size = size WHERE 0")
+
+
+def delete_token_hash(conn: Connection, filehash: str) -> bytes | None:
+    return conn.execute(
+        select(paste_table.c.delete_token_hash).where(paste_table.c.filehash == filehash)
+    ).scalar()

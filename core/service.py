@@ -35,6 +35,7 @@ from typing import BinaryIO
 from urllib.parse import quote
 
 from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from pastefile.ext.hashing import SizeLimitExceeded, copy_and_hash
@@ -215,7 +216,11 @@ class PasteFileService:
         self.links = ShortLinks(self.settings.symlink_key)
         self.expire = self.settings.cache_expire
         self._session: Session | None = None
-        self._committer = GroupCommitter(self.engine, self._record, after_commit=self._remember)
+        # an upload whose blob row a concurrent delete removed meets a foreign
+        # key error (or, rarely, a deadlock); tried again, it records the blob afresh
+        self._committer = GroupCommitter(
+            self.engine, self._record, after_commit=self._remember, retry_on=(IntegrityError, OperationalError)
+        )
         self._flights = SingleFlight(os.path.join(self.store.root, "locks"))
         self._similar = self._new_similar_index()
         os.register_at_fork(after_in_child=functools.partial(_after_fork_in_child, weakref.ref(self)))
@@ -456,14 +461,15 @@ class PasteFileService:
         return info
 
     def _record(self, conn: Connection, items: list[NewPaste]) -> list[PasteInfo]:
-        rows = repository.record(conn, items)
         files = [item.staged for item in items if item.staged is not None and not item.staged.inline]
-        if files:
-            # under each blob's lock: a file removed since commit() found it
-            # is put back before this transaction makes rows point at it
-            repository.lock_blobs(conn, [f.sha256 for f in files])
-            for staged in files:
-                self.store.restore(staged)
+        # each file blob's lock first (removals take it before the row locks,
+        # so the order is the same everywhere), then the rows; a file a
+        # removal took since commit() found it is put back before this
+        # transaction makes rows point at it
+        repository.lock_blobs(conn, [f.sha256 for f in files])
+        rows = repository.record(conn, items)
+        for staged in files:
+            self.store.restore(staged)
         return [
             self._info(row, delete_token=item.delete_token if row["new"] else None)
             for row, item in zip(rows, items)
@@ -822,6 +828,14 @@ class PasteFileService:
             raise Forbidden("deleting a file needs the delete token its upload answered")
         return self._remove(filehash, token)
 
+    def can_delete(self, filehash: str, token: str) -> bool:
+        """Whether ``token`` deletes this paste (checked again by :meth:`delete`)."""
+        if not isinstance(filehash, str) or not is_filehash(filehash) or not isinstance(token, str) or not token:
+            return False
+        with self._connection() as conn:
+            stored = repository.delete_token_hash(conn, filehash)
+        return stored is not None and hmac.compare_digest(stored, _token_hash(token))
+
     def remove(self, filehash: str) -> PasteInfo:
         """Remove a paste without its token (the operator's command line)."""
         if not isinstance(filehash, str) or not is_filehash(filehash):
@@ -838,55 +852,61 @@ class PasteFileService:
                 if stored is None or not hmac.compare_digest(stored, _token_hash(token)):
                     raise Forbidden("this delete token is not the one for this file")
             info = self._info(repository.paste_by_id(conn, row["id"]))
-            removed = repository.remove_pastes(conn, [row["id"]])
-            return info, removed, [sha for _, _, sha in removed]
+            return info, repository.remove_pastes(conn, [row["id"]]), []
 
         info, _ = self._removing(remove)
         return info
 
     def _removing(self, work):
-        """Run ``work(conn)`` -> (result, removed pastes, candidate blobs) in a
-        write transaction, release the candidates left without references, take their
+        """Run ``work(conn)`` -> (result, removed pastes, more candidate blobs)
+        in a write transaction, release the blobs left without references, take their
         files out of the store when the transaction commits (back in if it
         does not) and forget everything removed, in every cache."""
         trashed: list[tuple[str, bytes]] = []
         try:
             with self._writing() as conn:
                 result, removed, candidates = work(conn)
-                released = repository.release_blobs(conn, candidates)
-                if self._session is None:
-                    # inside the transaction, under the blobs' locks: an upload
-                    # of the same bytes that commits after this sees no file
-                    # and puts its own copy in place
-                    trashed = [(p, sha) for sha in released.files if (p := self.store.trash(sha))]
+                released = repository.release_blobs(conn, [sha for _, _, sha in removed.pastes] + list(candidates))
+                # inside the transaction, under the blobs' locks: an upload
+                # of the same bytes that commits after this sees no file and
+                # puts its own copy in place
+                trashed = [(p, sha) for sha in released.files if (p := self.store.trash(sha))]
         except BaseException:
-            for path, sha in trashed:
-                self.store.untrash(path, sha)
+            self._untrash(trashed)
             raise
 
         def done():
             for path, _ in trashed:
                 self.store.purge(path)
-            if self._session is not None:
-                for sha in released.files:
-                    self.store.delete(sha)
             self._forget(removed, released)
 
+        if self._session is not None:
+            # the caller commits or rolls back later; forget now for this
+            # transaction's own reads, and again after the commit for readers
+            # that cached the rows in between
+            self._forget(removed, released)
+            db.after_rollback(self._session, lambda: self._untrash(trashed))
         self._after_commit(done)
         return result, (removed, released)
 
-    def _forget(self, removed, released: repository.Released) -> None:
+    def _untrash(self, trashed: list[tuple[str, bytes]]) -> None:
+        for path, sha in trashed:
+            self.store.untrash(path, sha)
+
+    def _forget(self, removed: repository.Removed, released: repository.Released) -> None:
         keys = []
-        for paste_id, filehash, _ in removed:
+        for paste_id, filehash, _ in removed.pastes:
             keys += [f"paste:fh:{filehash}", f"paste:id:{paste_id}"]
             self._similar.discard(paste_id)
+        for paste_id, filehash in removed.children:  # their parent_id changed
+            keys += [f"paste:fh:{filehash}", f"paste:id:{paste_id}"]
         for sha in released.blobs:
             keys.append(f"blobdata:{sha.hex()}")
             self._local_bytes.delete(f"blobdata:{sha.hex()}")
         keys += [f"rend:{src.hex()}:{spec}:{enc}" for src, spec, enc in released.renditions]
         if keys:
             self.cache.delete_many(keys)
-        if removed:
+        if removed.pastes:
             self.cache.set(SIMILAR_GENERATION, os.urandom(8).hex(), self.expire)
 
     def gc(self, grace: float = 3600.0, batch: int = 500) -> dict[str, int]:
@@ -903,19 +923,18 @@ class PasteFileService:
         while True:
             now = utcnow()
             def expire(conn):
-                removed = repository.remove_pastes(conn, repository.expired_pastes(conn, now, batch))
-                return None, removed, [sha for _, _, sha in removed]
+                return None, repository.remove_pastes(conn, repository.expired_pastes(conn, now, batch)), []
 
             _, (removed, released) = self._removing(expire)
-            report["expired_pastes"] += len(removed)
+            report["expired_pastes"] += len(removed.pastes)
             count(released)
-            if len(removed) < batch:
+            if len(removed.pastes) < batch:
                 break
         with self._connection() as conn:
             loose = repository.unreferenced_blobs(conn, utcnow() - timedelta(seconds=grace))
         for start in range(0, len(loose), batch):
             chunk = loose[start:start + batch]
-            _, (_, released) = self._removing(lambda conn, chunk=chunk: (None, [], chunk))
+            _, (_, released) = self._removing(lambda conn, chunk=chunk: (None, repository.Removed([], []), chunk))
             count(released)
         return report
 
@@ -973,7 +992,7 @@ class PasteFileService:
 
     def _repair(self, trashed: list[tuple[str, bytes]], orphans: set[bytes]) -> None:
         for path, sha in trashed:
-            with self.engine.begin() as conn:
+            with self._writing() as conn:
                 repository.lock_blobs(conn, [sha])
                 if repository.blob_data(conn, sha) is None and repository.has_blob(conn, sha):
                     self.store.untrash(path, sha)  # its removal never committed
@@ -982,7 +1001,7 @@ class PasteFileService:
         for sha in orphans:
             removed = None
             try:
-                with self.engine.begin() as conn:
+                with self._writing() as conn:
                     repository.lock_blobs(conn, [sha])
                     repository.write_lock(conn)
                     if not repository.has_blob(conn, sha):

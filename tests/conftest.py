@@ -178,9 +178,9 @@ def webapp(webapp_factory):
 
 
 def blob_files(service) -> list[str]:
-    """Committed blob files (not temp files, not variants)."""
+    """Committed blob files (not temp files, locks or files being removed)."""
     root = service.store.root
-    skip = (os.path.join(root, "tmp"), os.path.join(root, "variants"))
+    skip = tuple(os.path.join(root, d) for d in ("tmp", "locks", "trash"))
     return sorted(os.path.join(d, f) for d, _, files in os.walk(root) if not d.startswith(skip) for f in files)
 
 
