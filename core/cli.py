@@ -1,4 +1,4 @@
-"""The ``pastefile`` command: initdb, upload, info, similar, fsck.
+"""The ``pastefile`` command: initdb, upload, info, similar, delete, gc, fsck.
 
 Embedded mode by default (SQLite and files under ./var); ``-c FILE.ini``
 reads the ``[app:main]`` section of a deployment config instead, and
@@ -53,7 +53,9 @@ def cmd_upload(args) -> int:
         for path in args.files:
             try:
                 with open(path, "rb") as f:
-                    paste = service.upload(f, os.path.basename(path), w=args.width, h=args.height)
+                    paste = service.upload(
+                        f, os.path.basename(path), w=args.width, h=args.height, expires_in=args.expires
+                    )
             except (OSError, PasteFileError) as exc:
                 failures += 1
                 tqdm.write(f"{path}: {exc}", file=sys.stderr)
@@ -90,10 +92,24 @@ def cmd_similar(args) -> int:
     return 0
 
 
+def cmd_delete(args) -> int:
+    service = _service(args)
+    for key in args.files:
+        paste = _paste(service, key)
+        service.remove(paste.filehash)
+        print(f"deleted {paste.filehash}")
+    return 0
+
+
+def cmd_gc(args) -> int:
+    print(json.dumps(_service(args).gc(grace=args.grace)))
+    return 0
+
+
 def cmd_fsck(args) -> int:
-    report = _service(args).fsck(repair=args.repair, grace=args.grace)
+    report = _service(args).fsck(repair=args.repair, grace=args.grace, verify=args.verify)
     print(json.dumps(report))
-    return 0 if not report["missing_files"] else 1
+    return 0 if not (report["missing_files"] or report["corrupt_files"]) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("files", nargs="+", metavar="FILE")
     up.add_argument("-W", "--width", type=int, help="crop-resize images to this width")
     up.add_argument("-H", "--height", type=int, help="crop-resize images to this height")
-    up.add_argument("--json", action="store_true", help="print the full JSON record per file")
+    up.add_argument("--json", action="store_true", help="print the full JSON record per file (with its delete token)")
+    up.add_argument("--expires", type=int, metavar="SECONDS", help="remove the pastes after this many seconds")
     up.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     up.set_defaults(func=cmd_upload)
 
@@ -121,8 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
     similar.add_argument("-d", "--distance", type=int, help="largest distance in bits (default: similar_distance)")
     similar.set_defaults(func=cmd_similar)
 
+    delete = sub.add_parser("delete", help="remove pastes by filehash or short link (no token needed here)")
+    delete.add_argument("files", nargs="+", metavar="FILEHASH")
+    delete.set_defaults(func=cmd_delete)
+
+    gc = sub.add_parser("gc", help="remove expired pastes and blobs nothing refers to")
+    gc.add_argument("--grace", type=float, default=3600.0, help="leave blobs younger than this many seconds (default 3600)")
+    gc.set_defaults(func=cmd_gc)
+
     fsck = sub.add_parser("fsck", help="check stored files against the database")
     fsck.add_argument("--repair", action="store_true", help="remove temp files and files no row refers to")
+    fsck.add_argument("--verify", action="store_true", help="re-hash every file (slow; sizes are always checked)")
     fsck.add_argument("--grace", type=float, default=3600.0, help="leave files younger than this many seconds (default 3600)")
     fsck.set_defaults(func=cmd_fsck)
     return parser

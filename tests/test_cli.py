@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -100,3 +101,24 @@ def test_resized_upload_and_similar(tmp_path):
     assert (small["width"], small["height"]) == (80, 60)
     with contextlib.closing(sqlite3.connect(os.path.join(tmp_path, "var", "pastefile.sqlite"))) as conn:
         assert conn.execute("SELECT spec FROM rendition").fetchall() == [("80x60-crop-jpeg-q88",)]
+
+
+def test_delete_gc_and_expiry(tmp_path):
+    (tmp_path / "keep.txt").write_bytes(random_text(910, 3000))
+    (tmp_path / "go.txt").write_bytes(random_text(911, 3000))
+    (tmp_path / "brief.txt").write_bytes(random_text(912, 3000))
+    keep, go = (json.loads(line) for line in run(tmp_path, "upload", "--json", "keep.txt", "go.txt").stdout.splitlines())
+    assert keep["delete_token"] and keep["url_delete"].endswith(keep["delete_token"])
+    brief = json.loads(run(tmp_path, "upload", "--json", "--expires", "1", "brief.txt").stdout)
+    assert brief["expires"]
+    assert run(tmp_path, "delete", go["symlink"]).stdout == f"deleted {go['filehash']}\n"
+    assert run(tmp_path, "info", go["filehash"], check=False).returncode == 1
+    time.sleep(1.2)
+    assert run(tmp_path, "info", brief["filehash"], check=False).returncode == 1  # expired: gone for readers
+    report = json.loads(run(tmp_path, "gc", "--grace", "0").stdout)
+    assert report["expired_pastes"] == 1 and report["blobs"] == 1
+    assert stored_blobs(tmp_path) == 1
+    bad = run(tmp_path, "upload", "--expires", "0", "keep.txt", check=False)
+    assert bad.returncode == 1 and "expires must be" in bad.stderr
+    fsck = json.loads(run(tmp_path, "fsck", "--verify").stdout)
+    assert fsck["missing_files"] == 0 and fsck["corrupt_files"] == 0

@@ -1,0 +1,63 @@
+"""Taking an upload back over HTTP: the token in the upload's answer, the
+delete URL for ShareX-style clients, DELETE with X-Delete-Token."""
+from __future__ import annotations
+
+from .webapp_helpers import API, BROWSER, CURL, error_of, unique_image, unique_text
+
+
+def test_upload_answers_carry_the_token_in_body_and_headers(webapp):
+    doc = webapp.upload_json(unique_text(), "t.txt")
+    token, url = doc["delete_token"], doc["url_delete"]
+    assert url.endswith(f"/x/{doc['filehash']}/{token}")
+    res = webapp.upload(unique_text(), "curl.txt", headers=CURL)
+    assert res.headers["X-Delete-Token"] and res.headers["X-Delete-Url"].endswith(res.headers["X-Delete-Token"])
+    put = webapp.put("/raw.txt", unique_text(), headers=API)
+    assert put.headers["X-Delete-Token"] == put.json["delete_token"]
+    # the metadata others can read never shows it
+    meta = webapp.get(f"/j/{doc['filehash']}").json
+    assert "delete_token" not in meta and "url_delete" not in meta
+    assert token not in webapp.get(f"/p/{doc['filehash']}", headers=BROWSER).text
+
+
+def test_delete_url_confirms_then_deletes(webapp):
+    data = unique_image("PNG", (40, 30))
+    doc = webapp.upload_json(data, "gone.png")
+    path = doc["url_delete"][doc["url_delete"].index("/x/"):]
+    page = webapp.get(path, headers=BROWSER)
+    assert "Delete this file?" in page.text and "gone.png" in page.text
+    assert page.headers["Referrer-Policy"] == "no-referrer" and page.headers["Cache-Control"] == "no-store"
+    assert webapp.get(f"/i/{doc['filehash']}").body == data  # a GET deletes nothing
+    done = webapp.post(path, headers=BROWSER)
+    assert "Deleted" in done.text
+    for route in ("p", "i", "d", "j"):
+        assert error_of(webapp.get(f"/{route}/{doc['filehash']}", status=404))["status"] == 404
+    webapp.get(f"/s/{doc['symlink']}", status=404)
+    assert error_of(webapp.post(path, headers=API, status=404))["status"] == 404
+    assert error_of(webapp.get(path, headers=API, status=404))["status"] == 404
+
+
+def test_delete_with_header_and_wrong_tokens(webapp):
+    mine = webapp.upload_json(unique_text(), "mine.txt")
+    theirs = webapp.upload_json(unique_text(), "theirs.txt")
+    fh = mine["filehash"]
+    for headers in ({}, {"X-Delete-Token": ""}, {"X-Delete-Token": theirs["delete_token"]},
+                    {"X-Delete-Token": mine["delete_token"] + "x"}):
+        err = error_of(webapp.delete(f"/j/{fh}", headers={**API, **headers}, status=403))
+        assert err["status"] == 403
+    assert error_of(webapp.post(f"/x/{fh}/{theirs['delete_token']}", headers=API, status=403))["status"] == 403
+    assert error_of(webapp.get(f"/x/{fh}/{theirs['delete_token']}", headers=API, status=403))["status"] == 403
+    assert webapp.get(f"/j/{fh}").status_int == 200
+    res = webapp.delete(f"/j/{fh}", headers={**API, "X-Delete-Token": mine["delete_token"]})
+    assert res.json == {"deleted": fh}
+    webapp.get(f"/j/{fh}", status=404)
+    assert webapp.get(f"/j/{theirs['filehash']}").status_int == 200
+    text = webapp.post(f"/x/{theirs['filehash']}/{theirs['delete_token']}", headers=CURL)
+    assert text.text == f"deleted {theirs['filehash']}\n"
+
+
+def test_deleting_a_paste_keeps_a_twin_over_the_same_bytes(webapp):
+    data = unique_text()
+    a = webapp.upload_json(data, "a.txt")
+    b = webapp.upload_json(data, "b.txt")
+    webapp.post(a["url_delete"][a["url_delete"].index("/x/"):], headers=API)
+    assert webapp.get(f"/i/{b['filehash']}").body == data
