@@ -284,3 +284,23 @@ def test_fsck_repair_racing_a_reupload(tmp_path, fresh_pg_url, memcached_nodes):
                 assert f.read() == data
     finally:
         service.close()
+
+
+def test_a_shared_cache_never_vouches_for_a_missing_row(tmp_path, memcached_nodes):
+    """Two deployments on one memcached key space (or a restored database):
+    the cache knows the bytes, this database does not; the upload still
+    records the blob, the database being the authority."""
+    shared = {"pastefile.cache.backend": "memcached", "pastefile.cache.servers": memcached_nodes[0].address,
+              "pastefile.cache.prefix": f"shared{os.getpid()}{int(time.time() * 1000)}"}
+    first = PasteFileService(settings_for("sqlite", tmp_path / "a", **shared))
+    second = PasteFileService(settings_for("sqlite", tmp_path / "b", **shared))
+    for seed, size in ((3001, 5000), (3002, 200_000)):  # kept in the row, then as a file
+        data = random_text(seed, size)
+        a = first.upload(io.BytesIO(data), "same.bin")
+        b = second.upload(io.BytesIO(data), "same.bin")
+        assert a.sha256 == b.sha256
+        with second.open(b.filehash) as f:
+            assert f.read() == data
+        assert blob_copies(second, b.sha256) == 1
+    first.close()
+    second.close()
