@@ -3,6 +3,12 @@
 Every key ``pastefile.some.name`` can be overridden by the environment
 variable ``PASTEFILE_SOME_NAME``.  Values arrive as strings from ini files and
 are converted here; a bad value raises :class:`SettingsError` naming the key.
+
+The web front's keys (``accel_redirect``, ``page_security_headers``) are
+fields here too, so the environment reaches them like any other.  With
+``pastefile.environment = production`` (production.ini) a placeholder or
+development short-link key is refused: links made with a published key can
+be decoded and enumerated by anyone.
 """
 from __future__ import annotations
 
@@ -23,6 +29,12 @@ class SettingsError(ValueError):
 
 PREFIX = "pastefile."
 DEV_SYMLINK_KEY = "pastefile-development-key-change-me"
+# keys shipped in this repository (the default, development.ini's and
+# production.ini's placeholder): never a production secret
+PLACEHOLDER_SYMLINK_KEYS = frozenset({DEV_SYMLINK_KEY, "development-only-key", "change-me-in-production"})
+ENVIRONMENTS = ("development", "production")
+# field name prefixes that stand for a dotted group: cache_servers <-> pastefile.cache.servers
+_GROUPS = ("cache_",)
 
 
 def env_name(key: str) -> str:
@@ -110,6 +122,13 @@ class Settings:
     max_expiry: int = 365 * 24 * 3600
     # near-duplicate images: the Hamming distance between pHashes that counts
     similar_distance: int = 8
+    # the web front: nginx's internal location aliased to storage_root, which
+    # then sends the bytes (empty: the app sends them itself)
+    accel_redirect: str = ""
+    # CSP, framing and referrer headers on the app's own HTML pages
+    page_security_headers: bool = True
+    # "production" refuses placeholder secrets at start-up
+    environment: str = "development"
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -119,8 +138,12 @@ class Settings:
         for f in fields(cls):
             if f.name == "extra":
                 continue
-            key = PREFIX + f.name.replace("cache_", "cache.", 1) if f.name.startswith("cache_") else PREFIX + f.name
-            mapping[key] = f.name
+            name = f.name
+            for group in _GROUPS:
+                if name.startswith(group):
+                    name = group[:-1] + "." + name[len(group):]
+                    break
+            mapping[PREFIX + name] = f.name
         return mapping
 
     @classmethod
@@ -145,8 +168,16 @@ class Settings:
             raise SettingsError(PREFIX + "cache.backend", f"expected memcached, memory or null, got {self.cache_backend!r}")
         if self.cache_backend == "memcached" and not self.cache_servers:
             raise SettingsError(PREFIX + "cache.servers", "list at least one host:port")
-        if not self.symlink_key:
+        if self.environment not in ENVIRONMENTS:
+            raise SettingsError(PREFIX + "environment", f"expected development or production, got {self.environment!r}")
+        if not self.symlink_key.strip():
             raise SettingsError(PREFIX + "symlink_key", "must not be empty")
+        if self.environment == "production" and self.is_placeholder_key():
+            raise SettingsError(
+                PREFIX + "symlink_key",
+                "a production start needs a secret of its own, not the placeholder or development key shipped "
+                "with pastefile: set PASTEFILE_SYMLINK_KEY (e.g. $(openssl rand -hex 32))",
+            )
         if not self.db_url:
             raise SettingsError(PREFIX + "db_url", "must not be empty")
         for size in self.rendition_sizes:
@@ -156,6 +187,15 @@ class Settings:
             raise SettingsError(PREFIX + "similar_distance", "must be between 0 and 64")
         if "://" not in self.db_url:
             raise SettingsError(PREFIX + "db_url", f"expected an SQLAlchemy URL, got {self.db_url!r}")
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    def is_placeholder_key(self) -> bool:
+        """True for a short-link key published with pastefile (or a variant of one)."""
+        key = self.symlink_key.strip()
+        return key in PLACEHOLDER_SYMLINK_KEYS or "change-me" in key.lower()
 
 
 _INT_FIELDS = {
@@ -170,7 +210,7 @@ _INT_FIELDS = {
 }
 _SIZE_FIELDS = {"max_upload_size", "cache_variant_max", "cache_memory_bytes", "cache_local_bytes"}
 _ZERO_SIZE_FIELDS = {"inline_max"}
-_BOOL_FIELDS = {"allow_upscale", "auto_migrate"}
+_BOOL_FIELDS = {"allow_upscale", "auto_migrate", "page_security_headers"}
 _LIST_FIELDS = {"allowed_types", "cache_servers", "rendition_sizes"}
 
 

@@ -135,7 +135,7 @@ def content_response(
 def accel_path(request, blob_path: str) -> str | None:
     """``X-Accel-Redirect`` target when ``pastefile.accel_redirect`` names the
     nginx internal location that maps onto the storage root."""
-    location = request.registry.settings.get("pastefile.accel_redirect")
+    location = request.registry.pastefile.settings.accel_redirect
     if not location:
         return None
     root = request.registry.pastefile.store.root

@@ -5,8 +5,6 @@ nosniff and a sandboxing CSP); this tween covers the pages we render.
 """
 from __future__ import annotations
 
-from pastefile.core.settings import to_bool
-
 PAGE_CSP = (
     "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
     "style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; "
@@ -33,5 +31,5 @@ def security_headers_tween_factory(handler, registry):
 
 def includeme(config):
     # the debug toolbar injects inline code into pages: development turns this off
-    if to_bool("pastefile.page_security_headers", config.get_settings().get("pastefile.page_security_headers", "true")):
+    if config.registry.pastefile.settings.page_security_headers:
         config.add_tween("pastefile.webapp.tweens.security_headers_tween_factory")
