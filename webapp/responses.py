@@ -50,6 +50,73 @@ def content_disposition(kind: str, filename: str) -> str:
     return value
 
 
+_RANGE_SPEC = re.compile(r"([0-9]*)[ \t]*-[ \t]*([0-9]*)")
+
+
+def single_range(header: str, size: int) -> str | None:
+    """``Range`` reduced to one well-formed byte range WebOb answers
+    correctly, or None to ignore it (RFC 9110 lets a server ignore any Range).
+
+    WebOb alone raises on ``bytes=-`` or ``bytes=--1`` (a 500, outside the
+    error views), serves ``bytes=-0`` and ``bytes=0--1`` as 206 with every
+    byte, and answers ``bytes=0-1,3-4`` with its first range only.  Here:
+    other units, malformed or reversed specs and several ranges are ignored
+    (200 with the whole body); a zero-length suffix is unsatisfiable (416);
+    a suffix longer than the file is all of it (206, where WebOb says 416).
+    """
+    unit, eq, ranges = header.partition("=")
+    if not eq or unit.strip().lower() != "bytes" or len(header) > 200:
+        return None
+    specs = [spec.strip() for spec in ranges.split(",") if spec.strip()]
+    if len(specs) != 1:
+        return None
+    match = _RANGE_SPEC.fullmatch(specs[0])
+    if match is None:
+        return None
+    first, last = match.groups()
+    if first and last:
+        return f"bytes={first}-{last}" if int(last) >= int(first) else None
+    if first:
+        return f"bytes={first}-"
+    if last:
+        suffix = int(last)
+        if suffix == 0:
+            return f"bytes={size}-"
+        # a suffix longer than the file is the whole file (WebOb would say 416)
+        return f"bytes=-{suffix}" if suffix < size else "bytes=0-"
+    return None
+
+
+def _normalize_range(request, size: int, etag: str) -> bool:
+    """Leave in the environ only a Range that is to be honoured (one range,
+    and an ``If-Range`` naming this ETag if any); True when it is not
+    satisfiable."""
+    environ = request.environ
+    header = environ.get("HTTP_RANGE")
+    if header is None:
+        return False
+    spec = single_range(header, size)
+    if_range = environ.get("HTTP_IF_RANGE")
+    # no Last-Modified here, so only the strong ETag itself can match If-Range
+    if spec is None or (if_range is not None and if_range.strip() != f'"{etag}"'):
+        del environ["HTTP_RANGE"]
+        return False
+    environ["HTTP_RANGE"] = spec
+    first = spec[len("bytes="):].partition("-")[0]
+    return bool(first) and int(first) >= size
+
+
+def range_not_satisfiable(request, size: int) -> Response:
+    """416 with ``Content-Range: bytes */size``, its body an error like any other."""
+    from .views.errors import error_response  # the views import this module
+
+    response = error_response(
+        request, 416, "Range not satisfiable", f"The range asked for starts at or after the end of the {size} bytes."
+    )
+    response.headers["Content-Range"] = f"bytes */{size}"
+    return response
+
+
 class RangeFileIter:
     """Iterates a file in chunks; WebOb calls ``app_iter_range`` for 206 replies."""
 
@@ -90,6 +157,10 @@ def content_response(
 ) -> Response:
     """User content with a strong ETag, immutable caching, 304 and 206;
     the bytes come from ``data`` or the open file ``fileobj``."""
+    if _normalize_range(request, size, etag) and etag not in request.if_none_match:
+        if fileobj is not None:
+            fileobj.close()
+        return range_not_satisfiable(request, size)
     if mimes.is_active(mimetype):
         attachment = True  # HTML, SVG, XML would run in our origin
     response = Response(conditional_response=True)

@@ -1,9 +1,16 @@
-"""Security headers for the app's own HTML pages.
+"""Tweens: a guard on what reaches routing, and security headers for pages.
+
+The guard answers requests that nothing behind it could read with a clear
+4xx (a path or query string that is not UTF-8 once percent-decoded would
+otherwise raise wherever ``request.path_info`` or ``request.GET`` is first
+touched, error views included), and methods the app has no use for.
 
 User content carries its own headers (``responses.content_response``:
-nosniff and a sandboxing CSP); this tween covers the pages we render.
+nosniff and a sandboxing CSP); the second tween covers the pages we render.
 """
 from __future__ import annotations
+
+from pyramid.tweens import INGRESS
 
 PAGE_CSP = (
     "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
@@ -16,20 +23,70 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
+# methods routed to views; anything else (TRACE, CONNECT, inventions) is 405
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"})
+ALLOW = "GET, HEAD, POST, PUT, DELETE"
+
+
+def request_problem(request) -> tuple[int, str, str] | None:
+    """(status, title, message) for a request the app cannot read, else None."""
+    environ = request.environ
+    for key in ("PATH_INFO", "SCRIPT_NAME"):
+        try:
+            environ.get(key, "").encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return 400, "Bad request", "The address is not valid UTF-8 once percent-decoded."
+    try:
+        request.GET
+    except UnicodeError:
+        return 400, "Bad request", "The query string is not valid UTF-8 once percent-decoded."
+    if request.method not in METHODS:
+        return 405, "Method not allowed", f"This server does not answer {request.method[:20]!r} requests."
+    return None
+
+
+def page_headers_enabled(registry) -> bool:
+    return registry.pastefile.settings.page_security_headers
+
+
+def _add_page_headers(response) -> None:
+    if response.content_type == "text/html":
+        for name, value in PAGE_HEADERS.items():
+            response.headers.setdefault(name, value)
+
+
+def input_guard_tween_factory(handler, registry):
+    from .views.errors import error_response
+
+    secure = page_headers_enabled(registry)
+
+    def input_guard_tween(request):
+        problem = request_problem(request)
+        if problem is None:
+            return handler(request)
+        status, title, message = problem
+        response = error_response(request, status, title, message)
+        if status == 405:
+            response.headers["Allow"] = ALLOW
+        if secure:
+            _add_page_headers(response)
+        return response
+
+    return input_guard_tween
 
 
 def security_headers_tween_factory(handler, registry):
     def security_headers_tween(request):
         response = handler(request)
-        if response.content_type == "text/html":
-            for name, value in PAGE_HEADERS.items():
-                response.headers.setdefault(name, value)
+        _add_page_headers(response)
         return response
 
     return security_headers_tween
 
 
 def includeme(config):
+    # outermost: before pyramid_tm's hooks or the debug toolbar read the path
+    config.add_tween("pastefile.webapp.tweens.input_guard_tween_factory", under=INGRESS)
     # the debug toolbar injects inline code into pages: development turns this off
-    if config.registry.pastefile.settings.page_security_headers:
+    if page_headers_enabled(config.registry):
         config.add_tween("pastefile.webapp.tweens.security_headers_tween_factory")

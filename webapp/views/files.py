@@ -11,7 +11,7 @@ from pyramid.view import view_config
 from pastefile.core import NotFound, mimes
 
 from ..responses import accel_path, content_response
-from .params import int_param, size_params
+from .params import choice_param, int_param, signature_param, size_params
 
 
 def _paste(request, key: str = "filehash"):
@@ -122,11 +122,11 @@ def raw(request):
     paste = _paste(request)
     params = request.GET
     w, h = size_params(params)
-    fit, fmt, quality = params.get("fit"), params.get("format"), int_param(params, "q")
+    fit, fmt, quality = choice_param(params, "fit"), choice_param(params, "format"), int_param(params, "q")
     if not (w or h or fit or fmt or quality):
         return _serve_blob(request, paste, filename=paste.filename, attachment=False)
     made = request.pastefile.rendition(
-        paste, w, h, fit=fit or "crop", format=fmt, quality=quality, public=True, signature=params.get("sig")
+        paste, w, h, fit=fit or "crop", format=fmt, quality=quality, public=True, signature=signature_param(params)
     )
     return _serve_blob(request, made, filename=paste.filename, attachment=False)
 
@@ -136,7 +136,7 @@ def resize(request):
     """Book semantics: make a resized paste, answer with its raw URL."""
     paste = _paste(request)
     w, h = size_params(request.GET)
-    resized = request.pastefile.resize(paste.filehash, w, h, public=True, signature=request.GET.get("sig"))
+    resized = request.pastefile.resize(paste.filehash, w, h, public=True, signature=signature_param(request.GET))
     data = resized.to_json(request.application_url)
     if "application/json" in (request.headers.get("Accept") or ""):
         return Response(json_body=data)
