@@ -113,6 +113,24 @@ def deleted_files_open(pid: int) -> list[str]:
     return out
 
 
+def files_open_under(pid: int, root: str) -> list[str]:
+    """Files under ``root`` that ``pid`` holds open (a staged upload that
+    was never settled would stay open)."""
+    out = []
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(os.path.abspath(root) + os.sep):
+            out.append(target)
+    return out
+
+
 def server_env() -> dict[str, str]:
     """This environment without PASTEFILE_* overrides: the ini is the whole configuration."""
     return {k: v for k, v in os.environ.items() if not k.startswith("PASTEFILE_")}
