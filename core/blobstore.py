@@ -5,13 +5,19 @@ their database row, so the one commit that records the upload also makes its
 bytes durable: no file, no fsync of a file and its directory, nothing to
 sweep after a crash.  Larger ones are staged in a temp file inside the store
 (same filesystem), hashed in the same pass, fsync'ed, then atomically renamed
-to ``root/ab/cd/<sha256>``.  A reader either sees the whole file or none; a
-crash leaves at most a temp file, which
-:meth:`FileSystemBlobStore.remove_stale_temp` clears.
+to ``root/ab/cd/<sha256>``.  A reader either sees the whole file or none.
+
+The writer holds ``flock(LOCK_EX)`` on its staged file from creation until
+the upload is settled (its row committed, or given up), and a file placed
+at its address keeps a second name in ``tmp/`` (``placed-*``) until then.
+A crash releases the lock, so :meth:`FileSystemBlobStore.sweep_temp` can
+tell what is left by a dead writer from an upload in flight, at any age,
+and what it left at a blob address, without scanning the store.
 """
 from __future__ import annotations
 
 import abc
+import fcntl
 import io
 import os
 import tempfile
@@ -24,6 +30,8 @@ from pastefile.ext.hashing import HEAD_SIZE, CopyResult, Hasher, HashingWriter, 
 
 TEMP_DIR = "tmp"
 TEMP_PREFIX = "upload-"
+# the second name of a file placed at its address whose row is not committed yet
+PLACED_PREFIX = "placed-"
 # files of blobs being removed: renamed here inside the removing transaction,
 # unlinked after it commits, renamed back if it does not
 TRASH_DIR = "trash"
@@ -40,6 +48,11 @@ class StagedBlob:
     head: bytes
     path: str | None = None
     data: bytes | None = None
+    # an open descriptor of the staged file holding its writer's flock until
+    # the upload is settled (FileSystemBlobStore.settle or discard)
+    fd: int = -1
+    # tmp/placed-*: the file's second name once it is placed at its address
+    marker: str | None = None
 
     @property
     def hexdigest(self) -> str:
@@ -70,6 +83,7 @@ class StagingWriter:
         self.inline_max = inline_max
         self.path: str | None = None
         self._fd = -1
+        self._sealed_fd = -1
         self._writer: HashingWriter | None = None
         self._buffer = bytearray()
         self._hasher: Hasher | None = Hasher("sha256") if inline_max > 0 else None
@@ -82,7 +96,13 @@ class StagingWriter:
 
     def _spill(self) -> None:
         """From memory to a temp file: the file's writer re-hashes the buffer."""
-        self._fd, self.path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.temp_dir)
+        while True:
+            self._fd, self.path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.temp_dir)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            if os.fstat(self._fd).st_nlink:
+                break
+            # a sweeper took it between mkstemp and flock: it is gone
+            os.close(self._fd)
         self._writer = HashingWriter(self._fd, self.limit)
         self._hasher = None
         if self._buffer:
@@ -128,15 +148,16 @@ class StagingWriter:
 
     def _seal(self, result: CopyResult) -> StagedBlob:
         os.fsync(self._fd)
-        os.close(self._fd)
-        self._fd = -1
-        return StagedBlob(result.digest, result.size, result.head, path=self.path)
+        # the descriptor, and the lock on it, go with the staged blob
+        self._sealed_fd, self._fd = self._fd, -1
+        return StagedBlob(result.digest, result.size, result.head, path=self.path, fd=self._sealed_fd)
 
     def abort(self) -> None:
         self._buffer = bytearray()
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        for fd in (self._fd, self._sealed_fd):
+            if fd >= 0:
+                os.close(fd)
+        self._fd = self._sealed_fd = -1
         if self.path is not None:
             _unlink(self.path)
 
@@ -185,6 +206,10 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     def discard(self, staged: StagedBlob) -> None:
         """Drop staged bytes that will not be committed."""
+
+    def settle(self, staged: StagedBlob) -> None:
+        """The rows of ``staged`` are committed: release what stayed staged."""
+        self.discard(staged)
 
     @abc.abstractmethod
     def exists(self, sha256: bytes) -> bool: ...
@@ -237,26 +262,95 @@ class FileSystemBlobStore(BlobStore):
         :meth:`commit` found it (removed by a concurrent delete or repair);
         True if it had to.  Called under the blob's lock, before the commit
         that makes a row point at the file."""
-        if staged.inline or staged.path is None:
+        if staged.inline:
             return False
         final = self.path(staged.sha256)
-        if os.path.exists(final) or not os.path.exists(staged.path):
+        if os.path.exists(final):
             return False
-        self._place(staged, final)
-        return True
+        if staged.path is not None and os.path.exists(staged.path):
+            self._place(staged, final)
+            return True
+        if staged.marker is not None and os.path.exists(staged.marker):
+            # placed by this upload, taken since: its second name puts it back
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            os.link(staged.marker, final)
+            _fsync_dir(os.path.dirname(final))
+            return True
+        return False
 
     def _place(self, staged: StagedBlob, final: str) -> None:
         directory = os.path.dirname(final)
         os.makedirs(directory, exist_ok=True)
         os.chmod(staged.path, 0o644)
+        if staged.fd >= 0 and staged.marker is None:
+            # a second name that outlives the rename until the row commits:
+            # sweep_temp() finds what a crash left at the address from it
+            marker = os.path.join(self.temp_dir, PLACED_PREFIX + os.path.basename(staged.path))
+            os.link(staged.path, marker)
+            staged.marker = marker
         # rename is atomic; a concurrent writer of the same bytes is harmless
         os.replace(staged.path, final)
         staged.path = None  # the temp name is free again: never unlink it later
         _fsync_dir(directory)
 
     def discard(self, staged: StagedBlob) -> None:
+        """The upload is given up: its staged copy goes and its lock is
+        released.  A file it placed keeps its marker, for :meth:`sweep_temp`
+        to settle against the database (which may be what failed)."""
         if staged.path is not None:
             _unlink(staged.path)
+            staged.path = None
+        _release(staged)
+
+    def settle(self, staged: StagedBlob) -> None:
+        """The upload's rows are committed: drop its temp names and its lock."""
+        if staged.marker is not None:
+            _unlink(staged.marker)
+            staged.marker = None
+        self.discard(staged)
+
+    def sweep_temp(self) -> tuple[int, list[tuple[str, int]]]:
+        """Temp files whose writer is gone (nobody holds their lock), at any
+        age: staged files are removed; ``placed-*`` markers are returned as
+        (path, descriptor holding their lock) for the caller to settle
+        against the database (:meth:`unplace`, then unlink and close).
+        Returns (removed, placed)."""
+        removed, placed = 0, []
+        for entry in os.scandir(self.temp_dir):
+            if not entry.name.startswith((TEMP_PREFIX, PLACED_PREFIX)):
+                continue
+            try:
+                fd = os.open(entry.path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)  # an upload in flight
+                continue
+            if entry.name.startswith(PLACED_PREFIX):
+                placed.append((entry.path, fd))
+                continue
+            _unlink(entry.path)
+            os.close(fd)
+            removed += 1
+        return removed, placed
+
+    def unplace(self, sha256: bytes, fd: int) -> bool:
+        """Remove the file at ``sha256``'s address if it is the file ``fd``
+        is open on (a placed marker's); the caller holds the blob's lock and
+        checked that no row refers to it."""
+        final = self.path(sha256)
+        try:
+            at_address = os.stat(final)
+        except FileNotFoundError:
+            return False
+        ours = os.fstat(fd)
+        if (at_address.st_dev, at_address.st_ino) != (ours.st_dev, ours.st_ino):
+            return False
+        _unlink(final)
+        _fsync_dir(os.path.dirname(final))
+        return True
 
     def exists(self, sha256: bytes) -> bool:
         return os.path.exists(self.path(sha256))
@@ -330,6 +424,12 @@ class FileSystemBlobStore(BlobStore):
         for path in stale:
             _unlink(path)
         return len(stale)
+
+
+def _release(staged: StagedBlob) -> None:
+    if staged.fd >= 0:
+        os.close(staged.fd)
+        staged.fd = -1
 
 
 def _unlink(path: str) -> None:

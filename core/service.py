@@ -355,7 +355,7 @@ class PasteFileService:
                     phash=facts[2], data=staged.data, created=utcnow(),
                 )
                 info, data = self._produce(staged.sha256, staged.open, spec, source_row=source_row, staged_source=staged)
-                self.store.discard(staged)
+                self.store.settle(staged)
                 staged = self.store.stage_bytes(data)
                 return self._save(
                     staged, filename, info.mimetype, (info.width, info.height, None), resize=resize, expires=expires
@@ -457,7 +457,7 @@ class PasteFileService:
         else:
             info = self._record(self._session.connection(), [item])[0]
             db.after_commit(self._session, lambda: self._remember([item], [info]))
-        self.store.discard(staged)
+        self.store.settle(staged)
         return info
 
     def _record(self, conn: Connection, items: list[NewPaste]) -> list[PasteInfo]:
@@ -756,13 +756,15 @@ class PasteFileService:
                     facts.phash if facts else None, staged.data, now,
                 )
                 repository.record_rendition(conn, source, spec.key(), ENCODER_VERSION, staged.sha256, now)
-                kept = [b for b in (staged_source, staged) if b is not None and b.path is not None]
+                kept = [b for b in (staged_source, staged) if b is not None and not b.inline]
                 if kept:  # files a concurrent delete took since commit() found them
                     repository.lock_blobs(conn, [b.sha256 for b in kept])
                     for blob in kept:
                         self.store.restore(blob)
-        finally:
+        except BaseException:
             self.store.discard(staged)
+            raise
+        self.store.settle(staged)
         info = RenditionInfo(
             source=source.hex(), spec=spec.key(), sha256=staged.sha256.hex(), size=staged.size,
             mimetype=out.mimetype, width=out.width, height=out.height, inline=staged.inline,
@@ -956,7 +958,10 @@ class PasteFileService:
         report = {"stale_temp": 0, "trash": 0, "orphan_files": 0, "missing_files": 0, "corrupt_files": 0,
                   "renditions": 0}
         if repair:
-            report["stale_temp"] = self.store.remove_stale_temp(grace)
+            # temp files are judged by their writer's lock, not their age
+            swept = self.sweep()
+            report["stale_temp"] = swept["stale_temp"]
+            report["orphan_files"] = swept["orphan_files"]
         else:
             report["stale_temp"] = self.store.count_stale_temp(grace)
         trashed = self.store.trashed()
@@ -968,7 +973,7 @@ class PasteFileService:
             report["renditions"] = repository.rendition_rows(conn)
         cutoff = time.time() - grace
         orphans = {sha for sha in on_disk - known if self.store.mtime(sha) < cutoff}
-        report["orphan_files"] = len(orphans)
+        report["orphan_files"] += len(orphans)
         report["missing_files"] = len(set(sizes) - on_disk)
         for sha in on_disk & set(sizes):
             if not self._file_matches(sha, sizes[sha], verify):
@@ -976,6 +981,32 @@ class PasteFileService:
         if repair:
             self._repair(trashed, orphans)
         return report
+
+    def sweep(self) -> dict[str, int]:
+        """Settle what crashed or failed uploads left, at any age, reading
+        only the store's tmp/: staged files nobody writes any more are
+        removed, and so is a file an upload placed at its address if its
+        row never committed (under the blob's lock, like a repair).  Safe
+        beside live uploads: their files are locked.  Run at start-up."""
+        removed, pending = self.store.sweep_temp()
+        orphans = 0
+        try:
+            while pending:
+                marker, fd = pending[0]
+                with open(marker, "rb") as src, open(os.devnull, "wb") as sink:
+                    sha = copy_and_hash(src, sink).digest
+                with self.engine.begin() as conn:
+                    repository.lock_blobs(conn, [sha])
+                    repository.write_lock(conn)
+                    if not repository.has_blob(conn, sha) and self.store.unplace(sha, fd):
+                        orphans += 1
+                os.unlink(marker)
+                pending.pop(0)
+                os.close(fd)
+        finally:
+            for _, fd in pending:  # left for the next sweep
+                os.close(fd)
+        return {"stale_temp": removed, "orphan_files": orphans}
 
     def _file_matches(self, sha: bytes, size: int, verify: bool) -> bool:
         path = self.store.path(sha)

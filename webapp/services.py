@@ -21,8 +21,13 @@ def pastefile_service(request) -> PasteFileService:
 
 def includeme(config):
     service = PasteFileService(config.get_settings())
-    removed = service.store.remove_stale_temp()
-    if removed:
-        log.info("removed %d temp files left by interrupted uploads", removed)
+    try:
+        swept = service.sweep()
+    except Exception:  # noqa: BLE001 - the database may be down; serve anyway
+        log.warning("could not settle what interrupted uploads left; pastefile fsck --repair will", exc_info=True)
+    else:
+        if any(swept.values()):
+            log.info("settled interrupted uploads: %(stale_temp)d temp files and %(orphan_files)d "
+                     "files without a row removed", swept)
     config.registry.pastefile = service
     config.add_request_method(pastefile_service, "pastefile", reify=True)
