@@ -694,7 +694,11 @@ CORPUS = [
     Case("headers", "trace-method", get("/p/{text}", method="TRACE"), 405),
     Case("headers", "absolute-form-target", lambda t: Req("GET", f"http://evil.example/j/{t.seeds['text']['filehash']}"),
          200),
-    Case("headers", "options-asterisk", get("*", method="OPTIONS"), 404),
+    Case("headers", "options-asterisk", get("*", method="OPTIONS"), 405),
+    Case("headers", "options-preview", get("/p/{text}", method="OPTIONS"), 405),
+    Case("headers", "post-to-preview", get("/p/{text}", method="POST"), 404),
+    Case("headers", "delete-preview", get("/p/{text}", method="DELETE"), 404),
+    Case("headers", "put-to-latest-uploads", put("/latest", text), 200, lambda t, r: safe_name(t, r, "latest")),
     # undecodable paths and query strings, on every route
     *[Case("encoding", f"path-{i}", get(path, method=method), 400) for i, (method, path) in enumerate([
         ("GET", "/p/%ff%fe"), ("GET", "/d/%c0%ae%c0%ae"), ("GET", "/i/%ed%a0%80"), ("GET", "/s/%ff"),

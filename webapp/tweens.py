@@ -23,8 +23,8 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
-# methods routed to views; anything else (TRACE, CONNECT, inventions) is 405
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"})
+# methods routed to views; anything else (OPTIONS, TRACE, CONNECT, inventions) is 405
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE"})
 ALLOW = "GET, HEAD, POST, PUT, DELETE"
 
 
