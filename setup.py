@@ -50,6 +50,7 @@ tests_require = [
     "pytest-benchmark>=4.0",
     "pytest-postgresql>=6.0",
     "pyvips>=2.2",
+    "schemathesis>=4.0",
     "selenium>=4.20",
     "WebTest>=3.0.1",
 ]

@@ -1,8 +1,9 @@
 def includeme(config):
     config.add_static_view("static", "pastefile.webapp:static", cache_max_age=3600)
     config.add_route("home", "/")
-    # GET only: PUT /latest uploads a file of that name
+    # GET only: PUT /latest and PUT /openapi.json upload files of those names
     config.add_route("latest", "/latest", request_method=("GET", "HEAD"))
+    config.add_route("openapi", "/openapi.json", request_method=("GET", "HEAD"))
     config.add_route("preview", "/p/{filehash}", request_method=("GET", "HEAD"))
     config.add_route("download", "/d/{filehash}")
     config.add_route("raw", "/i/{filehash}")

@@ -1,0 +1,402 @@
+"""``/openapi.json``: the JSON API as an OpenAPI 3.0 document.
+
+It is built from the running settings (size bounds) and the address it is
+asked from (``servers``), and describes what the views really answer,
+error bodies included: ``{"error": {"status", "title", "message"}}`` for
+API clients, the same page as HTML for browsers.
+"""
+from __future__ import annotations
+
+from pyramid.view import view_config
+
+from pastefile.core.utils import FILEHASH_RE
+
+from .params import INT_MAX
+
+JSON = "application/json"
+HTML = "text/html"
+TEXT = "text/plain"
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _error(description: str, headers: dict | None = None) -> dict:
+    response = {
+        "description": description,
+        "content": {JSON: {"schema": _ref("Error")}, HTML: {"schema": {"type": "string"}}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _errors(*statuses: int) -> dict:
+    return {str(status): {"$ref": f"#/components/responses/{_ERROR_NAMES[status]}"} for status in statuses}
+
+
+_ERROR_NAMES = {
+    400: "BadRequest",
+    403: "Forbidden",
+    404: "NotFound",
+    413: "TooLarge",
+    415: "UnsupportedType",
+    416: "RangeNotSatisfiable",
+    422: "Unprocessable",
+    429: "TooManyRequests",
+    503: "Unavailable",
+    507: "InsufficientStorage",
+}
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 0}}}
+
+
+def _schemas(max_side: int) -> dict:
+    nullable_int = {"type": "integer", "nullable": True, "minimum": 0}
+    paste = {
+        "type": "object",
+        "description": "A paste. The book's keys (url_d url_i url_s url_p filename size time type quoteurl) "
+        "and exact values; the upload's own answer adds delete_token and url_delete.",
+        "required": [
+            "url_d", "url_i", "url_s", "url_p", "filename", "size", "time", "type", "quoteurl",
+            "mimetype", "bytes", "width", "height", "filehash", "symlink", "sha256", "phash",
+        ],
+        "properties": {
+            "url_d": {"type": "string", "description": "download as an attachment"},
+            "url_i": {"type": "string", "description": "the bytes, inline"},
+            "url_s": {"type": "string", "description": "short link, redirects to url_p"},
+            "url_p": {"type": "string", "description": "preview page"},
+            "filename": {"type": "string", "minLength": 1, "maxLength": 255},
+            "size": {"type": "string", "description": "human readable, e.g. '33.00 kB'"},
+            "time": {"type": "string", "pattern": r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$", "description": "UTC"},
+            "type": {"type": "string", "enum": ["image", "audio", "video", "text", "binary"]},
+            "quoteurl": {"type": "string", "description": "url_i, percent-encoded"},
+            "mimetype": {"type": "string", "description": "sniffed from the content"},
+            "bytes": {"type": "integer", "minimum": 1},
+            "width": nullable_int,
+            "height": nullable_int,
+            "filehash": {"type": "string", "pattern": FILEHASH_RE.pattern},
+            "symlink": {"type": "string", "pattern": r"^[0-9A-Za-z]+$"},
+            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "phash": {"type": "string", "nullable": True, "pattern": "^[0-9a-f]{16}$"},
+            "expires": {"type": "string", "nullable": True, "description": "UTC, when the paste goes away"},
+            "delete_token": {"type": "string", "description": "only in the upload's answer"},
+            "url_delete": {"type": "string", "description": "POST here to delete; only in the upload's answer"},
+        },
+    }
+    return {
+        "Paste": paste,
+        "Similar": {
+            "allOf": [
+                _ref("Paste"),
+                {
+                    "type": "object",
+                    "required": ["distance", "thumbnail"],
+                    "properties": {
+                        "distance": {"type": "integer", "minimum": 0, "maximum": 64},
+                        "thumbnail": {"type": "string"},
+                    },
+                },
+            ]
+        },
+        "Meta": {
+            "allOf": [
+                _ref("Paste"),
+                {
+                    "type": "object",
+                    "properties": {
+                        "similar": {
+                            "type": "array",
+                            "items": _ref("Similar"),
+                            "description": "images only: near duplicates, nearest first",
+                        }
+                    },
+                },
+            ]
+        },
+        "Latest": {
+            "type": "object",
+            "required": ["limit", "offset", "files"],
+            "properties": {
+                "limit": {"type": "integer", "minimum": 1, "maximum": 100},
+                "offset": {"type": "integer", "minimum": 0},
+                "files": {"type": "array", "items": _ref("Paste")},
+            },
+        },
+        "Deleted": {
+            "type": "object",
+            "required": ["deleted"],
+            "additionalProperties": False,
+            "properties": {"deleted": {"type": "string", "pattern": FILEHASH_RE.pattern}},
+        },
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "additionalProperties": False,
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["status", "title", "message"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+                        "title": {"type": "string"},
+                        "message": {"type": "string"},
+                    },
+                }
+            },
+        },
+        "Side": {"type": "integer", "minimum": 0, "maximum": max_side},
+    }
+
+
+def _param(name: str, where: str, schema: dict, description: str, required: bool = False) -> dict:
+    return {"name": name, "in": where, "required": required or where == "path", "schema": schema,
+            "description": description}
+
+
+FILEHASH_PARAM = _param(
+    "filehash", "path", {"type": "string", "pattern": FILEHASH_RE.pattern},
+    "the paste's public id: 32 hex digits and the upload's extension",
+)
+W = _param("w", "query", _ref("Side"), "width; 0 or absent follows the aspect ratio")
+H = _param("h", "query", _ref("Side"), "height; 0 or absent follows the aspect ratio")
+SIG = _param("sig", "query", {"type": "string"}, "signature, needed when the service has a rendition_secret")
+RANGE = _param("Range", "header", {"type": "string"}, "one byte range (bytes=first-last); others are ignored")
+
+CONTENT_HEADERS = {
+    "ETag": {"description": "the SHA-256 of the bytes, strong", "schema": {"type": "string"}},
+    "Content-Disposition": {"description": "inline or attachment, with the original filename",
+                            "schema": {"type": "string"}},
+    "X-Content-Type-Options": {"schema": {"type": "string", "enum": ["nosniff"]}},
+    "Content-Security-Policy": {"schema": {"type": "string", "enum": ["sandbox"]}},
+}
+
+
+def _uploaded(description: str) -> dict:
+    return {
+        "description": description + "; JSON, or the short link alone for curl and Accept: text/plain",
+        "content": {JSON: {"schema": _ref("Paste")}, TEXT: {"schema": {"type": "string"}}},
+        "headers": {
+            "X-Delete-Token": {"description": "the token that deletes this paste", "schema": {"type": "string"}},
+            "X-Delete-Url": {"description": "POST here to delete this paste", "schema": {"type": "string"}},
+        },
+        "links": {
+            "meta": {"operationId": "getMeta", "parameters": {"filehash": "$response.body#/filehash"}},
+            "raw": {"operationId": "getRaw", "parameters": {"filehash": "$response.body#/filehash"}},
+            "delete": {
+                "operationId": "deletePaste",
+                "parameters": {"filehash": "$response.body#/filehash", "token": "$response.body#/delete_token"},
+            },
+        },
+    }
+
+
+def _content(media: str, description: str) -> dict:
+    return {"description": description, "headers": CONTENT_HEADERS,
+            "content": {media: {"schema": {"type": "string", "format": "binary"}}}}
+
+
+def document(request) -> dict:
+    settings = request.registry.pastefile.settings
+    side = _ref("Side")
+    paths = {
+        "/": {
+            "post": {
+                "operationId": "uploadForm",
+                "summary": "Upload a file as multipart/form-data, parsed as it streams in",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["file"],
+                                "properties": {
+                                    "file": {"type": "string", "format": "binary"},
+                                    "w": side,
+                                    "h": side,
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _uploaded("the paste (with w/h: the resized image)"),
+                    "303": {
+                        "description": "a browser's plain form post: see the preview page",
+                        "headers": {"Location": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(400, 413, 415, 422, 429, 503, 507),
+                },
+            }
+        },
+        "/{filename}": {
+            "put": {
+                "operationId": "uploadRaw",
+                "summary": "Upload the raw body under this filename (curl -T)",
+                "parameters": [
+                    _param("filename", "path", {"type": "string", "minLength": 1}, "the original filename"),
+                    W, H,
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                "responses": {
+                    "200": _uploaded("the paste"),
+                    **_errors(400, 404, 413, 415, 422, 429, 503, 507),
+                },
+            }
+        },
+        "/j/{filehash}": {
+            "get": {
+                "operationId": "getMeta",
+                "summary": "A paste's metadata; for an image also its near duplicates",
+                "parameters": [FILEHASH_PARAM],
+                "responses": {
+                    "200": {"description": "the paste", "content": {JSON: {"schema": _ref("Meta")}}},
+                    **_errors(400, 404, 503),
+                },
+            }
+        },
+        "/latest": {
+            "get": {
+                "operationId": "getLatest",
+                "summary": "Recent uploads, newest first",
+                "parameters": [
+                    _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                           "how many"),
+                    _param("offset", "query", {"type": "integer", "minimum": 0, "maximum": INT_MAX, "default": 0},
+                           "how many to skip"),
+                ],
+                "responses": {
+                    "200": {"description": "a page of pastes", "content": {JSON: {"schema": _ref("Latest")}}},
+                    **_errors(400, 503),
+                },
+            }
+        },
+        "/i/{filehash}": {
+            "get": {
+                "operationId": "getRaw",
+                "summary": "The bytes inline; with w, h, fit, format or q a stored rendition of an image",
+                "parameters": [
+                    FILEHASH_PARAM, W, H,
+                    _param("fit", "query", {"type": "string", "enum": ["crop", "inside"], "default": "crop"},
+                           "crop: exactly w x h from the middle; inside: the whole picture within w x h"),
+                    _param("format", "query", {"type": "string", "enum": ["jpeg", "png", "webp"]},
+                           "output format; default: the source's"),
+                    _param("q", "query", {"type": "integer", "minimum": 1, "maximum": 100}, "quality"),
+                    SIG, RANGE,
+                ],
+                "responses": {
+                    "200": _content("*/*", "the bytes, with their sniffed type (active types as attachments)"),
+                    "206": _content("*/*", "the range asked for"),
+                    **_errors(400, 403, 404, 415, 416, 422, 503),
+                },
+            }
+        },
+        "/d/{filehash}": {
+            "get": {
+                "operationId": "getDownload",
+                "summary": "The bytes as an attachment with the original filename",
+                "parameters": [FILEHASH_PARAM, RANGE],
+                "responses": {
+                    "200": _content("application/octet-stream", "the bytes"),
+                    "206": _content("application/octet-stream", "the range asked for"),
+                    **_errors(400, 404, 416, 503),
+                },
+            }
+        },
+        "/r/{filehash}": {
+            "get": {
+                "operationId": "resizeCopy",
+                "summary": "A new paste holding a crop-resize of an image; JSON with Accept: application/json",
+                "parameters": [FILEHASH_PARAM, W, H, SIG],
+                "responses": {
+                    "200": {
+                        "description": "the resized paste: JSON, else its url_i as text",
+                        "content": {JSON: {"schema": _ref("Paste")}, TEXT: {"schema": {"type": "string"}}},
+                    },
+                    **_errors(400, 403, 404, 415, 422, 503),
+                },
+            }
+        },
+        "/s/{symlink}": {
+            "get": {
+                "operationId": "followShortLink",
+                "summary": "Redirect to the preview page",
+                "parameters": [_param("symlink", "path", {"type": "string", "pattern": "^[0-9A-Za-z]{6}([0-9A-Za-z]{5})?$"},
+                                      "the short link's key")],
+                "responses": {
+                    "302": {"description": "the preview page", "headers": {"Location": {"schema": {"type": "string"}}}},
+                    **_errors(400, 404, 503),
+                },
+            }
+        },
+        "/p/{filehash}": {
+            "get": {
+                "operationId": "getPreview",
+                "summary": "The preview page",
+                "parameters": [FILEHASH_PARAM],
+                "responses": {
+                    "200": {"description": "an HTML page", "content": {HTML: {"schema": {"type": "string"}}}},
+                    **_errors(400, 404, 503),
+                },
+            }
+        },
+        "/x/{filehash}/{token}": {
+            "post": {
+                "operationId": "deletePaste",
+                "summary": "Delete a paste with the token its upload answered",
+                "parameters": [FILEHASH_PARAM, _param("token", "path", {"type": "string", "minLength": 1},
+                                                      "the upload's delete_token")],
+                "responses": {
+                    "200": {
+                        "description": "deleted",
+                        "content": {JSON: {"schema": _ref("Deleted")}, TEXT: {"schema": {"type": "string"}}},
+                    },
+                    **_errors(400, 403, 404, 503),
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "getOpenAPI",
+                "summary": "This document",
+                "responses": {"200": {"description": "OpenAPI 3.0", "content": {JSON: {"schema": {"type": "object"}}}}},
+            }
+        },
+    }
+    responses = {
+        "BadRequest": _error("a parameter, the body or the address cannot be used"),
+        "Forbidden": _error("not allowed: an unsigned or unoffered resize, a wrong delete token"),
+        "NotFound": _error("no such paste"),
+        "TooLarge": _error(f"larger than {settings.max_upload_size} bytes"),
+        "UnsupportedType": _error("a type not accepted here, or not an image for w/h"),
+        "RangeNotSatisfiable": _error(
+            "the range starts at or after the end", {"Content-Range": {"schema": {"type": "string"}}}
+        ),
+        "Unprocessable": _error("an image above the pixel limit"),
+        "TooManyRequests": _error("too many uploads from this client; wait Retry-After seconds", _RETRY_AFTER),
+        "Unavailable": _error("the database cannot be reached; retry after Retry-After seconds", _RETRY_AFTER),
+        "InsufficientStorage": _error("no room for the file; nothing was stored"),
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "pastefile",
+            "version": "1",
+            "description": "File and image hosting. Errors are JSON for API clients: "
+            '{"error": {"status", "title", "message"}}.',
+        },
+        "servers": [{"url": request.application_url}],
+        "paths": paths,
+        "components": {"schemas": _schemas(settings.max_side), "responses": responses},
+    }
+
+
+@view_config(route_name="openapi", request_method="GET", renderer="json")
+def openapi(request):
+    request.response.cache_control = "no-cache"
+    return document(request)
