@@ -34,7 +34,7 @@ DEV_SYMLINK_KEY = "pastefile-development-key-change-me"
 PLACEHOLDER_SYMLINK_KEYS = frozenset({DEV_SYMLINK_KEY, "development-only-key", "change-me-in-production"})
 ENVIRONMENTS = ("development", "production")
 # field name prefixes that stand for a dotted group: cache_servers <-> pastefile.cache.servers
-_GROUPS = ("cache_",)
+_GROUPS = ("cache_", "rate_limit_")
 
 
 def env_name(key: str) -> str:
@@ -129,6 +129,10 @@ class Settings:
     page_security_headers: bool = True
     # "production" refuses placeholder secrets at start-up
     environment: str = "development"
+    # per client address and window (seconds): uploads, and bytes uploaded (0: no limit)
+    rate_limit_uploads: int = 0
+    rate_limit_bytes: int = 0
+    rate_limit_window: int = 60
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -207,9 +211,11 @@ _INT_FIELDS = {
     "rendition_max_per_source": 1,
     "similar_distance": 0,
     "max_expiry": 1,
+    "rate_limit_uploads": 0,
+    "rate_limit_window": 1,
 }
 _SIZE_FIELDS = {"max_upload_size", "cache_variant_max", "cache_memory_bytes", "cache_local_bytes"}
-_ZERO_SIZE_FIELDS = {"inline_max"}
+_ZERO_SIZE_FIELDS = {"inline_max", "rate_limit_bytes"}
 _BOOL_FIELDS = {"allow_upscale", "auto_migrate", "page_security_headers"}
 _LIST_FIELDS = {"allowed_types", "cache_servers", "rendition_sizes"}
 

@@ -87,6 +87,10 @@ def security_headers_tween_factory(handler, registry):
 def includeme(config):
     # outermost: before pyramid_tm's hooks or the debug toolbar read the path
     config.add_tween("pastefile.webapp.tweens.input_guard_tween_factory", under=INGRESS)
+    settings = config.registry.pastefile.settings
+    if settings.rate_limit_uploads or settings.rate_limit_bytes:
+        config.add_tween("pastefile.webapp.ratelimit.rate_limit_tween_factory",
+                         under="pastefile.webapp.tweens.input_guard_tween_factory")
     # the debug toolbar injects inline code into pages: development turns this off
     if page_headers_enabled(config.registry):
         config.add_tween("pastefile.webapp.tweens.security_headers_tween_factory")
