@@ -29,7 +29,7 @@ from PIL import Image
 import pastefile.webapp
 from pastefile.core.mimes import DEFAULT_ALLOWED_TYPES, is_active
 
-from .conftest import BACKENDS, blob_files, make_image, temp_files, webapp_settings
+from .conftest import BACKENDS, blob_files, make_image, settings_for, temp_files, webapp_settings
 from .rawhttp import Reply, chunked, exchange, request_bytes
 from .servers import LiveServer
 from .webapp_helpers import unique_image, unique_seed, unique_text
@@ -855,3 +855,41 @@ def test_service_still_answers_after_the_corpus(target):
     assert doc["filehash"] in [f["filehash"] for f in latest["files"]] or len(latest["files"]) == 5
     assert temp_files(target.service) == []
     assert target.server.thread.is_alive()
+
+
+DEVELOPMENT_CLASSES = ("multipart", "encoding", "headers")
+
+
+@pytest.fixture(scope="module")
+def development(tmp_path_factory):
+    """The app as development.ini runs it: the debug toolbar reads the
+    request (its body, its query, its locale) before and after every view."""
+    tmp = tmp_path_factory.mktemp("hostile-development")
+    settings = settings_for("sqlite", tmp, **{
+        "pyramid.includes": "pyramid_debugtoolbar",
+        "debugtoolbar.hosts": "127.0.0.1 ::1",
+        "pastefile.page_security_headers": "false",
+        "pastefile.max_upload_size": str(LIMIT),
+    })
+    app = pastefile.webapp.main({}, **settings)
+    with LiveServer(app) as server:
+        t = Target(int(server.url.rsplit(":", 1)[1]), app, server)
+        t.seeds = {"text": t.put("seed.txt", unique_text(3000)), "png": t.put("seed.png", unique_image("PNG"))}
+        yield t
+    app.registry.pastefile.close()
+
+
+def test_the_debug_toolbar_is_on(development):
+    page = development.get("/", [BROWSER])
+    assert page.status == 200 and b"pDebug" in page.body
+
+
+@pytest.mark.parametrize("case", [c for c in CORPUS if c.kind in DEVELOPMENT_CLASSES], ids=lambda c: f"{c.kind}/{c.name}")
+def test_hostile_request_with_the_debug_toolbar(development, case):
+    req = case.build(development)
+    reply = development.send(req)
+    if reply is None:
+        assert None in case.statuses
+        return
+    assert reply.status < 500 or reply.status == 501, reply.body[:300]
+    assert not TRACEBACK.search(reply.body)
