@@ -116,7 +116,11 @@ def image_size(fileobj: BinaryIO) -> tuple[int, int] | None:
 def _open(source: BinaryIO | bytes, max_pixels: int) -> Image.Image:
     if isinstance(source, (bytes, bytearray, memoryview)):
         source = io.BytesIO(source)
-    img = Image.open(source)
+    try:
+        img = Image.open(source)
+    except Image.DecompressionBombError:
+        # past twice Pillow's own limit it refuses before telling the size
+        raise ImageTooLarge(f"the image has more pixels than the {max_pixels:,} allowed") from None
     if img.width * img.height > max_pixels:
         img.close()
         raise ImageTooLarge(f"the image has {img.width}x{img.height} pixels, more than the {max_pixels:,} allowed")
@@ -151,7 +155,11 @@ def render(
         src_fmt = img.format
         if src_fmt not in _SOURCE_FORMATS:
             raise ImageError(f"cannot resize {src_fmt or 'unknown'} images")
-        fmt = FORMATS[spec.format] if spec.format else src_fmt
+        # a normalized spec names the source's own format when it was not
+        # asked to change it (gif, bmp, tiff included)
+        fmt = spec.format.upper() if spec.format else src_fmt
+        if fmt not in _SOURCE_FORMATS:
+            raise ImageError(f"cannot write {spec.format} images")
         orientation = _orientation(img) if src_fmt in ("JPEG", "WEBP", "PNG", "TIFF") else 1
         # EXIF orientations 5-8 store the picture turned by 90 degrees
         logical = (img.height, img.width) if orientation in (5, 6, 7, 8) else img.size

@@ -348,3 +348,32 @@ def test_database_counts(service):
     service.rendition(src, 30, 30)
     with service._connection() as conn:
         assert conn.execute(select(func.count()).select_from(Rendition.__table__)).scalar_one() == 1
+
+
+@pytest.mark.parametrize("fmt, mode", [("GIF", "P"), ("BMP", "RGB"), ("TIFF", "RGB")])
+def test_other_source_formats_keep_their_format(service, fmt, mode):
+    img = photo(90, (120, 90)).convert(mode)
+    src = service.upload(io.BytesIO(encoded(img, fmt)), f"s.{fmt.lower()}")
+    made = service.rendition(src, 40, 30)
+    out = Image.open(io.BytesIO(body_of(service, made)))
+    assert out.format == fmt and out.size == (40, 30) and made.spec == f"40x30-crop-{fmt.lower()}"
+    as_png = service.rendition(src, 40, 30, format="png")
+    assert as_png.mimetype == "image/png"
+
+
+def test_a_bomb_past_pillows_own_limit_is_a_clear_422(service):
+    # a PNG header claiming 20000 x 20000 pixels (400 M, past twice Pillow's limit)
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 600)) + chunk(b"IEND", b"")
+    paste = service.upload(io.BytesIO(data), "bomb.png")
+    assert paste.phash is None
+    with pytest.raises(Unprocessable):
+        service.rendition(paste, 10, 10)
+    with pytest.raises(Unprocessable):
+        service.upload(io.BytesIO(data), "bomb2.png", w=10)

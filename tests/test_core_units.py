@@ -82,7 +82,7 @@ def test_settings_defaults_and_conversion():
     assert s.cache_servers == ("a:1", "b:2")
     assert s.allow_upscale is True
     assert s.allowed_types == ("image/png", "text/*")
-    assert s.extra == {"pastefile.accel_redirect": "/x", "other.key": "1"}
+    assert s.extra == {"other.key": "1"} and s.accel_redirect == "/x"
 
 
 def test_settings_environment_overrides():

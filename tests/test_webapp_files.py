@@ -16,6 +16,7 @@ from pastefile.core.shortlink import ShortLinks
 from pastefile.webapp.responses import content_disposition
 
 from .webapp_helpers import (
+    public,
     API,
     BOOK_KEYS,
     BROWSER,
@@ -466,7 +467,7 @@ def test_meta_json(webapp):
     assert meta.content_type == "application/json"
     # an image's metadata also lists its near duplicates
     body = meta.json
-    assert body.pop("similar") == [] and body == doc
+    assert body.pop("similar") == [] and body == public(doc)
     assert meta.json["bytes"] == len(data) and (meta.json["width"], meta.json["height"]) == (33, 22)
     assert error_of(webapp.get(f"/j/{MISSING}", status=404))["status"] == 404
 
@@ -478,7 +479,7 @@ def test_latest_newest_first(webapp):
     body = res.json
     assert body["limit"] == 4 and body["offset"] == 0
     assert [f["filehash"] for f in body["files"]] == [d["filehash"] for d in reversed(docs)]
-    assert body["files"][0] == docs[-1]
+    assert body["files"][0] == public(docs[-1])
     page = webapp.get("/latest?limit=2&offset=1").json
     assert page["offset"] == 1
     assert [f["filehash"] for f in page["files"]] == [docs[2]["filehash"], docs[1]["filehash"]]

@@ -25,6 +25,12 @@ BOOK_KEYS = {"url_d", "url_i", "url_s", "url_p", "filename", "size", "time", "ty
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
+def public(doc: dict) -> dict:
+    """An upload's answer as anyone else sees the paste: without the delete
+    token, which only the uploader gets."""
+    return {k: v for k, v in doc.items() if k not in ("delete_token", "url_delete")}
+
+
 def unique_seed() -> int:
     return uuid.uuid4().int & ((1 << 62) - 1)
 
