@@ -61,3 +61,16 @@ def test_deleting_a_paste_keeps_a_twin_over_the_same_bytes(webapp):
     b = webapp.upload_json(data, "b.txt")
     webapp.post(a["url_delete"][a["url_delete"].index("/x/"):], headers=API)
     assert webapp.get(f"/i/{b['filehash']}").body == data
+
+
+def test_expiry_on_upload(webapp_factory):
+    app = webapp_factory(**{"pastefile.max_expiry": "600"})
+    doc = app.upload_json(unique_text(), "brief.txt", expires=60)
+    assert doc["expires"] and app.get(f"/j/{doc['filehash']}").json["expires"] == doc["expires"]
+    put = app.put("/brief2.txt?expires=600", unique_text(), headers=API)
+    assert put.json["expires"]
+    for bad in ("0", "601", "-1", "soon"):
+        err = error_of(app.upload(unique_text(), "bad.txt", status=400, headers=API, expires=bad))
+        assert "expires" in err["message"]
+        app.put(f"/bad.txt?expires={bad}", unique_text(), headers=API, status=400)
+    assert app.upload_json(unique_text(), "kept.txt")["expires"] is None

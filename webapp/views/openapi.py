@@ -161,6 +161,8 @@ FILEHASH_PARAM = _param(
 )
 W = _param("w", "query", _ref("Side"), "width; 0 or absent follows the aspect ratio")
 H = _param("h", "query", _ref("Side"), "height; 0 or absent follows the aspect ratio")
+EXPIRES_DESCRIPTION = "seconds until the paste goes away (1 up to the service's max_expiry); absent: kept"
+EXPIRES = _param("expires", "query", {"type": "integer", "minimum": 1}, EXPIRES_DESCRIPTION)
 SIG = _param("sig", "query", {"type": "string"}, "signature, needed when the service has a rendition_secret")
 RANGE = _param("Range", "header", {"type": "string"}, "one byte range (bytes=first-last); others are ignored")
 
@@ -216,6 +218,7 @@ def document(request) -> dict:
                                     "file": {"type": "string", "format": "binary"},
                                     "w": side,
                                     "h": side,
+                                    "expires": {"type": "integer", "minimum": 1, "description": EXPIRES_DESCRIPTION},
                                 },
                             }
                         }
@@ -237,7 +240,7 @@ def document(request) -> dict:
                 "summary": "Upload the raw body under this filename (curl -T)",
                 "parameters": [
                     _param("filename", "path", {"type": "string", "minLength": 1}, "the original filename"),
-                    W, H,
+                    W, H, EXPIRES,
                 ],
                 "requestBody": {
                     "required": True,

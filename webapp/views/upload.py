@@ -11,7 +11,7 @@ from pastefile.core import InvalidRequest, humanize_bytes
 
 from ..multipart_upload import receive_multipart
 from ..responses import wants_json, wants_text
-from .params import size_params
+from .params import int_param, size_params
 
 # multipart framing around the file itself
 _FORM_OVERHEAD = 64 * 1024
@@ -52,10 +52,11 @@ def upload(request):
     received = receive_multipart(request, _body_source(request), service)
     try:
         w, h = size_params(received.fields)
+        expires = int_param(received.fields, "expires")
     except InvalidRequest:
         service.store.discard(received.staged)
         raise
-    paste = service.upload_staged(received.staged, received.filename, w=w, h=h)
+    paste = service.upload_staged(received.staged, received.filename, w=w, h=h, expires_in=expires)
     return upload_response(request, paste)
 
 
@@ -86,5 +87,8 @@ def put(request):
     """``curl -T cat.jpg http://host/`` uploads the raw body as cat.jpg."""
     request.pastefile.check_declared_size(request.content_length)
     w, h = size_params(request.GET)
-    paste = request.pastefile.upload(_body_source(request), request.matchdict["filename"], w=w, h=h)
+    expires = int_param(request.GET, "expires")
+    paste = request.pastefile.upload(
+        _body_source(request), request.matchdict["filename"], w=w, h=h, expires_in=expires
+    )
     return upload_response(request, paste)
