@@ -97,6 +97,15 @@ def settings_for(backend: str, tmp_path, *, pg_url: str | None = None, memcached
     return settings
 
 
+def pg_service(tmp_path, url: str, nodes, inline_max: str) -> PasteFileService:
+    """An unbound service on its own PostgreSQL database (real commits), for races."""
+    svc = PasteFileService(
+        settings_for("postgresql", tmp_path, pg_url=url, memcached=nodes, **{"pastefile.inline_max": inline_max})
+    )
+    svc.initdb()
+    return svc
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request):
     return request.param

@@ -95,40 +95,32 @@ def children(pid: int) -> set[int]:
         return set()
 
 
-def deleted_files_open(pid: int) -> list[str]:
-    """Files ``pid`` holds open that no longer have a name (spooled request
-    bodies waitress forgot to close would show here)."""
-    out = []
+def _open_files(pid: int) -> list[str]:
+    """What each descriptor of ``pid`` points at (nothing for a gone process)."""
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
     except OSError:
-        return out
+        return []
+    out = []
     for fd in fds:
         try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
         except OSError:
             continue
-        if target.endswith(" (deleted)") and not target.startswith("/memfd:"):
-            out.append(target)
     return out
+
+
+def deleted_files_open(pid: int) -> list[str]:
+    """Files ``pid`` holds open that no longer have a name (spooled request
+    bodies waitress forgot to close would show here)."""
+    return [t for t in _open_files(pid) if t.endswith(" (deleted)") and not t.startswith("/memfd:")]
 
 
 def files_open_under(pid: int, root: str) -> list[str]:
     """Files under ``root`` that ``pid`` holds open (a staged upload that
     was never settled would stay open)."""
-    out = []
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return out
-    for fd in fds:
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith(os.path.abspath(root) + os.sep):
-            out.append(target)
-    return out
+    prefix = os.path.abspath(root) + os.sep
+    return [t for t in _open_files(pid) if t.startswith(prefix)]
 
 
 def server_env() -> dict[str, str]:

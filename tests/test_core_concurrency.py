@@ -9,7 +9,7 @@ import pytest
 
 from pastefile.core import PasteFileService
 
-from .conftest import blob_copies, make_image, settings_for
+from .conftest import blob_copies, make_image, pg_service, settings_for
 
 THREADS = 12
 
@@ -37,17 +37,9 @@ def _race(service, data: bytes, names: list[str]):
 STORAGE = pytest.mark.parametrize("inline_max", ["128k", "0"], ids=["inline", "file"])
 
 
-def _service(tmp_path, url, nodes, inline_max):
-    svc = PasteFileService(
-        settings_for("postgresql", tmp_path, pg_url=url, memcached=nodes, **{"pastefile.inline_max": inline_max})
-    )
-    svc.initdb()
-    return svc
-
-
 @STORAGE
 def test_identical_uploads_same_name(tmp_path, fresh_pg_url, memcached_nodes, inline_max):
-    svc = _service(tmp_path, fresh_pg_url, memcached_nodes, inline_max)
+    svc = pg_service(tmp_path, fresh_pg_url, memcached_nodes, inline_max)
     try:
         data = make_image("PNG", (128, 128), seed=501)
         results, errors = _race(svc, data, ["same.png"] * THREADS)
@@ -62,7 +54,7 @@ def test_identical_uploads_same_name(tmp_path, fresh_pg_url, memcached_nodes, in
 
 @STORAGE
 def test_identical_uploads_different_names(tmp_path, fresh_pg_url, memcached_nodes, inline_max):
-    svc = _service(tmp_path, fresh_pg_url, memcached_nodes, inline_max)
+    svc = pg_service(tmp_path, fresh_pg_url, memcached_nodes, inline_max)
     try:
         data = make_image("PNG", (128, 128), seed=502)
         names = [f"copy{i}.png" for i in range(THREADS)]

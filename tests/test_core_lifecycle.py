@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from pastefile.core import Forbidden, InvalidRequest, NotFound, PasteFileService
 from pastefile.core.models import Blob, PasteFile, Rendition, utcnow
 
-from .conftest import blob_copies, make_image, random_text, settings_for
+from .conftest import blob_copies, make_image, pg_service, random_text, settings_for
 
 STORAGE = pytest.mark.parametrize("inline_max", ["128k", "0"], ids=["inline", "file"])
 
@@ -191,19 +191,11 @@ def test_stale_temp_files_counted_and_swept(service_factory):
 # -- races (real commits on PostgreSQL) ------------------------------------------
 
 
-def _pg_service(tmp_path, url, nodes, inline_max):
-    svc = PasteFileService(
-        settings_for("postgresql", tmp_path, pg_url=url, memcached=nodes, **{"pastefile.inline_max": inline_max})
-    )
-    svc.initdb()
-    return svc
-
-
 @STORAGE
 def test_delete_racing_a_reupload_of_the_same_bytes(tmp_path, fresh_pg_url, memcached_nodes, inline_max):
     """The last paste over some bytes is deleted while other clients upload
     the same bytes: every upload that got a link keeps its paste and bytes."""
-    service = _pg_service(tmp_path, fresh_pg_url, memcached_nodes, inline_max)
+    service = pg_service(tmp_path, fresh_pg_url, memcached_nodes, inline_max)
     try:
         for round_ in range(12):
             data = random_text(1000 + round_, 200_000)
@@ -247,7 +239,7 @@ def test_delete_racing_a_reupload_of_the_same_bytes(tmp_path, fresh_pg_url, memc
 def test_fsck_repair_racing_a_reupload(tmp_path, fresh_pg_url, memcached_nodes):
     """An orphan file (its row gone) is repaired away while the same bytes are
     uploaded again: the upload keeps its file."""
-    service = _pg_service(tmp_path, fresh_pg_url, memcached_nodes, "0")
+    service = pg_service(tmp_path, fresh_pg_url, memcached_nodes, "0")
     try:
         for round_ in range(8):
             data = random_text(2000 + round_, 150_000)

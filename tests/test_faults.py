@@ -82,26 +82,25 @@ def _stop_cluster(cluster: PostgresCluster) -> None:
         shutil.rmtree(cluster.root, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def durable_pg():
-    """A PostgreSQL cluster with fsync, synchronous_commit and full_page_writes on."""
+def _durable_cluster():
     cluster = PostgresCluster(fsync=True)
     try:
         cluster.start()
         yield cluster
     finally:
         _stop_cluster(cluster)
+
+
+@pytest.fixture(scope="module")
+def durable_pg():
+    """A PostgreSQL cluster with fsync, synchronous_commit and full_page_writes on."""
+    yield from _durable_cluster()
 
 
 @pytest.fixture
 def own_pg():
     """A durable cluster of this test's own: the test stops and starts it."""
-    cluster = PostgresCluster(fsync=True)
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        _stop_cluster(cluster)
+    yield from _durable_cluster()
 
 
 @pytest.fixture
