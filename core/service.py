@@ -748,7 +748,10 @@ class PasteFileService:
                 self.store.commit(staged_source)
             self.store.commit(staged)
             now = utcnow()
+            kept = [b for b in (staged_source, staged) if b is not None and not b.inline]
             with self._writing() as conn:
+                # the blobs' locks before their rows, in the order removals take them
+                repository.lock_blobs(conn, [b.sha256 for b in kept])
                 if source_row is not None:
                     repository.record_blob(conn, **source_row)
                 repository.record_blob(
@@ -756,11 +759,8 @@ class PasteFileService:
                     facts.phash if facts else None, staged.data, now,
                 )
                 repository.record_rendition(conn, source, spec.key(), ENCODER_VERSION, staged.sha256, now)
-                kept = [b for b in (staged_source, staged) if b is not None and not b.inline]
-                if kept:  # files a concurrent delete took since commit() found them
-                    repository.lock_blobs(conn, [b.sha256 for b in kept])
-                    for blob in kept:
-                        self.store.restore(blob)
+                for blob in kept:  # files a concurrent delete took since commit() found them
+                    self.store.restore(blob)
         except BaseException:
             self.store.discard(staged)
             raise
