@@ -25,6 +25,7 @@ import hmac
 import io
 import secrets
 import os
+import threading
 import time
 import weakref
 from collections.abc import Iterator, Mapping
@@ -222,6 +223,10 @@ class PasteFileService:
             self.engine, self._record, after_commit=self._remember, retry_on=(IntegrityError, OperationalError)
         )
         self._flights = SingleFlight(os.path.join(self.store.root, "locks"))
+        # an in-process cache cannot hear another process's delete: removals
+        # replace this file, and a lookup that sees it changed starts afresh
+        self._removals = os.path.join(self.store.root, "locks", "removals")
+        self._removals_seen: tuple[int, int] | None = None
         self._similar = self._new_similar_index()
         os.register_at_fork(after_in_child=functools.partial(_after_fork_in_child, weakref.ref(self)))
         if self.settings.auto_migrate:
@@ -533,10 +538,12 @@ class PasteFileService:
         """The paste with this public filehash, or None."""
         if not isinstance(filehash, str) or not is_filehash(filehash):
             return None
+        self._sync_removals()
         data = self._paste_by_filehash(filehash)
         return _live(PasteInfo.from_cache(data)) if data else None
 
     def get_by_id(self, paste_id: int) -> PasteInfo | None:
+        self._sync_removals()
         data = self._paste_by_id(paste_id)
         return _live(PasteInfo.from_cache(data)) if data else None
 
@@ -564,6 +571,7 @@ class PasteFileService:
         """The most recent uploads, newest first (cached for a few seconds)."""
         if not 1 <= limit <= MAX_LATEST or offset < 0:
             raise InvalidRequest(f"limit must be 1..{MAX_LATEST} and offset >= 0")
+        self._sync_removals()
         ids = self._latest_ids(limit, offset)
         found = self._paste_by_id.many(self, ids, self._pastes_by_ids)
         return [p for p in (PasteInfo.from_cache(found[i]) for i in ids if i in found) if not p.expired()]
@@ -891,6 +899,30 @@ class PasteFileService:
         self._after_commit(done)
         return result, (removed, released)
 
+    def _sync_removals(self) -> None:
+        """With the in-process cache: drop it when any process removed pastes
+        since this one last looked (one stat per lookup)."""
+        if not isinstance(self.cache, MemoryCache):
+            return
+        try:
+            st = os.stat(self._removals)
+            seen = (st.st_ino, st.st_mtime_ns)
+        except FileNotFoundError:
+            seen = (0, 0)
+        if seen != self._removals_seen:
+            if self._removals_seen is not None:
+                self.cache.clear()
+            self._removals_seen = seen
+
+    def _announce_removals(self) -> None:
+        if not isinstance(self.cache, MemoryCache):
+            return
+        os.makedirs(os.path.dirname(self._removals), exist_ok=True)
+        tmp = f"{self._removals}.{os.getpid()}.{threading.get_ident()}"
+        with open(tmp, "w") as f:
+            f.write(os.urandom(8).hex())
+        os.replace(tmp, self._removals)  # a new inode: every process sees a change
+
     def _untrash(self, trashed: list[tuple[str, bytes]]) -> None:
         for path, sha in trashed:
             self.store.untrash(path, sha)
@@ -908,6 +940,7 @@ class PasteFileService:
         keys += [f"rend:{src.hex()}:{spec}:{enc}" for src, spec, enc in released.renditions]
         if keys:
             self.cache.delete_many(keys)
+            self._announce_removals()
         if removed.pastes:
             self.cache.set(SIMILAR_GENERATION, os.urandom(8).hex(), self.expire)
 

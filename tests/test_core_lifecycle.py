@@ -296,3 +296,20 @@ def test_a_shared_cache_never_vouches_for_a_missing_row(tmp_path, memcached_node
         assert blob_copies(second, b.sha256) == 1
     first.close()
     second.close()
+
+
+def test_delete_reaches_processes_with_their_own_in_process_cache(tmp_path):
+    """Workers on SQLite with the in-process cache (no memcached) hear of a
+    delete through the store: the next lookup in any of them misses."""
+    settings = settings_for("sqlite", tmp_path)  # cache.backend = memory
+    one, two = PasteFileService(settings), PasteFileService(settings)
+    keep = one.upload(io.BytesIO(random_text(120)), "keep.txt")
+    gone = one.upload(io.BytesIO(random_text(121)), "gone.txt")
+    for svc in (one, two):  # cached in both
+        assert svc.get(gone.filehash) is not None and svc.get_by_symlink(gone.symlink) is not None
+    one.delete(gone.filehash, gone.delete_token)
+    assert two.get(gone.filehash) is None and two.get_by_symlink(gone.symlink) is None
+    assert [p.filehash for p in two.latest(5)] == [keep.filehash]
+    assert two.get(keep.filehash) == keep
+    one.close()
+    two.close()
