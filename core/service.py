@@ -708,7 +708,11 @@ class PasteFileService:
             found = self._find_rendition(sha, spec, key)
             if found is not None:
                 return found
-            info, _ = self._produce(sha, lambda: self.open_blob(source), spec)
+            try:
+                info, _ = self._produce(sha, lambda: self.open_blob(source), spec)
+            except IntegrityError:
+                # the source was deleted while this rendered: its row is gone
+                raise NotFound(f"no file {source.filehash!r}") from None
         return info
 
     def _find_rendition(self, sha: bytes, spec: RenditionSpec, key: str) -> RenditionInfo | None:

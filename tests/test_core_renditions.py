@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageEnhance
 from sqlalchemy import func, select
 
-from pastefile.core import Forbidden, InvalidRequest, PasteFileService, Unprocessable, UnsupportedType
+from pastefile.core import Forbidden, InvalidRequest, NotFound, PasteFileService, Unprocessable, UnsupportedType
 from pastefile.core import service as service_module
 from pastefile.core.imaging import ENCODER_VERSION, RenditionSpec, render
 from pastefile.core.models import Blob, Rendition
@@ -377,3 +377,24 @@ def test_a_bomb_past_pillows_own_limit_is_a_clear_422(service):
         service.rendition(paste, 10, 10)
     with pytest.raises(Unprocessable):
         service.upload(io.BytesIO(data), "bomb2.png", w=10)
+
+
+def test_source_deleted_while_rendering_is_a_404_and_leaves_nothing(tmp_path, monkeypatch):
+    service = PasteFileService(settings_for("sqlite", tmp_path, **{"pastefile.inline_max": "0"}))
+    src = service.upload(io.BytesIO(make_image("PNG", (300, 200), seed=44)), "going.png")
+
+    def render_then_delete(*args, **kwargs):
+        out = render(*args, **kwargs)
+        service.delete(src.filehash, src.delete_token)  # another request, mid-render
+        return out
+
+    monkeypatch.setattr(service_module, "render", render_then_delete)
+    with pytest.raises(NotFound):
+        service.rendition(src, 50, 50)
+    monkeypatch.undo()
+    assert rendition_rows(service) == []
+    # what the failed rendition placed is swept like any unrecorded upload
+    service.sweep()
+    report = service.fsck(grace=0)
+    assert report["orphan_files"] == 0 and report["missing_files"] == 0 and report["stale_temp"] == 0
+    service.close()
