@@ -223,6 +223,7 @@ class PasteFileService:
             self.engine, self._record, after_commit=self._remember, retry_on=(IntegrityError, OperationalError)
         )
         self._flights = SingleFlight(os.path.join(self.store.root, "locks"))
+        self._offered_sizes = frozenset(parse_size(size) for size in self.settings.rendition_sizes)
         # an in-process cache cannot hear another process's delete: removals
         # replace this file, and a lookup that sees it changed starts afresh
         self._removals = os.path.join(self.store.root, "locks", "removals")
@@ -402,14 +403,11 @@ class PasteFileService:
         return mimetype
 
     def _check_dimensions(self, w, h) -> None:
-        limit = self.settings.max_side
-        for name, value in (("w", w), ("h", h)):
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
-                raise InvalidRequest(f"{name} must be an integer between 0 and {limit}")
-        if not (w or h):
-            raise InvalidRequest("give a width or a height")
+        """w/h as a rendition spec checks them (None: follow the aspect ratio)."""
+        try:
+            RenditionSpec(_side(w), _side(h)).validate(self.settings.max_side)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
 
     def _facts(self, staged: StagedBlob, mimetype: str) -> tuple[int | None, int | None, int | None]:
         """(width, height, pHash) of an image upload; Nones for anything else."""
@@ -624,7 +622,7 @@ class PasteFileService:
     # -- renditions -----------------------------------------------------------
 
     def _spec(self, mimetype: str, w, h, fit: str = "crop", format: str | None = None, quality=None) -> RenditionSpec:
-        spec = RenditionSpec(w or 0, h or 0, fit or "crop", format or None, quality)
+        spec = RenditionSpec(_side(w), _side(h), fit or "crop", format or None, quality)
         try:
             spec.validate(self.settings.max_side)
             return spec.normalized(mimetype)
@@ -638,9 +636,11 @@ class PasteFileService:
         message = f"{filehash}/{spec.key()}".encode()
         return hmac.new(self.settings.rendition_secret.encode(), message, hashlib.sha256).hexdigest()[:32]
 
-    def rendition_url(self, paste: PasteInfo, w=None, h=None, *, fit="crop", format=None, quality=None) -> str:
+    def rendition_url(
+        self, paste: PasteInfo, w=None, h=None, *, fit="crop", format=None, quality=None, base_url: str | None = None
+    ) -> str:
         """A link to a rendition that this service will honour (signed when a
-        secret is set)."""
+        secret is set), on ``base_url`` (default: the configured one)."""
         spec = self._spec(paste.mimetype, w, h, fit, format, quality)
         params = [f"w={spec.width}", f"h={spec.height}"]
         if spec.fit != "crop":
@@ -651,7 +651,7 @@ class PasteFileService:
             params.append(f"q={spec.quality}")
         if self.settings.rendition_secret:
             params.append(f"sig={self.sign(paste.filehash, spec)}")
-        return f"{paste.url_i(self.base_url)}?{'&'.join(params)}"
+        return f"{paste.url_i(base_url or self.base_url)}?{'&'.join(params)}"
 
     def _check_public(self, source: PasteInfo, spec: RenditionSpec, signature: str | None) -> None:
         """The bounds on renditions asked for by visitors rather than by the
@@ -659,9 +659,13 @@ class PasteFileService:
         if self.settings.rendition_secret:
             if not isinstance(signature, str) or not hmac.compare_digest(signature, self.sign(source.filehash, spec)):
                 raise Forbidden("this resize link is not signed by this service")
-        sizes = self.settings.rendition_sizes
-        if sizes and (spec.width, spec.height) not in {parse_size(s) for s in sizes}:
-            raise Forbidden(f"{spec.width}x{spec.height} is not offered here; sizes: {', '.join(sizes)}")
+        if not self.offers_size(spec.width, spec.height):
+            sizes = ", ".join(self.settings.rendition_sizes)
+            raise Forbidden(f"{spec.width}x{spec.height} is not offered here; sizes: {sizes}")
+
+    def offers_size(self, w: int, h: int) -> bool:
+        """Whether visitors may ask for a w x h rendition (``rendition_sizes``; empty: any)."""
+        return not self._offered_sizes or (w, h) in self._offered_sizes
 
     def rendition(
         self,
@@ -689,7 +693,7 @@ class PasteFileService:
         if public:
             self._check_public(source, spec, signature)
         sha = bytes.fromhex(source.sha256)
-        key = f"rend:{source.sha256}:{spec.key()}:{ENCODER_VERSION}"
+        key = _rendition_key(source.sha256, spec.key(), ENCODER_VERSION)
         data = self.cache.get(key)
         if data is not None:
             return RenditionInfo(**data)
@@ -781,7 +785,7 @@ class PasteFileService:
             source=source.hex(), spec=spec.key(), sha256=staged.sha256.hex(), size=staged.size,
             mimetype=out.mimetype, width=out.width, height=out.height, inline=staged.inline,
         )
-        mapping = {f"rend:{info.source}:{info.spec}:{ENCODER_VERSION}": asdict(info)}
+        mapping = {_rendition_key(info.source, info.spec, ENCODER_VERSION): asdict(info)}
         if staged.inline and len(out.data) <= self.settings.cache_variant_max:
             mapping[f"blobdata:{info.sha256}"] = out.data
         self._after_commit(lambda: self.cache.set_many(mapping, self.expire))
@@ -941,7 +945,7 @@ class PasteFileService:
         for sha in released.blobs:
             keys.append(f"blobdata:{sha.hex()}")
             self._local_bytes.delete(f"blobdata:{sha.hex()}")
-        keys += [f"rend:{src.hex()}:{spec}:{enc}" for src, spec, enc in released.renditions]
+        keys += [_rendition_key(src.hex(), spec, enc) for src, spec, enc in released.renditions]
         if keys:
             self.cache.delete_many(keys)
             self._announce_removals()
@@ -1030,11 +1034,8 @@ class PasteFileService:
         try:
             while pending:
                 marker, fd = pending[0]
-                with open(marker, "rb") as src, open(os.devnull, "wb") as sink:
-                    sha = copy_and_hash(src, sink).digest
-                with self.engine.begin() as conn:
-                    repository.lock_blobs(conn, [sha])
-                    repository.write_lock(conn)
+                sha = _hash_file(marker).digest
+                with self._blob_locked(sha) as conn:
                     if not repository.has_blob(conn, sha) and self.store.unplace(sha, fd):
                         orphans += 1
                 os.unlink(marker)
@@ -1045,6 +1046,16 @@ class PasteFileService:
                 os.close(fd)
         return {"stale_temp": removed, "orphan_files": orphans}
 
+    @contextmanager
+    def _blob_locked(self, sha: bytes) -> Iterator[Connection]:
+        """A write transaction holding the blob's lock (and SQLite's write
+        lock), so checking its row and acting on its file are one step
+        against uploads and removals of the same bytes."""
+        with self._writing() as conn:
+            repository.lock_blobs(conn, [sha])
+            repository.write_lock(conn)
+            yield conn
+
     def _file_matches(self, sha: bytes, size: int, verify: bool) -> bool:
         path = self.store.path(sha)
         try:
@@ -1052,16 +1063,14 @@ class PasteFileService:
                 return False
             if not verify:
                 return True
-            with open(path, "rb") as src, open(os.devnull, "wb") as sink:
-                result = copy_and_hash(src, sink)
+            result = _hash_file(path)
         except FileNotFoundError:
             return True  # removed meanwhile: not corrupt
         return result.digest == sha and result.size == size
 
     def _repair(self, trashed: list[tuple[str, bytes]], orphans: set[bytes]) -> None:
         for path, sha in trashed:
-            with self._writing() as conn:
-                repository.lock_blobs(conn, [sha])
+            with self._blob_locked(sha) as conn:
                 if repository.blob_data(conn, sha) is None and repository.has_blob(conn, sha):
                     self.store.untrash(path, sha)  # its removal never committed
                 else:
@@ -1069,9 +1078,7 @@ class PasteFileService:
         for sha in orphans:
             removed = None
             try:
-                with self._writing() as conn:
-                    repository.lock_blobs(conn, [sha])
-                    repository.write_lock(conn)
+                with self._blob_locked(sha) as conn:
                     if not repository.has_blob(conn, sha):
                         removed = self.store.trash(sha)
             except BaseException:
@@ -1090,6 +1097,21 @@ def _after_fork_in_child(ref: weakref.ref) -> None:
         service.cache.after_fork()
         # its lock may have been held by a thread that does not exist here
         service._similar = service._new_similar_index()
+
+
+def _hash_file(path: str):
+    """SHA-256 and size of a file, read by the C extension without the GIL."""
+    with open(path, "rb") as src, open(os.devnull, "wb") as sink:
+        return copy_and_hash(src, sink)
+
+
+def _rendition_key(source_hex: str, spec_key: str, encoder: int) -> str:
+    return f"rend:{source_hex}:{spec_key}:{encoder}"
+
+
+def _side(value):
+    """A requested width or height; None (not given) follows the aspect ratio."""
+    return 0 if value is None else value
 
 
 def _live(info: PasteInfo) -> PasteInfo | None:

@@ -66,12 +66,10 @@ THUMBNAIL = (160, 120)
 
 def _thumbnail(service, paste, base: str) -> str:
     """A small rendition's link when the service offers that size, else the image itself."""
-    sizes = service.settings.rendition_sizes
-    if sizes and f"{THUMBNAIL[0]}x{THUMBNAIL[1]}" not in sizes:
+    if not service.offers_size(*THUMBNAIL):
         return paste.url_i(base)
-    url = service.rendition_url(paste, *THUMBNAIL)
-    # rendition_url names the configured host; this page names the one it is seen from
-    return paste.url_i(base) + url[url.index("?"):]
+    # on the host this page is seen from, not the configured one
+    return service.rendition_url(paste, *THUMBNAIL, base_url=base)
 
 
 @view_config(route_name="preview")
