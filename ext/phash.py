@@ -17,7 +17,7 @@ from __future__ import annotations
 from PIL import Image
 
 # resample first: it sets the OpenMP wait policy before the kernels load
-from pastefile.ext.resample import MAX_THREADS, default_threads  # isort: skip
+from pastefile.ext.resample import check_threads  # isort: skip
 from pastefile.ext import _phash  # isort: skip
 
 __all__ = ["dhash", "hamming_distance", "phash", "row_step"]
@@ -38,12 +38,7 @@ def _prepare(image, fast, threads) -> tuple[Image.Image, int, int]:
         raise ValueError("the image is empty")
     if not isinstance(fast, bool):
         raise TypeError("fast must be True or False")
-    if threads is None:
-        threads = default_threads()
-    elif isinstance(threads, bool) or not isinstance(threads, int):
-        raise TypeError(f"threads must be an int, not {type(threads).__name__}")
-    elif not 1 <= threads <= MAX_THREADS:
-        raise ValueError(f"threads must be between 1 and {MAX_THREADS}, got {threads}")
+    threads = check_threads(threads)
     if image.mode not in _DIRECT_MODES:
         # palette, 1-bit, CMYK, 16/32-bit...: Pillow's own grey conversion, as imagehash
         image = image.convert("L")

@@ -26,7 +26,7 @@ from PIL import Image  # noqa: E402
 
 from pastefile.ext import _resample  # noqa: E402
 
-__all__ = ["FILTERS", "MAX_SIDE", "MAX_THREADS", "MODES", "default_threads", "resize"]
+__all__ = ["FILTERS", "MAX_SIDE", "MAX_THREADS", "MODES", "check_threads", "default_threads", "resize"]
 
 MODES = ("L", "LA", "RGB", "RGBA")
 FILTERS = ("box", "bilinear", "bicubic", "lanczos")
@@ -103,6 +103,17 @@ def _box(box, width: int, height: int) -> tuple[float, float, float, float]:
     return x0, y0, x1, y1
 
 
+def check_threads(threads) -> int:
+    """A kernel's thread count: None means every CPU available."""
+    if threads is None:
+        return default_threads()
+    if isinstance(threads, bool) or not isinstance(threads, int):
+        raise TypeError(f"threads must be an int, not {type(threads).__name__}")
+    if not 1 <= threads <= MAX_THREADS:
+        raise ValueError(f"threads must be between 1 and {MAX_THREADS}, got {threads}")
+    return threads
+
+
 def resize(
     image: Image.Image,
     size: tuple[int, int],
@@ -130,12 +141,7 @@ def resize(
     width = _side("width", width)
     height = _side("height", height)
     code = _filter_code(filter)
-    if threads is None:
-        threads = default_threads()
-    elif isinstance(threads, bool) or not isinstance(threads, int):
-        raise TypeError(f"threads must be an int, not {type(threads).__name__}")
-    elif not 1 <= threads <= MAX_THREADS:
-        raise ValueError(f"threads must be between 1 and {MAX_THREADS}, got {threads}")
+    threads = check_threads(threads)
     full = (0.0, 0.0, float(image.width), float(image.height))
     region = full if box is None else _box(box, image.width, image.height)
     if (width, height) == image.size and region == full:
