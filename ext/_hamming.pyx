@@ -353,24 +353,28 @@ cdef class HammingIndexCore:
 
     # -- mutation (write lock held) --------------------------------------------
 
+    cdef int _grow_entries(self, size_t cap) noexcept nogil:
+        """The parallel hash and id arrays resized to ``cap`` entries."""
+        cdef uint64_t *hashes = <uint64_t *>realloc(self.hashes, cap * sizeof(uint64_t))
+        cdef int64_t *ids
+        if hashes == NULL:
+            return -1
+        self.hashes = hashes
+        ids = <int64_t *>realloc(self.ids, cap * sizeof(int64_t))
+        if ids == NULL:
+            return -1
+        self.ids = ids
+        self.cap = cap
+        return 0
+
     cdef int _reserve(self, const uint64_t *hashes, size_t count) noexcept nogil:
         """Room for count more entries: one allocation per bucket and array."""
         cdef size_t i, cap, total = self.n + count
         cdef int t
         cdef uint32_t want
         cdef uint32_t *need
-        cdef uint64_t *new_hashes
-        cdef int64_t *new_ids
-        if total > self.cap:
-            new_hashes = <uint64_t *>realloc(self.hashes, total * sizeof(uint64_t))
-            if new_hashes == NULL:
-                return -1
-            self.hashes = new_hashes
-            new_ids = <int64_t *>realloc(self.ids, total * sizeof(int64_t))
-            if new_ids == NULL:
-                return -1
-            self.ids = new_ids
-            self.cap = total
+        if total > self.cap and self._grow_entries(total) != 0:
+            return -1
         cap = self.map_cap
         while total * 2 > cap:
             cap *= 2
@@ -392,10 +396,8 @@ cdef class HammingIndexCore:
 
     cdef int _add(self, int64_t id, uint64_t hash) noexcept nogil:
         """0: added, 1: replaced, -1: out of memory."""
-        cdef size_t i, cap
+        cdef size_t i
         cdef int64_t slot
-        cdef uint64_t *hashes
-        cdef int64_t *ids
         i = self._map_find(id)
         slot = self.map_slots[i]
         if slot >= 0:
@@ -406,17 +408,8 @@ cdef class HammingIndexCore:
                     return -1
                 self.hashes[slot] = hash
             return 1
-        if self.n == self.cap:
-            cap = self.cap * 2 if self.cap else 1024
-            hashes = <uint64_t *>realloc(self.hashes, cap * sizeof(uint64_t))
-            if hashes == NULL:
-                return -1
-            self.hashes = hashes
-            ids = <int64_t *>realloc(self.ids, cap * sizeof(int64_t))
-            if ids == NULL:
-                return -1
-            self.ids = ids
-            self.cap = cap
+        if self.n == self.cap and self._grow_entries(self.cap * 2 if self.cap else 1024) != 0:
+            return -1
         if (self.n + 1) * 2 > self.map_cap:
             if self._map_grow(self.map_cap * 2) != 0:
                 return -1
