@@ -160,9 +160,7 @@ def render(
         fmt = spec.format.upper() if spec.format else src_fmt
         if fmt not in _SOURCE_FORMATS:
             raise ImageError(f"cannot write {spec.format} images")
-        orientation = _orientation(img) if src_fmt in ("JPEG", "WEBP", "PNG", "TIFF") else 1
-        # EXIF orientations 5-8 store the picture turned by 90 degrees
-        logical = (img.height, img.width) if orientation in (5, 6, 7, 8) else img.size
+        orientation, logical = _displayed(img)
         if spec.fit == "crop":
             geometry = crop_resize_geometry(logical[0], logical[1], spec.width or None, spec.height or None, upscale)
             out_size, box = geometry.size, geometry.box
@@ -250,8 +248,7 @@ def image_facts(fileobj: BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS) -> Imag
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return None
     try:
-        orientation = _orientation(img) if img.format in ("JPEG", "WEBP", "PNG", "TIFF") else 1
-        width, height = (img.height, img.width) if orientation in (5, 6, 7, 8) else img.size
+        orientation, (width, height) = _displayed(img)
         if img.width * img.height > max_pixels or img.format not in _SOURCE_FORMATS:
             return ImageFacts(width, height, None)
         try:
@@ -265,6 +262,13 @@ def image_facts(fileobj: BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS) -> Imag
         return ImageFacts(width, height, value)
     finally:
         img.close()
+
+
+def _displayed(img: Image.Image) -> tuple[int, tuple[int, int]]:
+    """The EXIF orientation and the (width, height) the picture is shown at."""
+    orientation = _orientation(img) if img.format in ("JPEG", "WEBP", "PNG", "TIFF") else 1
+    # orientations 5-8 store the picture turned by 90 degrees
+    return orientation, ((img.height, img.width) if orientation in (5, 6, 7, 8) else img.size)
 
 
 def _orientation(img: Image.Image) -> int:
