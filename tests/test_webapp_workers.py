@@ -23,6 +23,17 @@ def _children(pid: int) -> set[int]:
         return {int(p) for p in f.read().split()}
 
 
+def _wait_for_workers(pid: int, count: int, replacing: set[int] = frozenset(), seconds: float = 20) -> set[int]:
+    """The socket is bound before the workers are forked, so an open port does
+    not yet mean the workers exist."""
+    deadline = time.monotonic() + seconds
+    while True:
+        children = _children(pid)
+        if (len(children) == count and not children & replacing) or time.monotonic() > deadline:
+            return children
+        time.sleep(0.05)
+
+
 def _upload(base: str, data: bytes, name: str) -> dict:
     boundary = "pastefileworkers"
     body = (
@@ -67,7 +78,7 @@ threads = 4
 
 def test_workers_share_the_socket_and_stop_together(served):
     proc, base = served
-    workers = _children(proc.pid)
+    workers = _wait_for_workers(proc.pid, 2)
     assert len(workers) == 2
     texts = [unique_text(2000) for _ in range(24)]
     with ThreadPoolExecutor(8) as pool:
@@ -78,11 +89,10 @@ def test_workers_share_the_socket_and_stop_together(served):
         with urlopen(f"{base}/i/{doc['filehash']}", timeout=30) as res:
             assert res.read() == data
     # a worker that dies is replaced
-    os.kill(next(iter(workers)), signal.SIGKILL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (len(_children(proc.pid)) != 2 or _children(proc.pid) == workers):
-        time.sleep(0.1)
-    assert len(_children(proc.pid)) == 2 and _children(proc.pid) != workers
+    killed = next(iter(workers))
+    os.kill(killed, signal.SIGKILL)
+    replaced = _wait_for_workers(proc.pid, 2, replacing={killed})
+    assert len(replaced) == 2 and killed not in replaced
     assert _upload(base, unique_text(500), "after.txt")["filename"] == "after.txt"
     current = _children(proc.pid)
     proc.terminate()
