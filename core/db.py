@@ -29,6 +29,15 @@ def make_engine(url: str, **kwargs) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def writer_lock_path(engine: Engine) -> str | None:
+    """For a SQLite file, a lock file beside it that the group committers of
+    every process queue on (see groupcommit.py); None for other databases."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return os.path.abspath(url.database) + "-writer.lock"
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     # WAL lets readers run beside the single writer; FKs are off by default.

@@ -12,11 +12,19 @@ lock (sleeping in its busy handler) and pay one WAL flush each.
 PostgreSQL merges concurrent flushes itself, but still saves a round trip
 per statement and per commit.
 
+Several processes (waitress workers) on one SQLite file each have a writer
+thread.  Left to SQLite, the one that finds the database locked sleeps in
+its busy handler (1, 2, 5, 10 ... 100 ms) however soon the lock is free; with
+``lock_path`` the writers queue on an ``flock`` of that file instead, which
+wakes the next one the moment the lock is released, and each gathers its
+batch only once it holds the lock, so what queued meanwhile rides along.
+
 If a batch fails, its items are retried one by one, so one bad upload fails
 alone.  The thread starts on first use and again in a forked child.
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import queue
@@ -52,6 +60,7 @@ class GroupCommitter(Generic[T, R]):
         max_batch: int = MAX_BATCH,
         retry_on: tuple[type[BaseException], ...] = (),
         attempts: int = 3,
+        lock_path: str | None = None,
     ):
         self.engine = engine
         self.record = record
@@ -61,6 +70,7 @@ class GroupCommitter(Generic[T, R]):
         # row removed under it): tried again, up to ``attempts`` times
         self.retry_on = retry_on
         self.attempts = attempts
+        self.lock_path = lock_path
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue | None = None
         self._thread: threading.Thread | None = None
@@ -97,41 +107,67 @@ class GroupCommitter(Generic[T, R]):
             thread.join(10)
 
     def _run(self, q: queue.SimpleQueue) -> None:
-        while True:
-            first = q.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < self.max_batch:
-                try:
-                    nxt = q.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    q.put(None)  # stop after this batch
-                    break
-                batch.append(nxt)
-            self._commit(batch)
-
-    def _commit(self, batch: list[tuple[T, Future]], attempt: int = 1) -> None:
+        # opened by the writer thread of this process: a descriptor inherited
+        # across fork would share its lock with the parent
+        lock_fd = -1
+        if self.lock_path is not None:
+            lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            results = self._transaction([item for item, _ in batch])
+            while True:
+                first = q.get()
+                if first is None:
+                    return
+                if lock_fd >= 0:
+                    fcntl.flock(lock_fd, fcntl.LOCK_EX)
+                try:
+                    settled = self._settle(self._gather(q, first))
+                finally:
+                    if lock_fd >= 0:
+                        fcntl.flock(lock_fd, fcntl.LOCK_UN)
+                # the cache write and the wake-ups need no lock
+                for batch, outcome in settled:
+                    self._hand_over(batch, outcome)
+        finally:
+            if lock_fd >= 0:
+                os.close(lock_fd)
+
+    def _gather(self, q: queue.SimpleQueue, first) -> list:
+        batch = [first]
+        while len(batch) < self.max_batch:
+            try:
+                nxt = q.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
+                q.put(None)  # stop after this batch
+                break
+            batch.append(nxt)
+        return batch
+
+    def _settle(self, batch: list[tuple[T, Future]], attempt: int = 1) -> list[tuple[list, list | BaseException]]:
+        """Commit ``batch``: [(items, results or the exception)], one entry per
+        transaction that settled some of them."""
+        try:
+            return [(batch, self._transaction([item for item, _ in batch]))]
         except BaseException as exc:  # noqa: BLE001 - handed to the waiters
             if len(batch) > 1 and isinstance(exc, Exception):
-                for one in batch:  # settle each item on its own
-                    self._commit([one])
-            elif isinstance(exc, self.retry_on) and attempt < self.attempts:
-                self._commit(batch, attempt + 1)
-            else:
-                for _, future in batch:
-                    future.set_exception(exc)
+                # settle each item on its own
+                return [entry for one in batch for entry in self._settle([one])]
+            if isinstance(exc, self.retry_on) and attempt < self.attempts:
+                return self._settle(batch, attempt + 1)
+            return [(batch, exc)]
+
+    def _hand_over(self, batch: list[tuple[T, Future]], outcome: list | BaseException) -> None:
+        if isinstance(outcome, BaseException):
+            for _, future in batch:
+                future.set_exception(outcome)
             return
         if self.after_commit is not None:
             try:
-                self.after_commit([item for item, _ in batch], results)
+                self.after_commit([item for item, _ in batch], outcome)
             except Exception:  # noqa: BLE001 - durable already; the cache is optional
                 log.exception("after-commit hook failed")
-        for (_, future), result in zip(batch, results):
+        for (_, future), result in zip(batch, outcome):
             future.set_result(result)
 
     def _transaction(self, items: list[T]) -> list[R]:

@@ -6,6 +6,7 @@ Rows come back as mappings with the keys of :data:`PASTE_COLUMNS`.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,9 +44,18 @@ _BLOB_FACT_KEYS = ("size", "mimetype", "width", "height", "phash", "inline")
 _PASTES = select(*PASTE_COLUMNS).select_from(paste_table.join(blob_table))
 
 
-def _insert(conn: Connection, table):
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
+@functools.lru_cache(maxsize=None)
+def _insert_new(dialect_name: str, table, returning: tuple = ()):
+    """``INSERT .. ON CONFLICT DO NOTHING [RETURNING ..]``, built once per
+    dialect: the statements are immutable, and building one per upload batch
+    cost more than executing it."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    stmt = dialect.insert(table).on_conflict_do_nothing()
+    return stmt.returning(*returning) if returning else stmt
+
+
+def _insert(conn: Connection, table, returning: tuple = ()):
+    return _insert_new(conn.dialect.name, table, returning)
 
 
 def paste_by_filehash(conn: Connection, filehash: str):
@@ -114,7 +124,7 @@ def record(conn: Connection, items: Sequence[NewPaste]) -> list[dict]:
     # multi-row INSERT (SQLAlchemy's "insertmanyvalues")
     inserted = set(
         conn.execute(
-            _insert(conn, blob_table).on_conflict_do_nothing().returning(blob_table.c.sha256),
+            _insert(conn, blob_table, (blob_table.c.sha256,)),
             [
                 dict(sha256=i.sha256, size=i.size, mimetype=i.mimetype, width=i.width, height=i.height,
                      data=i.data, created=i.uploadtime, phash=to_signed64(i.phash))
@@ -135,9 +145,7 @@ def record(conn: Connection, items: Sequence[NewPaste]) -> list[dict]:
     new = {
         row.filehash: row.id
         for row in conn.execute(
-            _insert(conn, paste_table)
-            .on_conflict_do_nothing()
-            .returning(paste_table.c.id, paste_table.c.filehash),
+            _insert(conn, paste_table, (paste_table.c.id, paste_table.c.filehash)),
             [
                 dict(filehash=i.filehash, filename=i.filename, blob_sha256=i.sha256, uploadtime=i.uploadtime,
                      parent_id=i.parent_id, resize_w=i.resize_w, resize_h=i.resize_h,
@@ -203,7 +211,7 @@ def rendition_count(conn: Connection, source: bytes) -> int:
 def record_blob(conn: Connection, sha256: bytes, size: int, mimetype: str, width, height, phash, data, created) -> None:
     """A blob row with no paste over it (yet); an existing row is kept."""
     conn.execute(
-        _insert(conn, blob_table).on_conflict_do_nothing(),
+        _insert(conn, blob_table),
         dict(sha256=sha256, size=size, mimetype=mimetype, width=width, height=height, phash=to_signed64(phash),
              data=data, created=created),
     )
@@ -211,7 +219,7 @@ def record_blob(conn: Connection, sha256: bytes, size: int, mimetype: str, width
 
 def record_rendition(conn: Connection, source: bytes, spec: str, encoder: int, result: bytes, created) -> None:
     conn.execute(
-        _insert(conn, rendition_table).on_conflict_do_nothing(),
+        _insert(conn, rendition_table),
         dict(source_sha256=source, spec=spec, encoder=encoder, result_sha256=result, created=created),
     )
 

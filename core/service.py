@@ -30,7 +30,7 @@ import time
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from typing import BinaryIO
 from urllib.parse import quote
@@ -158,8 +158,8 @@ class PasteInfo:
         return f"{base_url.rstrip('/')}/x/{self.filehash}/{self.delete_token}"
 
     def to_cache(self) -> dict:
-        data = asdict(self)
-        del data["delete_token"]
+        # every field holds a plain value: a shallow copy (asdict deep-copies)
+        data = {name: getattr(self, name) for name in _CACHED_FIELDS}
         data["uploadtime"] = self.uploadtime.isoformat()
         data["expires"] = self.expires.isoformat() if self.expires else None
         return data
@@ -171,6 +171,9 @@ class PasteInfo:
         if values.get("expires"):
             values["expires"] = datetime.fromisoformat(values["expires"])
         return cls(**values)
+
+
+_CACHED_FIELDS = tuple(f.name for f in fields(PasteInfo) if f.name != "delete_token")
 
 
 @dataclass(frozen=True)
@@ -220,7 +223,11 @@ class PasteFileService:
         # an upload whose blob row a concurrent delete removed meets a foreign
         # key error (or, rarely, a deadlock); tried again, it records the blob afresh
         self._committer = GroupCommitter(
-            self.engine, self._record, after_commit=self._remember, retry_on=(IntegrityError, OperationalError)
+            self.engine,
+            self._record,
+            after_commit=self._remember,
+            retry_on=(IntegrityError, OperationalError),
+            lock_path=db.writer_lock_path(self.engine),
         )
         self._flights = SingleFlight(os.path.join(self.store.root, "locks"))
         self._offered_sizes = frozenset(parse_size(size) for size in self.settings.rendition_sizes)

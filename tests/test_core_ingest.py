@@ -167,6 +167,39 @@ def test_a_failing_item_fails_alone(tmp_path):
         svc.close()
 
 
+def test_sqlite_writers_queue_on_the_lock_file(tmp_path):
+    """The committers of several processes on one SQLite file take turns on
+    an flock beside it (not SQLite's sleeping busy handler): an upload waits
+    while another holder has it and commits as soon as it is released."""
+    import fcntl
+
+    svc = _sqlite_service(tmp_path)
+    try:
+        lock_path = svc._committer.lock_path
+        assert lock_path == str(tmp_path / "pastefile.sqlite") + "-writer.lock"
+        svc.upload(io.BytesIO(random_text(80)), "first.txt")
+        holder = os.open(lock_path, os.O_RDWR)
+        fcntl.flock(holder, fcntl.LOCK_EX)  # as another worker's writer would
+        done = threading.Event()
+        result = {}
+
+        def upload():
+            result["paste"] = svc.upload(io.BytesIO(random_text(81)), "second.txt")
+            done.set()
+
+        thread = threading.Thread(target=upload)
+        thread.start()
+        assert not done.wait(0.5)
+        assert svc.count() == (1, 1)
+        os.close(holder)  # releases the lock
+        assert done.wait(10)
+        thread.join()
+        assert svc.get(result["paste"].filehash) == result["paste"]
+        assert svc.count() == (2, 2)
+    finally:
+        svc.close()
+
+
 def test_forked_child_uploads_through_its_own_committer(tmp_path):
     svc = _sqlite_service(tmp_path)
     try:

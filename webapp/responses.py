@@ -1,12 +1,14 @@
 """HTTP details of serving user content: caching, ranges, disposition, sandboxing."""
 from __future__ import annotations
 
+import functools
 import os
 import re
 from typing import BinaryIO
 from urllib.parse import quote
 
 from pyramid.response import Response
+from webob.acceptparse import create_accept_header
 
 from pastefile.core import mimes
 
@@ -15,23 +17,31 @@ _CHUNK = 64 * 1024
 _UNSAFE_ASCII = re.compile(r'[^\x20-\x7e]|["\\]')
 
 
-def _preferred(request, offers: list[str]) -> str | None:
+def _preferred(request, offers: tuple[str, ...]) -> str | None:
     """The offer the client ranks highest (ties go to the earlier offer)."""
-    if "Accept" not in request.headers:
+    accept = request.headers.get("Accept")
+    if accept is None:
         return offers[0]
-    acceptable = request.accept.acceptable_offers(offers)
+    return _negotiate(accept, offers)
+
+
+@functools.lru_cache(maxsize=512)
+def _negotiate(accept: str, offers: tuple[str, ...]) -> str | None:
+    # clients send a handful of distinct Accept values; parsing one costs
+    # more than the rest of a small upload's response
+    acceptable = create_accept_header(accept).acceptable_offers(offers)
     return acceptable[0][0] if acceptable else None
 
 
 def wants_json(request) -> bool:
     """JSON for API clients (Accept: application/json, */*, curl); HTML only
     when the client prefers it, as browsers do."""
-    return _preferred(request, ["application/json", "text/html"]) != "text/html"
+    return _preferred(request, ("application/json", "text/html")) != "text/html"
 
 
 def wants_text(request) -> bool:
     """Plain text for curl or a client asking for text/plain first."""
-    if _preferred(request, ["application/json", "text/plain", "text/html"]) == "text/plain":
+    if _preferred(request, ("application/json", "text/plain", "text/html")) == "text/plain":
         return True
     explicit = "application/json" in (request.headers.get("Accept") or "")
     return not explicit and (request.user_agent or "").lower().startswith("curl/")
