@@ -10,7 +10,8 @@ not uploads.
 SQLite has a single writer: without this, concurrent uploads queue for its
 lock (sleeping in its busy handler) and pay one WAL flush each.
 PostgreSQL merges concurrent flushes itself, but still saves a round trip
-per statement and per commit.
+per statement and per commit; there ``writers`` threads commit batches side
+by side, so one batch's statements travel while another waits for its flush.
 
 Several processes (waitress workers) on one SQLite file each have a writer
 thread.  Left to SQLite, the one that finds the database locked sleeps in
@@ -61,6 +62,7 @@ class GroupCommitter(Generic[T, R]):
         retry_on: tuple[type[BaseException], ...] = (),
         attempts: int = 3,
         lock_path: str | None = None,
+        writers: int = 1,
     ):
         self.engine = engine
         self.record = record
@@ -71,9 +73,13 @@ class GroupCommitter(Generic[T, R]):
         self.retry_on = retry_on
         self.attempts = attempts
         self.lock_path = lock_path
+        if writers < 1:
+            raise ValueError("writers must be at least 1")
+        self.writers = writers
         self._lock = threading.Lock()
+        self._local = threading.local()
         self._queue: queue.SimpleQueue | None = None
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._pid = 0
         self.batches = 0  # for tests and profiling: how many commits ran
         self.items = 0
@@ -85,26 +91,32 @@ class GroupCommitter(Generic[T, R]):
         return future.result()
 
     def _ensure_running(self) -> queue.SimpleQueue:
-        if self._thread is not None and self._pid == os.getpid():
+        if self._threads and self._pid == os.getpid():
             return self._queue
         with self._lock:
-            if self._thread is None or self._pid != os.getpid():
+            if not self._threads or self._pid != os.getpid():
                 self._queue = queue.SimpleQueue()
                 self._pid = os.getpid()
-                self._thread = threading.Thread(
-                    target=self._run, args=(self._queue,), name="pastefile-group-commit", daemon=True
-                )
-                self._thread.start()
+                self._threads = [
+                    threading.Thread(
+                        target=self._run, args=(self._queue,), name=f"pastefile-group-commit-{n}", daemon=True
+                    )
+                    for n in range(self.writers)
+                ]
+                for thread in self._threads:
+                    thread.start()
             return self._queue
 
     def close(self) -> None:
-        """Stop the writer thread after the batches already queued."""
+        """Stop the writer threads after the batches already queued."""
         with self._lock:
-            thread, q = self._thread, self._queue
-            self._thread = self._queue = None
-        if thread is not None and self._pid == os.getpid():
-            q.put(None)
-            thread.join(10)
+            threads, q = self._threads, self._queue
+            self._threads, self._queue = [], None
+        if threads and self._pid == os.getpid():
+            for _ in threads:
+                q.put(None)
+            for thread in threads:
+                thread.join(10)
 
     def _run(self, q: queue.SimpleQueue) -> None:
         # opened by the writer thread of this process: a descriptor inherited
@@ -128,6 +140,7 @@ class GroupCommitter(Generic[T, R]):
                 for batch, outcome in settled:
                     self._hand_over(batch, outcome)
         finally:
+            self._drop_connection()
             if lock_fd >= 0:
                 os.close(lock_fd)
 
@@ -157,6 +170,15 @@ class GroupCommitter(Generic[T, R]):
                 return self._settle(batch, attempt + 1)
             return [(batch, exc)]
 
+    def _drop_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - a dead connection is dropped either way
+                log.debug("closing a writer connection failed", exc_info=True)
+
     def _hand_over(self, batch: list[tuple[T, Future]], outcome: list | BaseException) -> None:
         if isinstance(outcome, BaseException):
             for _, future in batch:
@@ -171,9 +193,20 @@ class GroupCommitter(Generic[T, R]):
             future.set_result(result)
 
     def _transaction(self, items: list[T]) -> list[R]:
-        with self.engine.begin() as conn:
-            results = self.record(conn, items)
-        self.batches += 1
-        self.items += len(items)
+        # each writer keeps its connection between batches: no pool checkout
+        # (nor pre-ping round trip) per batch; after a failure it takes a
+        # fresh one from the pool, which checks it
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self.engine.connect()
+        try:
+            with conn.begin():
+                results = self.record(conn, items)
+        except BaseException:
+            self._drop_connection()
+            raise
+        with self._lock:
+            self.batches += 1
+            self.items += len(items)
         return results
 

@@ -228,6 +228,7 @@ class PasteFileService:
             after_commit=self._remember,
             retry_on=(IntegrityError, OperationalError),
             lock_path=db.writer_lock_path(self.engine),
+            writers=self.settings.commit_writers or (1 if self.engine.dialect.name == "sqlite" else 4),
         )
         self._flights = SingleFlight(os.path.join(self.store.root, "locks"))
         self._offered_sizes = frozenset(parse_size(size) for size in self.settings.rendition_sizes)

@@ -108,6 +108,9 @@ class Settings:
     # blobs up to this size live in their database row (0: always files)
     inline_max: int = 128 << 10
     auto_migrate: bool = False
+    # threads per process that commit upload batches (group commit); 0: one
+    # on SQLite (a single writer anyway), four on PostgreSQL
+    commit_writers: int = 0
     # images: a source above this many pixels is refused (per call, from its header)
     max_image_pixels: int = 100_000_000
     # threads of the resampler per call; 0 = every core
@@ -208,6 +211,7 @@ _INT_FIELDS = {
     "cache_memory_size": 1,
     "max_image_pixels": 1,
     "image_threads": 0,
+    "commit_writers": 0,
     "rendition_max_per_source": 1,
     "similar_distance": 0,
     "max_expiry": 1,

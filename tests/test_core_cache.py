@@ -195,3 +195,24 @@ def test_never_started_node_is_a_miss():
     client.set("k", 1)
     assert client.get("k") is None
     client.close()
+
+
+def test_rendezvous_hash_spreads_keys_and_moves_only_a_lost_nodes_keys():
+    from collections import Counter
+
+    from pastefile.core.cache import _FastRendezvousHash
+
+    nodes = ["127.0.0.1:11211", "127.0.0.1:11212", "127.0.0.1:11213"]
+    three = _FastRendezvousHash()
+    for node in nodes:
+        three.add_node(node)
+    keys = [f"pastefile:v3:paste:fh:{i:x}" for i in range(6000)]
+    counts = Counter(three.get_node(k) for k in keys)
+    assert set(counts) == set(nodes) and min(counts.values()) > 1700
+    two = _FastRendezvousHash(nodes[:2])
+    for key in keys:
+        owner = three.get_node(key)
+        assert two.get_node(key) == (owner if owner != nodes[2] else two.get_node(key))
+        assert two.get_node(key) in nodes[:2]
+    three.remove_node(nodes[2])
+    assert all(three.get_node(k) == two.get_node(k) for k in keys)
