@@ -1,5 +1,7 @@
 """pastefile's web front: a Pyramid app over :mod:`pastefile.core`."""
 from pyramid.config import Configurator
+from pyramid.interfaces import IRequestExtensions, IRequestFactory
+from pyramid.request import Request
 
 
 def default_locale_only(request):
@@ -30,4 +32,27 @@ def main(global_config, **settings):
         config.include(".routes")
         config.include(".views")
         config.scan(".views")
+        _extensions_on_the_request_class(config)
     return config.make_wsgi_app()
+
+
+def _extensions_on_the_request_class(config) -> None:
+    """``add_request_method`` properties (``request.pastefile``,
+    ``request.dbsession``, ``request.tm`` ...) as attributes of one request
+    class, made once here.
+
+    Pyramid otherwise applies them to every request by making a new class
+    for it, which cost more than the rest of routing a cached read.  The
+    registered extensions are emptied so nothing applies them twice.
+    """
+    config.commit()
+    registry = config.registry
+    extensions = registry.queryUtility(IRequestExtensions)
+    if extensions is None or not (extensions.descriptors or extensions.methods):
+        return
+    base = registry.queryUtility(IRequestFactory, default=Request)
+    attrs = {"__module__": base.__module__, **extensions.descriptors, **extensions.methods}
+    request_class = type(base.__name__, (base,), attrs)
+    empty = type(extensions)()
+    registry.registerUtility(empty, IRequestExtensions)
+    config.set_request_factory(request_class)

@@ -12,12 +12,16 @@ def get_tm_session(session_factory, transaction_manager, request=None):
 
 
 def retry_attempts(request):
-    """``retry.activate_hook``: no retries for requests that carry a body.
+    """``retry.activate_hook``: retries only for the views that write in a
+    request-wide transaction, and only without a body.
 
     A retry needs the body buffered first (``make_body_seekable``), which
     would read a whole oversized upload before the size check could refuse
-    it.  Uploads need no retry: they resolve races with ON CONFLICT.
+    it.  Uploads need no retry: they resolve races with ON CONFLICT.  Reads
+    run no transaction to retry, and each would pay for the buffering.
     """
+    if not needs_transaction(request):
+        return 1
     if request.method in ("POST", "PUT") and (request.content_length or request.is_body_readable):
         return 1
     return None
