@@ -34,7 +34,9 @@ def needs_transaction(request) -> bool:
     method = request.method
     if method in ("GET", "HEAD", "PUT"):
         return False
-    return not (method == "POST" and request.path_info == "/")
+    # the raw WSGI path: this runs before the input guard has refused an
+    # undecodable one, and request.path_info would raise on it
+    return not (method == "POST" and request.environ.get("PATH_INFO", "") in ("", "/"))
 
 
 def includeme(config):
