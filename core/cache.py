@@ -167,6 +167,10 @@ class MemoryCache(Cache):
             self._data.clear()
             self.bytes = 0
 
+    def after_fork(self) -> None:
+        # a thread of the parent may have held the lock at the fork
+        self._lock = threading.Lock()
+
 
 class _Serde:
     """bytes as they are, everything else as JSON (never pickle: the cache is

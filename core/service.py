@@ -57,6 +57,9 @@ from .sniff import sniff
 from .utils import clean_filename, humanize_bytes, is_filehash, new_filehash
 
 LATEST_EXPIRE = 10  # seconds; the list changes with every upload
+# seconds a paste row stays in a process in front of a shared cache: the most
+# a removal is seen late by a host that does not share the storage root
+LOCAL_ROW_TTL = 2
 MAX_LATEST = 100
 MAX_SIMILAR = 50
 # a token in the shared cache that changes whenever image uploads commit
@@ -216,6 +219,12 @@ class PasteFileService:
         # content-addressed bytes are immutable: a small per-process copy
         # saves a round trip to memcached on every read of a hot blob
         self._local_bytes = MemoryCache(prefix="local", max_entries=4096, max_bytes=self.settings.cache_local_bytes)
+        # with a shared cache (memcached), paste rows are also kept here for
+        # LOCAL_ROW_TTL seconds: a cached read then costs no round trip.  A
+        # removal anywhere is seen at once through the removals stamp below.
+        self._local_rows = (
+            None if isinstance(self.cache, MemoryCache) else MemoryCache(prefix="rows", max_entries=8192, max_bytes=16 << 20)
+        )
         self.store = FileSystemBlobStore(self.settings.storage_root, self.settings.inline_max)
         self.links = ShortLinks(self.settings.symlink_key)
         self.expire = self.settings.cache_expire
@@ -545,13 +554,24 @@ class PasteFileService:
         if not isinstance(filehash, str) or not is_filehash(filehash):
             return None
         self._sync_removals()
-        data = self._paste_by_filehash(filehash)
+        data = self._row(f"fh:{filehash}", self._paste_by_filehash, filehash)
         return _live(PasteInfo.from_cache(data)) if data else None
 
     def get_by_id(self, paste_id: int) -> PasteInfo | None:
         self._sync_removals()
-        data = self._paste_by_id(paste_id)
+        data = self._row(f"id:{paste_id}", self._paste_by_id, paste_id)
         return _live(PasteInfo.from_cache(data)) if data else None
+
+    def _row(self, key: str, load, arg):
+        local = self._local_rows
+        if local is None:
+            return load(arg)
+        data = local.get(key)
+        if data is None:
+            data = load(arg)
+            if data:
+                local.set(key, data, LOCAL_ROW_TTL)
+        return data
 
     def get_by_symlink(self, symlink: str) -> PasteInfo | None:
         """The paste behind a short link, or None (also for malformed links)."""
@@ -916,10 +936,8 @@ class PasteFileService:
         return result, (removed, released)
 
     def _sync_removals(self) -> None:
-        """With the in-process cache: drop it when any process removed pastes
-        since this one last looked (one stat per lookup)."""
-        if not isinstance(self.cache, MemoryCache):
-            return
+        """Drop the rows cached in this process when any process removed
+        pastes since this one last looked (one stat per lookup)."""
         try:
             st = os.stat(self._removals)
             seen = (st.st_ino, st.st_mtime_ns)
@@ -927,12 +945,10 @@ class PasteFileService:
             seen = (0, 0)
         if seen != self._removals_seen:
             if self._removals_seen is not None:
-                self.cache.clear()
+                (self._local_rows if self._local_rows is not None else self.cache).clear()
             self._removals_seen = seen
 
     def _announce_removals(self) -> None:
-        if not isinstance(self.cache, MemoryCache):
-            return
         os.makedirs(os.path.dirname(self._removals), exist_ok=True)
         tmp = f"{self._removals}.{os.getpid()}.{threading.get_ident()}"
         with open(tmp, "w") as f:
@@ -1103,6 +1119,9 @@ def _after_fork_in_child(ref: weakref.ref) -> None:
     if service is not None:
         service.engine.dispose(close=False)
         service.cache.after_fork()
+        service._local_bytes.after_fork()
+        if service._local_rows is not None:
+            service._local_rows.after_fork()
         # its lock may have been held by a thread that does not exist here
         service._similar = service._new_similar_index()
 

@@ -9,7 +9,7 @@ import pytest
 
 from pastefile.core import PasteFileService
 
-from .conftest import blob_copies, make_image, pg_service, settings_for
+from .conftest import blob_copies, make_image, pg_service, random_text, settings_for
 
 THREADS = 12
 
@@ -80,3 +80,21 @@ def test_identical_uploads_sqlite(tmp_path):
         assert svc.count() == (2, 1)
     finally:
         svc.close()
+
+
+def test_rows_kept_in_process_see_another_process_remove_them(tmp_path, fresh_pg_url, memcached_nodes):
+    """In front of memcached each process keeps paste rows for a moment; a
+    delete by another process (same storage root) is seen at the next lookup."""
+    one = pg_service(tmp_path, fresh_pg_url, memcached_nodes, "128k")
+    other = PasteFileService(one.settings)
+    try:
+        paste = one.upload(io.BytesIO(random_text(4242)), "shared.txt")
+        assert one.get(paste.filehash) == paste
+        assert one.get_by_symlink(paste.symlink) == paste
+        assert one._local_rows is not None and one._local_rows.get(f"fh:{paste.filehash}") is not None
+        assert other.delete(paste.filehash, paste.delete_token)
+        assert one.get(paste.filehash) is None
+        assert one.get_by_symlink(paste.symlink) is None
+    finally:
+        other.close()
+        one.close()
