@@ -10,7 +10,7 @@ from pyramid.view import view_config
 
 from pastefile.core import NotFound, mimes
 
-from ..responses import accel_path, content_response
+from ..responses import accel_path, content_response, json_response
 from .params import choice_param, int_param, signature_param, size_params
 
 
@@ -150,13 +150,13 @@ def symlink(request):
     return Response(status=302, location=paste.url_p(request.application_url))
 
 
-@view_config(route_name="meta", request_method="GET", renderer="json")
+@view_config(route_name="meta", request_method="GET")
 def meta(request):
     paste = _paste(request)
     data = paste.to_json(request.application_url)
     if paste.phash is not None:
         data["similar"] = _similar(request, paste)
-    return data
+    return json_response(data)
 
 
 @view_config(route_name="latest", request_method="GET", renderer="json")

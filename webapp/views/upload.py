@@ -10,7 +10,7 @@ from pyramid.view import view_config
 from pastefile.core import InvalidRequest, humanize_bytes
 
 from ..multipart_upload import receive_multipart
-from ..responses import wants_json, wants_text
+from ..responses import json_response, wants_json, wants_text
 from .params import int_param, size_params
 
 # multipart framing around the file itself
@@ -36,7 +36,7 @@ def upload_response(request, paste) -> Response:
     elif not wants_json(request):
         response = HTTPSeeOther(location=data["url_p"])
     else:
-        response = Response(json_body=data)
+        response = json_response(data)
     response.cache_control = "no-store"
     # only the uploader ever sees the token: a ShareX-style client keeps the URL
     if paste.delete_token:
