@@ -169,6 +169,11 @@ def record(conn: Connection, items: Sequence[NewPaste]) -> list[dict]:
     return out
 
 
+def paste_of(conn: Connection, sha256: bytes, filename: str):
+    """The paste of these bytes under this name, or None."""
+    return _paste_of(conn, [(sha256, filename)]).get((sha256, filename))
+
+
 def _paste_of(conn: Connection, keys: Iterable[tuple[bytes, str]]) -> dict:
     keys = list(keys)
     if not keys:

@@ -468,6 +468,11 @@ class PasteFileService:
             delete_token=token,
             staged=staged,
         )
+        if self._session is None and parent_id is None and resize is None:
+            earlier = self._earlier_upload(staged.sha256, filename)
+            if earlier is not None:
+                self.store.settle(staged)
+                return earlier
         # durable under its address before any row points at it; when the
         # same bytes are there already, the staged copy is kept until the
         # rows are recorded, in case a concurrent delete takes that file
@@ -495,6 +500,17 @@ class PasteFileService:
             for row, item in zip(rows, items)
         ]
 
+    def _earlier_upload(self, sha256: bytes, filename: str) -> PasteInfo | None:
+        """The paste an earlier upload of the same bytes under the same name
+        made, when the cache hints there is one and the database confirms it:
+        a repeated upload then costs one read instead of a place in the
+        writer's queue and a write that changes nothing."""
+        if not self.cache.get(_named_key(sha256, filename)):
+            return None
+        with self._connection() as conn:
+            row = repository.paste_of(conn, sha256, filename)
+        return self._info(row) if row is not None else None
+
     def _remember(self, items: list[NewPaste], infos: list[PasteInfo]) -> None:
         """One cache write for a committed batch of uploads: their pastes and
         the bytes of small ones (a new upload is usually viewed at once)."""
@@ -504,6 +520,8 @@ class PasteFileService:
                 self._similar.add(info.id, info.phash)
                 mapping[SIMILAR_GENERATION] = os.urandom(8).hex()
             data = info.to_cache()
+            if item.parent_id is None and item.resize_w is None and item.resize_h is None:
+                mapping[_named_key(item.sha256, item.filename)] = 1
             mapping[f"paste:fh:{info.filehash}"] = data
             mapping[f"paste:id:{info.id}"] = data
             if info.inline and item.data is not None and len(item.data) <= self.settings.cache_variant_max:
@@ -1130,6 +1148,11 @@ def _hash_file(path: str):
     """SHA-256 and size of a file, read by the C extension without the GIL."""
     with open(path, "rb") as src, open(os.devnull, "wb") as sink:
         return copy_and_hash(src, sink)
+
+
+def _named_key(sha256: bytes, filename: str) -> str:
+    # only a hint that such a paste exists: the database has the last word
+    return f"named:{sha256.hex()}:{filename}"
 
 
 def _rendition_key(source_hex: str, spec_key: str, encoder: int) -> str:

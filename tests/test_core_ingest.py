@@ -289,3 +289,26 @@ def test_memory_cache_is_bounded_by_bytes():
     cache.delete("k18")
     cache.clear()
     assert cache.bytes == 0
+
+
+def test_a_repeated_upload_is_answered_from_a_read(tmp_path):
+    """The same bytes under the same name: the earlier paste, found by one
+    read without going through the writer; after that paste is deleted, the
+    same upload makes a new one."""
+    svc = _sqlite_service(tmp_path)
+    try:
+        data = random_text(9090, 3000)
+        first = svc.upload(io.BytesIO(data), "again.txt")
+        committed = svc._committer.items
+        again = svc.upload(io.BytesIO(data), "again.txt")
+        assert again.id == first.id and again.filehash == first.filehash and again.delete_token is None
+        assert svc._committer.items == committed
+        other_name = svc.upload(io.BytesIO(data), "other.txt")
+        assert other_name.id != first.id and svc._committer.items == committed + 1
+        svc.delete(first.filehash, first.delete_token)
+        fresh = svc.upload(io.BytesIO(data), "again.txt")
+        assert fresh.id not in (first.id, other_name.id) and fresh.delete_token
+        with svc.open(fresh.filehash) as f:
+            assert f.read() == data
+    finally:
+        svc.close()
