@@ -36,7 +36,7 @@ from sqlalchemy import select
 from benchmarks.load import config as ini_config
 from pastefile.core.models import Blob, PasteFile
 
-from .servers import ServerError, wait_for_port
+from .servers import ServerError, children, group_members, wait_for_port
 
 PSERVE = os.path.join(os.path.dirname(sys.executable), "pserve")
 PASTEFILE = os.path.join(os.path.dirname(sys.executable), "pastefile")
@@ -64,35 +64,6 @@ def scale() -> Scale:
 
 
 # -- processes ------------------------------------------------------------------
-
-
-def _stat_fields(pid: int) -> list[bytes] | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    # the command name is in parentheses and may contain spaces
-    return stat[stat.rindex(b")") + 2 :].split()
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes of process group ``pgid``."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat_fields(int(entry))
-            if fields is not None and int(fields[2]) == pgid and fields[0] != b"Z":
-                out.append(int(entry))
-    return out
-
-
-def children(pid: int) -> set[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return {int(p) for p in f.read().split()}
-    except OSError:
-        return set()
 
 
 def _open_files(pid: int) -> list[str]:

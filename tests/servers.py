@@ -41,6 +41,42 @@ def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | Non
     raise ServerError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
+# -- /proc --------------------------------------------------------------------
+
+
+def proc_stat(pid: int | str) -> list[bytes] | None:
+    """The fields of /proc/PID/stat after the command name (state, ppid,
+    pgrp, ...), or None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # the command name is in parentheses and may contain spaces
+    return stat[stat.rindex(b")") + 2 :].split()
+
+
+def all_proc_stats():
+    """(pid, stat fields) of every process there is now."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (fields := proc_stat(entry)) is not None:
+            yield int(entry), fields
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of process group ``pgid``."""
+    return [pid for pid, fields in all_proc_stats() if int(fields[2]) == pgid and fields[0] != b"Z"]
+
+
+def children(pid: int) -> set[int]:
+    """The direct children of ``pid`` (none once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return {int(p) for p in f.read().split()}
+    except OSError:
+        return set()
+
+
 def _pg_bindir() -> str:
     for name in ("pg_ctl", "initdb"):
         found = shutil.which(name)

@@ -12,15 +12,10 @@ from urllib.request import Request, urlopen
 
 import pytest
 
-from .servers import free_port, wait_for_port
+from .servers import children, free_port, wait_for_port
 from .webapp_helpers import unique_text
 
 PSERVE = os.path.join(os.path.dirname(sys.executable), "pserve")
-
-
-def _children(pid: int) -> set[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return {int(p) for p in f.read().split()}
 
 
 def _wait_for_workers(pid: int, count: int, replacing: set[int] = frozenset(), seconds: float = 20) -> set[int]:
@@ -28,9 +23,9 @@ def _wait_for_workers(pid: int, count: int, replacing: set[int] = frozenset(), s
     not yet mean the workers exist."""
     deadline = time.monotonic() + seconds
     while True:
-        children = _children(pid)
-        if (len(children) == count and not children & replacing) or time.monotonic() > deadline:
-            return children
+        found = children(pid)
+        if (len(found) == count and not found & replacing) or time.monotonic() > deadline:
+            return found
         time.sleep(0.05)
 
 
@@ -94,7 +89,7 @@ def test_workers_share_the_socket_and_stop_together(served):
     replaced = _wait_for_workers(proc.pid, 2, replacing={killed})
     assert len(replaced) == 2 and killed not in replaced
     assert _upload(base, unique_text(500), "after.txt")["filename"] == "after.txt"
-    current = _children(proc.pid)
+    current = children(proc.pid)
     proc.terminate()
     assert proc.wait(20) == 0
     for pid in current:

@@ -20,28 +20,10 @@ class HarnessError(RuntimeError):
 
 # -- /proc --------------------------------------------------------------------
 
-def _stat_fields(pid: int | str) -> list[bytes] | None:
-    """The fields of /proc/PID/stat after the command name (state, ppid,
-    pgrp, ...), or None when the process is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    # the command name is in parentheses and may contain spaces
-    return stat[stat.rindex(b")") + 2 :].split()
-
-
-def _all_stats():
-    """(pid, stat fields) of every process there is now."""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (fields := _stat_fields(entry)) is not None:
-            yield int(entry), fields
-
 
 def _children_map() -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
-    for pid, fields in _all_stats():
+    for pid, fields in test_servers.all_proc_stats():
         children.setdefault(int(fields[1]), []).append(pid)
     return children
 
@@ -82,7 +64,7 @@ def cpu_seconds(pids) -> float:
     """User + system CPU time consumed so far by ``pids``."""
     ticks = 0
     for pid in pids:
-        fields = _stat_fields(pid)
+        fields = test_servers.proc_stat(pid)
         if fields is not None:
             ticks += int(fields[11]) + int(fields[12])  # utime, stime
     return ticks / CLOCK_TICKS
@@ -107,14 +89,14 @@ def wait_idle(pid: int, busy_share: float = 0.05, window: float = 0.25, timeout:
 
 def alive(pid: int) -> bool:
     """True when ``pid`` exists and is not a zombie."""
-    fields = _stat_fields(pid)
+    fields = test_servers.proc_stat(pid)
     return fields is not None and fields[0] != b"Z"
 
 
 def group_alive(pgid: int) -> bool:
     """True while a process of group ``pgid`` runs (zombies waiting for
     their parent to reap them do not count)."""
-    return any(int(fields[2]) == pgid and fields[0] != b"Z" for _, fields in _all_stats())
+    return bool(test_servers.group_members(pgid))
 
 
 def kill_group(pgid: int, grace: float = 5.0) -> None:
