@@ -34,14 +34,11 @@ def _negotiate(accept: str, offers: tuple[str, ...]) -> str | None:
     return acceptable[0][0] if acceptable else None
 
 
-def json_response(data, cache_control: str | None = None) -> Response:
+def json_response(data) -> Response:
     """``data`` as a JSON body (ASCII, so no charset), its headers set as
     one list: the JSON renderer's machinery cost more than the lookup."""
     body = json.dumps(data, separators=(",", ":")).encode("ascii")
-    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-    if cache_control:
-        headers.append(("Cache-Control", cache_control))
-    return Response(body=body, headerlist=headers)
+    return Response(body=body, headerlist=[("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
 
 
 def wants_json(request) -> bool:
