@@ -468,11 +468,12 @@ class PasteFileService:
             delete_token=token,
             staged=staged,
         )
-        if self._session is None and parent_id is None and resize is None:
-            earlier = self._earlier_upload(staged.sha256, filename)
-            if earlier is not None:
-                self.store.settle(staged)
-                return earlier
+        # the same bytes under the same name: the earlier paste, as the
+        # writer's ON CONFLICT would answer, without a place in its queue
+        earlier = self._earlier_upload(staged.sha256, filename)
+        if earlier is not None:
+            self.store.settle(staged)
+            return earlier
         # durable under its address before any row points at it; when the
         # same bytes are there already, the staged copy is kept until the
         # rows are recorded, in case a concurrent delete takes that file
@@ -520,8 +521,7 @@ class PasteFileService:
                 self._similar.add(info.id, info.phash)
                 mapping[SIMILAR_GENERATION] = os.urandom(8).hex()
             data = info.to_cache()
-            if item.parent_id is None and item.resize_w is None and item.resize_h is None:
-                mapping[_named_key(item.sha256, item.filename)] = 1
+            mapping[_named_key(item.sha256, item.filename)] = 1
             mapping[f"paste:fh:{info.filehash}"] = data
             mapping[f"paste:id:{info.id}"] = data
             if info.inline and item.data is not None and len(item.data) <= self.settings.cache_variant_max:
