@@ -36,6 +36,9 @@ PLACED_PREFIX = "placed-"
 # unlinked after it commits, renamed back if it does not
 TRASH_DIR = "trash"
 _READ = 256 * 1024
+# a streamed file starts its writeback every this many bytes, so the disk
+# works while the body still arrives and the final fsync only waits for the tail
+WRITEBACK_EVERY = 8 * 1024 * 1024
 
 
 @dataclass
@@ -85,6 +88,7 @@ class StagingWriter:
         self._fd = -1
         self._sealed_fd = -1
         self._writer: HashingWriter | None = None
+        self._written_back = 0
         self._buffer = bytearray()
         self._hasher: Hasher | None = Hasher("sha256") if inline_max > 0 else None
         if self._hasher is None:
@@ -119,7 +123,24 @@ class StagingWriter:
                 self._hasher.update(chunk)
                 return n
             self._spill()
-        return self._writer.write(chunk)
+        n = self._writer.write(chunk)
+        if self._writer.size - self._written_back >= WRITEBACK_EVERY:
+            self._start_writeback()
+        return n
+
+    def _start_writeback(self) -> None:
+        """Have the kernel start writing what is staged so far, without
+        waiting for it (``POSIX_FADV_DONTNEED`` starts the writeback of dirty
+        pages, then drops the ones already clean: a large upload does not
+        crowd the page cache either)."""
+        end = self._writer.size
+        # this window, and the one before, which is written by now
+        start = max(0, self._written_back - WRITEBACK_EVERY)
+        try:
+            os.posix_fadvise(self._fd, start, end - start, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass  # advice only: the fsync at the end is what makes it durable
+        self._written_back = end
 
     def finish(self) -> StagedBlob:
         if self._writer is None:

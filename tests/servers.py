@@ -228,11 +228,11 @@ class Memcached:
 class LiveServer:
     """A WSGI app served by waitress on 127.0.0.1:<free port> in a thread."""
 
-    def __init__(self, app, threads: int = 4):
-        from waitress import create_server
+    def __init__(self, app, threads: int = 4, **kw):
+        from pastefile.webapp.server import create_server
 
         self._map: dict = {}
-        self.server = create_server(app, map=self._map, host="127.0.0.1", port=0, threads=threads)
+        self.server = create_server(app, map=self._map, host="127.0.0.1", port=0, threads=threads, **kw)
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
         self.thread = threading.Thread(target=self.server.run, name="pastefile-live-server", daemon=True)
 

@@ -27,6 +27,9 @@ import sys
 import time
 
 import waitress
+from waitress.server import BaseWSGIServer
+
+from .streaming import streaming_channel
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +60,33 @@ def bind_sockets(addresses: list[tuple[str, int]], backlog: int = 1024) -> list[
     return sockets
 
 
+def create_server(app, *, stream_uploads: bool = True, map: dict | None = None, **kw):
+    """``waitress.create_server``, with large multipart uploads of a
+    pastefile app staged while they arrive (:mod:`pastefile.webapp.streaming`)."""
+    socket_map = {} if map is None else map
+    server = waitress.create_server(app, map=socket_map, **kw)
+    service = getattr(getattr(app, "registry", None), "pastefile", None)
+    if stream_uploads and service is not None:
+        channel = streaming_channel(service, server.adj.inbuf_overflow)
+        for dispatcher in list(socket_map.values()):
+            if isinstance(dispatcher, BaseWSGIServer):
+                dispatcher.channel_class = channel
+    return server
+
+
+def run_waitress(app, *, quiet: bool = False, **kw) -> None:
+    if not quiet:
+        logging.basicConfig()
+    server = create_server(app, **kw)
+    if not quiet:
+        server.print_listen("Serving on http://{}:{}")
+    server.run()
+
+
 def serve(app, *, workers: int = 1, **kw) -> None:
     """Serve ``app`` with waitress in ``workers`` processes (1: this one)."""
     if workers <= 1:
-        waitress.serve(app, **kw)
+        run_waitress(app, **kw)
         return
     backlog = int(kw.get("backlog", 1024))
     sockets = bind_sockets(_listen_addresses(kw), backlog)
@@ -87,7 +113,7 @@ class Supervisor:
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                waitress.serve(self.app, sockets=self.sockets, _quiet=True, **self.options)
+                run_waitress(self.app, sockets=self.sockets, quiet=True, **self.options)
             except BaseException:  # noqa: BLE001 - report, then leave without running the parent's cleanup
                 log.exception("worker %d failed", os.getpid())
                 code = 1
@@ -129,7 +155,8 @@ class Supervisor:
 
 def serve_paste(app, global_conf=None, **kw) -> int:
     """``paste.server_runner`` ``egg:pastefile#main``: waitress's settings plus
-    ``workers``."""
+    ``workers`` and ``stream_uploads`` (default true)."""
     workers = int(kw.pop("workers", 1))
-    serve(app, workers=workers, **kw)
+    stream = str(kw.pop("stream_uploads", "true")).strip().lower() not in ("false", "0", "no", "off")
+    serve(app, workers=workers, stream_uploads=stream, **kw)
     return 0

@@ -9,12 +9,10 @@ from pyramid.view import view_config
 
 from pastefile.core import InvalidRequest, humanize_bytes
 
-from ..multipart_upload import receive_multipart
+from ..multipart_upload import FORM_OVERHEAD, receive_multipart
 from ..responses import json_response, wants_json, wants_text
+from ..streaming import StreamedUpload
 from .params import int_param, size_params
-
-# multipart framing around the file itself
-_FORM_OVERHEAD = 64 * 1024
 
 
 @view_config(route_name="home", request_method="GET", renderer="pastefile.webapp:templates/index.jinja2")
@@ -48,8 +46,13 @@ def upload_response(request, paste) -> Response:
 @view_config(route_name="home", request_method="POST")
 def upload(request):
     service = request.pastefile
-    service.check_declared_size(request.content_length, _FORM_OVERHEAD)
-    received = receive_multipart(request, _body_source(request), service)
+    service.check_declared_size(request.content_length, FORM_OVERHEAD)
+    body = request.environ["wsgi.input"]
+    if isinstance(body, StreamedUpload):
+        # the server parsed it into the store while it arrived
+        received = body.result()
+    else:
+        received = receive_multipart(request, _body_source(request), service)
     try:
         w, h = size_params(received.fields)
         expires = int_param(received.fields, "expires")
