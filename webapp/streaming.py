@@ -122,7 +122,10 @@ class StreamedUpload:
 
     def __init__(self, service, boundary: str, length: int, wake, release):
         self._stream = _Stream(service, boundary, length, wake, release)
-        self._block = bytearray()
+        # pieces as waitress received them, joined once per block: a growing
+        # bytearray would be copied again at each of its resizes
+        self._pieces: list[bytes] = []
+        self._pending = 0
         self._size = 0
         self._taken = False
         # a request dropped mid-body is never closed by waitress
@@ -130,11 +133,13 @@ class StreamedUpload:
 
     # -- waitress's side (the I/O thread) --------------------------------
     def append(self, data: bytes) -> None:
-        self._size += len(data)
+        n = len(data)
+        self._size += n
         if self._stream.done.is_set():
             return  # failed early: the rest of the body is read and dropped
-        self._block += data
-        if len(self._block) >= BLOCK:
+        self._pieces.append(data)
+        self._pending += n
+        if self._pending >= BLOCK:
             self._push()
 
     def __len__(self) -> int:
@@ -162,8 +167,9 @@ class StreamedUpload:
                 stream.upload = None
 
     def _push(self) -> None:
-        if self._block:
-            block, self._block = bytes(self._block), bytearray()
+        if self._pieces:
+            block = b"".join(self._pieces)
+            self._pieces, self._pending = [], 0
             self._stream.put(block)
 
     # -- the app's side --------------------------------------------------
