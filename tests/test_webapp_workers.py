@@ -1,6 +1,7 @@
 """``egg:pastefile#main``: pserve with several waitress workers on one socket."""
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -94,3 +95,49 @@ def test_workers_share_the_socket_and_stop_together(served):
     assert proc.wait(20) == 0
     for pid in current:
         assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read()
+
+
+def _sockets(pid: int) -> int:
+    fds = f"/proc/{pid}/fd"
+    count = 0
+    for fd in os.listdir(fds):
+        try:
+            count += os.readlink(f"{fds}/{fd}").startswith("socket:")
+        except OSError:
+            pass  # closed meanwhile
+    return count
+
+
+def test_workers_share_keep_alive_connections_evenly(served):
+    """A few keep-alive clients must not all land on one worker: each worker
+    listens only while it has no more connections than the others."""
+    proc, base = served
+    workers = sorted(_wait_for_workers(proc.pid, 2))
+    port = int(base.rsplit(":", 1)[1])
+    # after start-up the workers hold the same sockets (the listener, and
+    # any their app opened)
+    before = {pid: _sockets(pid) for pid in workers}
+    clients = []
+    try:
+        # connected all at once, as a load generator starts: the workers
+        # find them waiting together
+        for _ in range(8):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.connect()
+            clients.append(conn)  # kept open: a keep-alive client
+        for conn in clients:
+            conn.request("GET", "/")
+        for conn in clients:
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200
+        deadline = time.monotonic() + 10
+        while True:
+            added = sorted(_sockets(pid) - before[pid] for pid in workers)
+            if sum(added) == 8 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert added == [4, 4]
+    finally:
+        for conn in clients:
+            conn.close()

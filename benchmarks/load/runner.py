@@ -338,11 +338,8 @@ class Run:
         server = self.servers[spec.server]
         size = scenario.size(self.smoke)
         nonce = f"{self.nonce}-{scenario.name}-{round_}"
-        if scenario.kind in ("post", "put", "large") and not self.parallel:
-            # what an earlier run left unwritten (the book app does not fsync)
-            # goes to disk now, not during this run
-            os.sync()
         if scenario.kind in ("post", "put"):
+            self.settle_disk()
             script = "upload.lua" if scenario.kind == "post" else "put.lua"
             return run_wrk(server.url, script, [str(size), str(scenario.dup_share), nonce],
                            scenario.connections, self.seconds(scenario), payload_bytes=size)
@@ -360,10 +357,18 @@ class Run:
                 self.log(f"writing a {size // MB} MB file ...")
                 make_text_file(big, size)
             stamp(big, f"{nonce} {contender}")
+            self.settle_disk()
             timeout = max(120, size // MB)  # at least 1 MB/s
             return curl_upload(server.url, big, f"large-{nonce}.txt", server.pid,
                                os.path.join(self.tmp, "curl-response"), timeout)
         raise ValueError(scenario.kind)
+
+    def settle_disk(self) -> None:
+        """What was written before a run (an earlier run: the book app does
+        not fsync; the large upload's own file) goes to disk now, not during
+        the run."""
+        if not self.parallel:
+            os.sync()
 
     def run_scenario(self, scenario: Scenario, done: dict[str, dict[str, dict]]) -> dict:
         repeats = 1 if self.smoke else self.args.repeats
