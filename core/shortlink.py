@@ -7,6 +7,7 @@ give unrelated links and a link cannot be decoded.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import string
 
@@ -17,6 +18,7 @@ _ROUNDS = 8
 _DOMAINS = ((32, 6), (64, 11))
 # ids are signed 64-bit integers in the database
 MAX_ID = (1 << 63) - 1
+CACHED_LINKS = 1 << 16
 
 
 class ShortLinks:
@@ -26,6 +28,9 @@ class ShortLinks:
         if not key:
             raise ValueError("the short link key must not be empty")
         self._key = hashlib.sha256(key).digest()
+        # 8 keyed hashes per link: remembered, as links are read again and again
+        self.encode = functools.lru_cache(maxsize=CACHED_LINKS)(self.encode)
+        self.decode = functools.lru_cache(maxsize=CACHED_LINKS)(self.decode)
 
     def _round(self, bits: int, rnd: int, half: int) -> int:
         width = bits // 2

@@ -37,8 +37,16 @@ def _negotiate(accept: str, offers: tuple[str, ...]) -> str | None:
 def json_response(data) -> Response:
     """``data`` as a JSON body (ASCII, so no charset), its headers set as
     one list: the JSON renderer's machinery cost more than the lookup."""
-    body = json.dumps(data, separators=(",", ":")).encode("ascii")
+    return json_body_response(json_body(data))
+
+
+def json_body_response(body: bytes) -> Response:
+    """An encoded JSON body as a response."""
     return Response(body=body, headerlist=[("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+
+
+def json_body(data) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode("ascii")
 
 
 def wants_json(request) -> bool:

@@ -9,6 +9,9 @@ def includeme(config):
     config.add_route("raw", "/i/{filehash}")
     config.add_route("resize", "/r/{filehash}")
     config.add_route("symlink", "/s/{symlink}")
+    # DELETE on its own route: two views on one route would make every GET
+    # try the DELETE view first and build the mismatch's exception
+    config.add_route("meta_delete", "/j/{filehash}", request_method="DELETE")
     config.add_route("meta", "/j/{filehash}")
     config.add_route("delete", "/x/{filehash}/{token}")
     config.add_route("put", "/{filename}", request_method="PUT")

@@ -49,10 +49,17 @@ def page_headers_enabled(registry) -> bool:
     return registry.pastefile.settings.page_security_headers
 
 
+_PAGE_HEADER_NAMES = tuple((name.lower(), name, value) for name, value in PAGE_HEADERS.items())
+
+
 def _add_page_headers(response) -> None:
-    if response.content_type == "text/html":
-        for name, value in PAGE_HEADERS.items():
-            response.headers.setdefault(name, value)
+    # one pass over the header list: WebOb's case-insensitive lookups scan
+    # it once per call
+    headerlist = response.headerlist
+    present = {name.lower(): value for name, value in headerlist}
+    if present.get("content-type", "").split(";", 1)[0].strip().lower() != "text/html":
+        return
+    headerlist.extend((name, value) for lower, name, value in _PAGE_HEADER_NAMES if lower not in present)
 
 
 def input_guard_tween_factory(handler, registry):

@@ -54,7 +54,7 @@ def delete(request):
     return _deleted(request, paste)
 
 
-@view_config(route_name="meta", request_method="DELETE")
+@view_config(route_name="meta_delete", request_method="DELETE")
 def delete_by_header(request):
     token = request.headers.get("X-Delete-Token") or ""
     paste = request.pastefile.delete(request.matchdict["filehash"], token)

@@ -10,7 +10,7 @@ from pyramid.view import view_config
 
 from pastefile.core import NotFound, mimes
 
-from ..responses import accel_path, content_response, json_response
+from ..responses import accel_path, content_response, json_body, json_body_response, json_response
 from .params import choice_param, int_param, signature_param, size_params
 
 
@@ -22,10 +22,10 @@ def _paste(request, key: str = "filehash"):
 
 
 class _PageCache:
-    """Rendered preview pages, per process.  A paste never changes, so its
-    page depends only on the paste and the host it is seen from; the paste
-    itself is still looked up (shared cache or database) on every request,
-    so a removed paste is never shown from here."""
+    """Rendered answers (preview pages, JSON), per process.  A paste never
+    changes, so its page depends only on the paste and the host it is seen
+    from; the paste itself is still looked up (shared cache or database) on
+    every request, so a removed paste is never shown from here."""
 
     def __init__(self, max_entries: int = 2048):
         self.max_entries = max_entries
@@ -47,6 +47,7 @@ class _PageCache:
 
 
 _previews = _PageCache()
+_metas = _PageCache()
 
 
 def _similar(request, paste) -> list[dict]:
@@ -153,10 +154,16 @@ def symlink(request):
 @view_config(route_name="meta", request_method="GET")
 def meta(request):
     paste = _paste(request)
-    data = paste.to_json(request.application_url)
-    if paste.phash is not None:
+    if paste.phash is not None:  # images list their near duplicates: not kept
+        data = paste.to_json(request.application_url)
         data["similar"] = _similar(request, paste)
-    return json_response(data)
+        return json_response(data)
+    key = (paste.id, paste.filehash, request.application_url)
+    body = _metas.get(key)
+    if body is None:
+        body = json_body(paste.to_json(request.application_url))
+        _metas.put(key, body)
+    return json_body_response(body)
 
 
 @view_config(route_name="latest", request_method="GET", renderer="json")
