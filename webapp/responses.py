@@ -170,6 +170,12 @@ class RangeFileIter:
         self.file.close()
 
 
+_CONDITIONAL_HEADERS = (
+    "HTTP_RANGE", "HTTP_IF_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MATCH",
+    "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_UNMODIFIED_SINCE",
+)
+
+
 def content_response(
     request,
     *,
@@ -184,7 +190,11 @@ def content_response(
 ) -> Response:
     """User content with a strong ETag, immutable caching, 304 and 206;
     the bytes come from ``data`` or the open file ``fileobj``."""
-    if _normalize_range(request, size, etag) and etag not in request.if_none_match:
+    environ = request.environ
+    # WebOb's conditional machinery (304, 206, 412) only for a request that
+    # asks for it: most reads send no Range and no If-* header
+    conditional = any(key in environ for key in _CONDITIONAL_HEADERS)
+    if conditional and _normalize_range(request, size, etag) and etag not in request.if_none_match:
         if fileobj is not None:
             fileobj.close()
         return range_not_satisfiable(request, size)
@@ -193,18 +203,19 @@ def content_response(
         mimetype = "application/octet-stream"
     # the header list in one go: WebOb's property setters, one by one, cost
     # more than the rest of a cached read
-    response = Response(
-        headerlist=[
-            ("Content-Type", mimetype),  # as sniffed: no charset added to text/*
-            ("Content-Disposition", content_disposition("attachment" if attachment else "inline", filename)),
-            ("X-Content-Type-Options", "nosniff"),
-            ("Content-Security-Policy", "sandbox"),
-            ("Cache-Control", IMMUTABLE),
-            ("ETag", f'"{etag}"'),
-            ("Accept-Ranges", "bytes"),
-        ],
-        conditional_response=True,
-    )
+    headerlist = [
+        ("Content-Type", mimetype),  # as sniffed: no charset added to text/*
+        ("Content-Disposition", content_disposition("attachment" if attachment else "inline", filename)),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Content-Security-Policy", "sandbox"),
+        ("Cache-Control", IMMUTABLE),
+        ("ETag", f'"{etag}"'),
+        ("Accept-Ranges", "bytes"),
+    ]
+    if data is not None and accel_path is None:
+        headerlist.append(("Content-Length", str(len(data))))
+        return Response(app_iter=[data], headerlist=headerlist, conditional_response=conditional)
+    response = Response(headerlist=headerlist, conditional_response=conditional)
     if accel_path is not None:
         # nginx follows X-Accel-Redirect whatever the status, so a 304 must
         # not carry it; ranges are nginx's to answer from the file itself
@@ -220,9 +231,6 @@ def content_response(
         response.content_length = 0
         if fileobj is not None:
             fileobj.close()
-        return response
-    if data is not None:
-        response.body = data
         return response
     file_wrapper = request.environ.get("wsgi.file_wrapper")
     if file_wrapper is not None and "Range" not in request.headers and request.method == "GET":

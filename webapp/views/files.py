@@ -119,6 +119,8 @@ def download(request):
 @view_config(route_name="raw", request_method=("GET", "HEAD"))
 def raw(request):
     paste = _paste(request)
+    if not request.environ.get("QUERY_STRING"):
+        return _serve_blob(request, paste, filename=paste.filename, attachment=False)
     params = request.GET
     w, h = size_params(params)
     fit, fmt, quality = choice_param(params, "fit"), choice_param(params, "format"), int_param(params, "q")
