@@ -365,6 +365,14 @@ class PasteFileService:
             expires = self._expiry(expires_in)
             if resize:
                 self._check_dimensions(w, h)
+            elif staged.size:
+                # bytes already on record under this name: their type is
+                # known, so the earlier paste answers before libmagic runs
+                # (a text sniff costs more than the rest of a small upload)
+                earlier = self._earlier_upload(staged.sha256, filename)
+                if earlier is not None and mimes.is_allowed(earlier.mimetype, self.settings.allowed_types):
+                    self.store.settle(staged)
+                    return earlier
             mimetype = self._check_type(staged)
             facts = self._facts(staged, mimetype)
             if resize:
@@ -383,7 +391,7 @@ class PasteFileService:
                 return self._save(
                     staged, filename, info.mimetype, (info.width, info.height, None), resize=resize, expires=expires
                 )
-            return self._save(staged, filename, mimetype, facts, resize=resize, expires=expires)
+            return self._save(staged, filename, mimetype, facts, expires=expires, shortcut=False)
         except BaseException:
             self.store.discard(staged)
             raise
@@ -444,6 +452,7 @@ class PasteFileService:
         parent_id: int | None = None,
         resize: tuple | None = None,
         expires: datetime | None = None,
+        shortcut: bool = True,
     ) -> PasteInfo:
         """Make the upload durable and visible: a file blob under its address
         first, then the rows in one commit (shared with concurrent uploads by
@@ -470,7 +479,7 @@ class PasteFileService:
         )
         # the same bytes under the same name: the earlier paste, as the
         # writer's ON CONFLICT would answer, without a place in its queue
-        earlier = self._earlier_upload(staged.sha256, filename)
+        earlier = self._earlier_upload(staged.sha256, filename) if shortcut else None
         if earlier is not None:
             self.store.settle(staged)
             return earlier

@@ -41,6 +41,15 @@ def test_same_content_same_name_returns_earlier_paste(service):
     assert temp_files(service) == []
 
 
+def test_repeated_upload_of_a_type_no_longer_allowed_is_refused(service_factory):
+    data = random_text(8)
+    service_factory().upload(io.BytesIO(data), "kept.txt")
+    strict = service_factory(**{"pastefile.allowed_types": "image/*"})
+    with pytest.raises(UnsupportedType):
+        strict.upload(io.BytesIO(data), "kept.txt")
+    assert temp_files(strict) == []
+
+
 def test_other_name_gets_own_paste_over_same_blob(service):
     data = random_text(3)
     a = service.upload(io.BytesIO(data), "a.txt")

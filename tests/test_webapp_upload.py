@@ -146,6 +146,22 @@ def test_same_file_twice_gives_same_links(webapp):
     assert blob_copies(webapp.service, first["sha256"]) == 1
 
 
+def test_repeated_upload_is_answered_without_sniffing_again(webapp, monkeypatch):
+    from pastefile.core import service as service_module
+
+    sniffed = []
+    real_sniff = service_module.sniff
+    monkeypatch.setattr(service_module, "sniff", lambda *a: sniffed.append(1) or real_sniff(*a))
+    data = unique_text(3000)
+    first = webapp.upload_json(data, "again.txt")
+    assert len(sniffed) == 1
+    assert webapp.upload_json(data, "again.txt")["url_s"] == first["url_s"]
+    assert len(sniffed) == 1  # the type on record answered
+    assert webapp.upload_json(data, "renamed.txt")["url_s"] != first["url_s"]
+    assert len(sniffed) == 2  # a new paste is sniffed as ever
+    assert temp_files(webapp.service) == []
+
+
 def test_put_raw_body_like_curl_T(webapp):
     data = unique_text(1500)
     res = webapp.put("/report.txt", params=data, headers=CURL)
