@@ -46,5 +46,7 @@ def test_production_settings():
     assert len(app["pastefile.cache.servers"].split()) >= 2
     assert app["pastefile.db_url"].startswith("postgresql")
     server = parser["server:main"]
-    assert server["trusted_proxy"] and int(server["threads"]) >= 8
+    assert server["trusted_proxy"]
+    # enough requests in flight across the workers for group commit to batch
+    assert int(server["workers"]) * int(server["threads"]) >= 8
     assert "RotatingFileHandler" in parser["handler_file"]["class"]

@@ -338,8 +338,9 @@ class Run:
         server = self.servers[spec.server]
         size = scenario.size(self.smoke)
         nonce = f"{self.nonce}-{scenario.name}-{round_}"
-        if scenario.kind in ("post", "put"):
+        if scenario.kind != "large":  # the large upload settles after writing its file
             self.settle_disk()
+        if scenario.kind in ("post", "put"):
             script = "upload.lua" if scenario.kind == "post" else "put.lua"
             return run_wrk(server.url, script, [str(size), str(scenario.dup_share), nonce],
                            scenario.connections, self.seconds(scenario), payload_bytes=size)
@@ -365,8 +366,8 @@ class Run:
 
     def settle_disk(self) -> None:
         """What was written before a run (an earlier run: the book app does
-        not fsync; the large upload's own file) goes to disk now, not during
-        the run."""
+        not fsync; the last upload run's writeback before a read run; the
+        large upload's own file) goes to disk now, not during the run."""
         if not self.parallel:
             os.sync()
 
