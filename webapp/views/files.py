@@ -119,17 +119,21 @@ def download(request):
 @view_config(route_name="raw", request_method=("GET", "HEAD"))
 def raw(request):
     paste = _paste(request)
-    if not request.environ.get("QUERY_STRING"):
-        return _serve_blob(request, paste, filename=paste.filename, attachment=False)
+    # most reads carry no query string: nothing to parse
+    blob = _asked_rendition(request, paste) if request.environ.get("QUERY_STRING") else paste
+    return _serve_blob(request, blob, filename=paste.filename, attachment=False)
+
+
+def _asked_rendition(request, paste):
+    """The rendition the query asks for (made if need be), else the paste."""
     params = request.GET
     w, h = size_params(params)
     fit, fmt, quality = choice_param(params, "fit"), choice_param(params, "format"), int_param(params, "q")
     if not (w or h or fit or fmt or quality):
-        return _serve_blob(request, paste, filename=paste.filename, attachment=False)
-    made = request.pastefile.rendition(
+        return paste
+    return request.pastefile.rendition(
         paste, w, h, fit=fit or "crop", format=fmt, quality=quality, public=True, signature=signature_param(params)
     )
-    return _serve_blob(request, made, filename=paste.filename, attachment=False)
 
 
 @view_config(route_name="resize", request_method="GET")
