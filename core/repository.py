@@ -97,6 +97,9 @@ class NewPaste:
     # staged bytes (put back if their file goes before the commit)
     delete_token: str | None = None
     staged: object | None = None
+    # set by record(): an earlier paste of these bytes and this name now
+    # lives longer, so copies of its row cached elsewhere are out of date
+    extended: bool = False
 
 
 def to_signed64(value: int | None) -> int | None:
@@ -142,20 +145,35 @@ def record(conn: Connection, items: Sequence[NewPaste]) -> list[dict]:
         ).mappings()
         for row in rows:
             stored[row["sha256"]] = {k: row[k] for k in _BLOB_FACT_KEYS}
-    new = {
-        row.filehash: row.id
-        for row in conn.execute(
-            _insert(conn, paste_table, (paste_table.c.id, paste_table.c.filehash)),
-            [
-                dict(filehash=i.filehash, filename=i.filename, blob_sha256=i.sha256, uploadtime=i.uploadtime,
-                     parent_id=i.parent_id, resize_w=i.resize_w, resize_h=i.resize_h,
-                     delete_token_hash=i.delete_token_hash, expires=i.expires)
-                for i in items
-            ],
+    new: dict[str, int] = {}
+    earlier_pastes: dict = {}
+    todo = list(items)
+    # a paste of the same bytes under the same name is the earlier one, kept
+    # alive at least as long as this upload asks; one that a concurrent
+    # removal took after the conflict was seen is inserted again
+    for _ in range(3):
+        new.update(
+            (row.filehash, row.id)
+            for row in conn.execute(
+                _insert(conn, paste_table, (paste_table.c.id, paste_table.c.filehash)),
+                [
+                    dict(filehash=i.filehash, filename=i.filename, blob_sha256=i.sha256, uploadtime=i.uploadtime,
+                         parent_id=i.parent_id, resize_w=i.resize_w, resize_h=i.resize_h,
+                         delete_token_hash=i.delete_token_hash, expires=i.expires)
+                    for i in todo
+                ],
+            )
         )
-    }
-    # the same bytes under the same name: the earlier paste, in one query
-    earlier_pastes = _paste_of(conn, [(i.sha256, i.filename) for i in items if i.filehash not in new])
+        conflicts = [i for i in todo if i.filehash not in new]
+        if not conflicts:
+            break
+        _extend_expiry(conn, conflicts)
+        earlier_pastes.update(_paste_of(conn, [(i.sha256, i.filename) for i in conflicts]))
+        todo = [i for i in conflicts if (i.sha256, i.filename) not in earlier_pastes]
+        if not todo:
+            break
+    else:
+        raise RuntimeError("the same bytes under the same name kept being removed while this upload was recorded")
     out = []
     for item in items:
         if item.filehash in new:
@@ -167,6 +185,25 @@ def record(conn: Connection, items: Sequence[NewPaste]) -> list[dict]:
         else:
             out.append(dict(earlier_pastes[(item.sha256, item.filename)], new=False))
     return out
+
+
+def _extend_expiry(conn: Connection, items: Sequence[NewPaste]) -> None:
+    """Earlier pastes of these items' bytes and names live at least as long
+    as the items ask: never, when one asks for no expiry.  One statement per
+    item, only on the rare path of an upload repeating an earlier one."""
+    for item in items:
+        expires = paste_table.c.expires
+        result = conn.execute(
+            paste_table.update()
+            .where(
+                paste_table.c.blob_sha256 == item.sha256,
+                paste_table.c.filename == item.filename,
+                expires.is_not(None),
+                *(() if item.expires is None else (expires < item.expires,)),
+            )
+            .values(expires=item.expires)
+        )
+        item.extended = item.extended or result.rowcount > 0
 
 
 def paste_of(conn: Connection, sha256: bytes, filename: str):
@@ -356,9 +393,13 @@ def release_blobs(conn: Connection, candidates: Iterable[bytes]) -> Released:
 
 
 def expired_pastes(conn: Connection, now: datetime, limit: int) -> list[int]:
-    return list(conn.execute(
-        select(paste_table.c.id).where(paste_table.c.expires <= now).order_by(paste_table.c.id).limit(limit)
-    ).scalars())
+    """Ids of pastes expired at ``now``, locked until the transaction ends
+    (PostgreSQL): an upload repeating one of them waits, then finds it gone
+    and records a new paste, instead of extending a paste about to go."""
+    query = select(paste_table.c.id).where(paste_table.c.expires <= now).order_by(paste_table.c.id).limit(limit)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return list(conn.execute(query).scalars())
 
 
 def unreferenced_blobs(conn: Connection, created_before: datetime) -> list[bytes]:

@@ -242,7 +242,8 @@ class PasteFileService:
         self._flights = SingleFlight(os.path.join(self.store.root, "locks"))
         self._offered_sizes = frozenset(parse_size(size) for size in self.settings.rendition_sizes)
         # an in-process cache cannot hear another process's delete: removals
-        # replace this file, and a lookup that sees it changed starts afresh
+        # (and expiries a repeated upload extends) replace this file, and a
+        # lookup that sees it changed starts afresh
         self._removals = os.path.join(self.store.root, "locks", "removals")
         self._removals_seen: tuple[int, int] | None = None
         self._similar = self._new_similar_index()
@@ -369,7 +370,7 @@ class PasteFileService:
                 # bytes already on record under this name: their type is
                 # known, so the earlier paste answers before libmagic runs
                 # (a text sniff costs more than the rest of a small upload)
-                earlier = self._earlier_upload(staged.sha256, filename)
+                earlier = self._earlier_upload(staged.sha256, filename, expires)
                 if earlier is not None and mimes.is_allowed(earlier.mimetype, self.settings.allowed_types):
                     self.store.settle(staged)
                     return earlier
@@ -479,7 +480,7 @@ class PasteFileService:
         )
         # the same bytes under the same name: the earlier paste, as the
         # writer's ON CONFLICT would answer, without a place in its queue
-        earlier = self._earlier_upload(staged.sha256, filename) if shortcut else None
+        earlier = self._earlier_upload(staged.sha256, filename, expires) if shortcut else None
         if earlier is not None:
             self.store.settle(staged)
             return earlier
@@ -510,16 +511,20 @@ class PasteFileService:
             for row, item in zip(rows, items)
         ]
 
-    def _earlier_upload(self, sha256: bytes, filename: str) -> PasteInfo | None:
+    def _earlier_upload(self, sha256: bytes, filename: str, expires: datetime | None) -> PasteInfo | None:
         """The paste an earlier upload of the same bytes under the same name
-        made, when the cache hints there is one and the database confirms it:
-        a repeated upload then costs one read instead of a place in the
-        writer's queue and a write that changes nothing."""
+        made, when the cache hints there is one, the database confirms it and
+        it lives at least as long as this upload asks: a repeated upload then
+        costs one read instead of a place in the writer's queue and a write
+        that changes nothing.  Otherwise the write extends the earlier
+        paste's expiry (``repository.record``)."""
         if not self.cache.get(_named_key(sha256, filename)):
             return None
         with self._connection() as conn:
             row = repository.paste_of(conn, sha256, filename)
-        return self._info(row) if row is not None else None
+        if row is None or not _lives_until(row["expires"], expires):
+            return None
+        return self._info(row)
 
     def _remember(self, items: list[NewPaste], infos: list[PasteInfo]) -> None:
         """One cache write for a committed batch of uploads: their pastes and
@@ -536,6 +541,10 @@ class PasteFileService:
             if info.inline and item.data is not None and len(item.data) <= self.settings.cache_variant_max:
                 mapping[f"blobdata:{info.sha256}"] = item.data
         self.cache.set_many(mapping, self.expire)
+        if any(item.extended for item in items):
+            # other processes hold the earlier expiry: they start afresh,
+            # as after a removal
+            self._announce_removals()
 
     def _info(self, row, delete_token: str | None = None) -> PasteInfo:
         return PasteInfo(
@@ -1157,6 +1166,14 @@ def _hash_file(path: str):
     """SHA-256 and size of a file, read by the C extension without the GIL."""
     with open(path, "rb") as src, open(os.devnull, "wb") as sink:
         return copy_and_hash(src, sink)
+
+
+def _lives_until(expires: datetime | None, wanted: datetime | None) -> bool:
+    """Whether a paste expiring at ``expires`` (None: never) is still there
+    at ``wanted`` (None: for good)."""
+    if expires is None:
+        return True
+    return wanted is not None and _aware(expires) >= wanted
 
 
 def _named_key(sha256: bytes, filename: str) -> str:

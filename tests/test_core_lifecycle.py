@@ -2,6 +2,7 @@
 nobody can take anyone else's; removal never costs a concurrent upload its bytes."""
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import threading
@@ -13,6 +14,7 @@ from sqlalchemy import func, select, update
 
 from pastefile.core import Forbidden, InvalidRequest, NotFound, PasteFileService
 from pastefile.core.models import Blob, PasteFile, Rendition, utcnow
+from pastefile.core.service import _named_key
 
 from .conftest import blob_copies, make_image, pg_service, random_text, settings_for
 
@@ -134,6 +136,115 @@ def test_expiry_is_bounded_and_hides_then_gc_removes(service_factory):
     assert rows(service, PasteFile) == 1 and rows(service, Blob) == 1
     assert service.gc(grace=0) == {"expired_pastes": 0, "blobs": 0, "files": 0, "renditions": 0}
 
+
+
+def _as_if_expired(service, paste) -> None:
+    """Move ``paste``'s expiry into the past behind the service's back."""
+    with service._writing() as conn:
+        conn.execute(update(PasteFile).where(PasteFile.id == paste.id).values(expires=utcnow() - timedelta(seconds=1)))
+    service.cache.delete_many([f"paste:fh:{paste.filehash}", f"paste:id:{paste.id}"])
+    if service._local_rows is not None:
+        service._local_rows.clear()
+
+
+@pytest.mark.parametrize("hinted", [True, False], ids=["cache-hint", "no-hint"])
+def test_a_repeated_upload_lives_as_long_as_it_asks(service_factory, hinted):
+    """The same bytes under the same name are one paste: a repeat that asks
+    for a longer life (or none) extends it, and one that asks for less gets
+    the longer-lived paste; an expired one comes back instead of a dead link."""
+    service = service_factory(**{"pastefile.max_expiry": "3600"})
+    data = random_text(130)
+
+    def again(**kw):
+        if not hinted:  # without the cache's hint: the write path, not the shortcut for repeats
+            service.cache.delete_many([_named_key(hashlib.sha256(data).digest(), "same.txt")])
+        paste = service.upload(io.BytesIO(data), "same.txt", **kw)
+        if service._session is not None:
+            # a bound service refreshes the cache when its owner commits,
+            # which this test's rolled-back transaction never does
+            service.cache.delete_many([f"paste:fh:{paste.filehash}", f"paste:id:{paste.id}"])
+            if service._local_rows is not None:
+                service._local_rows.clear()
+        return paste
+
+    first = service.upload(io.BytesIO(data), "same.txt", expires_in=60)
+    longer = again(expires_in=600)
+    assert longer.filehash == first.filehash
+    assert timedelta(seconds=590) < longer.expires - utcnow() <= timedelta(seconds=600)
+    assert service.get(first.filehash).expires == longer.expires
+    shorter = again(expires_in=60)
+    assert shorter.filehash == first.filehash and shorter.expires == longer.expires
+
+    _as_if_expired(service, first)
+    assert service.get(first.filehash) is None
+    revived = again(expires_in=120)
+    assert revived.filehash == first.filehash and revived.expires > utcnow()
+    assert service.get(first.filehash) is not None and service.get_by_symlink(first.symlink) is not None
+    forever = again()
+    assert forever.filehash == first.filehash and forever.expires is None
+    assert again(expires_in=60).expires is None
+    assert service.gc(grace=0)["expired_pastes"] == 0
+    with service.open(first.filehash) as f:
+        assert f.read() == data
+
+
+
+@pytest.mark.parametrize("cache", ["memory", "memcached"])
+def test_an_extended_expiry_reaches_every_process(tmp_path, memcached_nodes, cache):
+    """Two services on one database, as two workers: one extends a paste's
+    expiry by uploading it again; the other sees the new expiry at once."""
+    extra = {"pastefile.max_expiry": "3600", "pastefile.cache.backend": cache}
+    if cache == "memcached":
+        extra["pastefile.cache.servers"] = memcached_nodes[0].address
+    settings = settings_for("sqlite", tmp_path, **extra)
+    one, two = PasteFileService(settings), PasteFileService(settings)
+    try:
+        data = random_text(132)
+        first = one.upload(io.BytesIO(data), "same.txt", expires_in=60)
+        assert two.get(first.filehash).expires == first.expires
+        again = one.upload(io.BytesIO(data), "same.txt")
+        assert again.filehash == first.filehash and again.expires is None
+        assert two.get(first.filehash).expires is None
+        assert two.get_by_symlink(first.symlink).expires is None
+    finally:
+        one.close()
+        two.close()
+
+def test_gc_racing_a_repeat_of_an_expired_upload(tmp_path, fresh_pg_url, memcached_nodes):
+    """gc holds an expired paste while the same bytes and name are uploaded
+    again: the upload waits, then gets a new paste that outlives gc."""
+    service = pg_service(tmp_path, fresh_pg_url, memcached_nodes, "128k")
+    try:
+        data = random_text(131)
+        first = service.upload(io.BytesIO(data), "same.txt", expires_in=60)
+        _as_if_expired(service, first)
+        results, errors = [], []
+
+        def upload():
+            try:
+                results.append(service.upload(io.BytesIO(data), "same.txt"))
+            except Exception as exc:  # noqa: BLE001 - asserted below
+                errors.append(exc)
+
+        thread = threading.Thread(target=upload)
+        with service.engine.begin() as conn:
+            from pastefile.core import repository
+
+            held = repository.expired_pastes(conn, utcnow(), 10)
+            assert held == [first.id]
+            thread.start()
+            thread.join(1.0)
+            assert thread.is_alive()  # waiting on the row gc holds
+            repository.remove_pastes(conn, held)
+        thread.join(30)
+        assert errors == [] and len(results) == 1
+        paste = results[0]
+        assert paste.filehash != first.filehash and paste.expires is None
+        assert service.get(paste.filehash) is not None and service.get(first.filehash) is None
+        with service.open(paste.filehash) as f:
+            assert f.read() == data
+    finally:
+        service.close()
 
 def test_gc_removes_sources_of_resized_uploads_and_leaves_live_renditions(service_factory):
     service = service_factory(**{"pastefile.inline_max": "0"})

@@ -74,3 +74,14 @@ def test_expiry_on_upload(webapp_factory):
         assert "expires" in err["message"]
         app.put(f"/bad.txt?expires={bad}", unique_text(), headers=API, status=400)
     assert app.upload_json(unique_text(), "kept.txt")["expires"] is None
+
+
+def test_a_repeated_upload_extends_the_expiry_it_shows(webapp_factory):
+    app = webapp_factory(**{"pastefile.max_expiry": "600"})
+    data = unique_text()
+    brief = app.upload_json(data, "twice.txt", expires=60)
+    assert app.get(f"/j/{brief['filehash']}").json["expires"] == brief["expires"]
+    kept = app.upload_json(data, "twice.txt")
+    assert kept["filehash"] == brief["filehash"] and kept["expires"] is None
+    assert app.get(f"/j/{brief['filehash']}").json["expires"] is None
+

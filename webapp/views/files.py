@@ -22,10 +22,11 @@ def _paste(request, key: str = "filehash"):
 
 
 class _PageCache:
-    """Rendered answers (preview pages, JSON), per process.  A paste never
-    changes, so its page depends only on the paste and the host it is seen
-    from; the paste itself is still looked up (shared cache or database) on
-    every request, so a removed paste is never shown from here."""
+    """Rendered answers (preview pages, JSON), per process.  A paste's page
+    depends only on the paste (its expiry, which a repeated upload can
+    extend, is part of the key) and the host it is seen from; the paste
+    itself is still looked up (shared cache or database) on every request,
+    so a removed paste is never shown from here."""
 
     def __init__(self, max_entries: int = 2048):
         self.max_entries = max_entries
@@ -77,7 +78,7 @@ def _thumbnail(service, paste, base: str) -> str:
 def preview(request):
     paste = _paste(request)
     similar = _similar(request, paste)
-    key = (paste.id, paste.filehash, request.application_url, tuple(s["filehash"] for s in similar))
+    key = (paste.id, paste.filehash, paste.expires, request.application_url, tuple(s["filehash"] for s in similar))
     page = _previews.get(key)
     if page is None:
         # active types (SVG, HTML) are only ever downloads, never shown inline
@@ -164,7 +165,7 @@ def meta(request):
         data = paste.to_json(request.application_url)
         data["similar"] = _similar(request, paste)
         return json_response(data)
-    key = (paste.id, paste.filehash, request.application_url)
+    key = (paste.id, paste.filehash, paste.expires, request.application_url)
     body = _metas.get(key)
     if body is None:
         body = json_body(paste.to_json(request.application_url))
