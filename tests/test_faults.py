@@ -382,6 +382,11 @@ def test_sigkill_during_uploads_leaves_a_clean_store(durable_pg, memcached_pair,
         try:
             with engine.connect() as conn:
                 known = {sha.hex() for (sha,) in conn.execute(text("SELECT sha256 FROM blob"))}
+            # the load's uploads stuck behind the lock may all be small
+            # (inline) ones or repeats: one new file-sized upload of our own
+            # is sure to reach that window
+            held_upload = Item(-4, "held.txt", 13, 300 * KB).content()
+            threading.Thread(target=upload, args=(server.url, "held.txt", held_upload), daemon=True).start()
             deadline = time.monotonic() + 60
             while not set(blob_files(storage)) - known:
                 assert time.monotonic() < deadline, "no upload reached the commit of its row"
