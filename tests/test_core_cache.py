@@ -151,7 +151,7 @@ def test_mutex_stops_stampede(any_cache):
     calls = []
     gate = threading.Event()
 
-    @cache("hot:{n}", max_retry=40, mc=any_cache)
+    @cache("hot:{n}", max_retry=100, mc=any_cache)
     def slow(n):
         calls.append(n)
         gate.wait(2)
