@@ -191,8 +191,8 @@ def _extend_expiry(conn: Connection, items: Sequence[NewPaste]) -> None:
     """Earlier pastes of these items' bytes and names live at least as long
     as the items ask: never, when one asks for no expiry.  One statement per
     item, only on the rare path of an upload repeating an earlier one."""
+    expires = paste_table.c.expires
     for item in items:
-        expires = paste_table.c.expires
         result = conn.execute(
             paste_table.update()
             .where(

@@ -123,12 +123,7 @@ def test_expiry_is_bounded_and_hides_then_gc_removes(service_factory):
     soon = service.upload(io.BytesIO(random_text(108)), "soon.txt", expires_in=60)
     assert soon.expires is not None and timedelta(seconds=55) < soon.expires - utcnow() <= timedelta(seconds=60)
     assert service.get(soon.filehash) is not None
-    # as if a minute had passed
-    with service._writing() as conn:
-        conn.execute(update(PasteFile).where(PasteFile.id == soon.id).values(expires=utcnow() - timedelta(seconds=1)))
-    service.cache.delete_many([f"paste:fh:{soon.filehash}", f"paste:id:{soon.id}"])
-    if service._local_rows is not None:  # the row changed behind the service's back
-        service._local_rows.clear()
+    _as_if_expired(service, soon)  # as if a minute had passed
     assert service.get(soon.filehash) is None
     assert [p.filehash for p in service.latest(10)] == [keep.filehash]
     report = service.gc(grace=0)
@@ -137,14 +132,18 @@ def test_expiry_is_bounded_and_hides_then_gc_removes(service_factory):
     assert service.gc(grace=0) == {"expired_pastes": 0, "blobs": 0, "files": 0, "renditions": 0}
 
 
+def _forget_cached(service, paste) -> None:
+    """Drop what ``service`` cached of ``paste``'s row (shared and per process)."""
+    service.cache.delete_many([f"paste:fh:{paste.filehash}", f"paste:id:{paste.id}"])
+    if service._local_rows is not None:
+        service._local_rows.clear()
+
 
 def _as_if_expired(service, paste) -> None:
     """Move ``paste``'s expiry into the past behind the service's back."""
     with service._writing() as conn:
         conn.execute(update(PasteFile).where(PasteFile.id == paste.id).values(expires=utcnow() - timedelta(seconds=1)))
-    service.cache.delete_many([f"paste:fh:{paste.filehash}", f"paste:id:{paste.id}"])
-    if service._local_rows is not None:
-        service._local_rows.clear()
+    _forget_cached(service, paste)
 
 
 @pytest.mark.parametrize("hinted", [True, False], ids=["cache-hint", "no-hint"])
@@ -162,9 +161,7 @@ def test_a_repeated_upload_lives_as_long_as_it_asks(service_factory, hinted):
         if service._session is not None:
             # a bound service refreshes the cache when its owner commits,
             # which this test's rolled-back transaction never does
-            service.cache.delete_many([f"paste:fh:{paste.filehash}", f"paste:id:{paste.id}"])
-            if service._local_rows is not None:
-                service._local_rows.clear()
+            _forget_cached(service, paste)
         return paste
 
     first = service.upload(io.BytesIO(data), "same.txt", expires_in=60)
