@@ -18,7 +18,8 @@ from benchmarks.load.procs import alive
 from benchmarks.load.scenarios import BY_NAME, PASTEFILE, evaluate, summarize
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SERVERS = {"pastefile-sqlite", "pastefile-pg", "book-sqlite", "book-pg", "body-reader", "hello", "pyramid-min"}
+SERVERS = {"pastefile-sqlite", "pastefile-pg", "book-sqlite", "book-pg", "body-reader", "reader-sniff",
+           "reader-durable", "hello", "pyramid-min"}
 
 
 def test_load_generators_are_installed():
@@ -133,3 +134,51 @@ def test_medians_ratios_and_checks():
     dup, _ = evaluate(BY_NAME["upload-64k-dup20"], {"pastefile-sqlite": summarize(runs[:1])},
                       {"upload-64k": {"pastefile-sqlite": {"rps": 50.0}}})
     assert [(r["value"], r["met"]) for r in dup] == [(2.0, True)]
+
+
+def _call(app, body: bytes, content_type: str) -> tuple[str, dict]:
+    import io
+
+    seen = {}
+
+    def start_response(status, headers):
+        seen["status"] = status
+
+    environ = {"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": content_type}
+    payload = b"".join(app(environ, start_response))
+    return seen["status"], json.loads(payload)
+
+
+def test_reader_parts_do_their_part(tmp_path):
+    """The body readers that measure one part of an upload each: the sniff
+    one gives pastefile's answer for the file inside the form, the durable one
+    keeps exactly the body, with its SHA-256."""
+    import hashlib
+    import io
+
+    from benchmarks.load import body_reader
+    from benchmarks.load.runner import multipart
+    from pastefile.core.sniff import sniff
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 40)).save(out, "PNG")
+    png = out.getvalue()
+    text = b"plain words on a line\n" * 500
+    for content in (png, text):
+        body, ctype = multipart("f.bin", content)
+        status, answer = _call(body_reader.make_sniff_app({}), body, ctype)
+        assert status == "200 OK" and answer["bytes"] == len(body)
+        assert answer["mimetype"] == sniff(content[:4096]), answer
+        status, answer = _call(body_reader.make_sniff_app({}), content, "application/octet-stream")
+        assert answer["mimetype"] == sniff(content[:4096])
+    assert _call(body_reader.make_sniff_app({}), png, "image/png")[1]["mimetype"] == "image/png"
+
+    directory = tmp_path / "kept"
+    app = body_reader.make_durable_app({}, **{"reader.directory": str(directory)})
+    body = os.urandom(300_000)
+    status, answer = _call(app, body, "application/octet-stream")
+    assert status == "200 OK" and answer == {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+    [kept] = list(directory.iterdir())
+    assert kept.read_bytes() == body

@@ -25,6 +25,8 @@ CONTENDERS = {c.name: c for c in (
     Contender("book-sqlite", "book-sqlite", "the book's Flask app, SQLite"),
     Contender("book-pg", "book-pg", "the book's Flask app, PostgreSQL"),
     Contender("body-reader", "body-reader", "bare WSGI app reading the body"),
+    Contender("reader-sniff", "reader-sniff", "body reader + pastefile's libmagic sniff of the file's head"),
+    Contender("reader-durable", "reader-durable", "body reader + SHA-256 + write + fdatasync, one per upload"),
     Contender("pyramid-body", "pyramid-min", "minimal Pyramid view reading request.body"),
     Contender("hello", "hello", "bare WSGI hello world", read_path="/"),
     Contender("pyramid-hello", "pyramid-min", "minimal Pyramid hello view", read_path="/hello"),
@@ -86,6 +88,15 @@ def _upload_ratios(metric: str, rate_target: float | None, book_target: float | 
     return tuple(out) + tuple(extra)
 
 
+# body readers doing one part of an upload's work: what that part costs on
+# its own (informational ratios, no target)
+READER_PARTS = ("reader-sniff", "reader-durable")
+
+
+def _part_ratios(metric: str) -> list[Ratio]:
+    return [Ratio(c, "body-reader", metric) for c in READER_PARTS]
+
+
 def _pastefile_checks(p99: float | None = None) -> tuple[Check, ...]:
     checks = [Check(c, "non2xx", "==", 0) for c in PASTEFILE]
     if p99 is not None:
@@ -109,9 +120,9 @@ def _read(route: str, with_book: bool) -> Scenario:
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         name="upload-64k", title="POST 64 KB multipart, unique bodies, 16 connections", kind="post",
-        contenders=PASTEFILE + ("book-sqlite", "book-pg", "body-reader", "pyramid-body"),
+        contenders=PASTEFILE + ("book-sqlite", "book-pg", "body-reader", "pyramid-body") + READER_PARTS,
         reference="body-reader", body_bytes=64 * KB,
-        ratios=_upload_ratios("rps", 0.25, 3.0, [Ratio("pyramid-body", "body-reader")]),
+        ratios=_upload_ratios("rps", 0.25, 3.0, [Ratio("pyramid-body", "body-reader"), *_part_ratios("rps")]),
         checks=_pastefile_checks(p99=50.0),
     ),
     Scenario(
@@ -128,9 +139,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         name="upload-1m", title="POST 1 MB multipart, unique bodies, 16 connections", kind="post",
-        contenders=PASTEFILE + ("book-sqlite", "book-pg", "body-reader"),
+        contenders=PASTEFILE + ("book-sqlite", "book-pg", "body-reader") + READER_PARTS,
         reference="body-reader", metric="mbps", body_bytes=1 * MB,
-        ratios=_upload_ratios("mbps", 0.8, None), checks=_pastefile_checks(),
+        ratios=_upload_ratios("mbps", 0.8, None, _part_ratios("mbps")), checks=_pastefile_checks(),
     ),
     Scenario(
         name="upload-1g", title="one 1 GB multipart POST streamed from a file (curl)", kind="large",
