@@ -217,6 +217,10 @@ def render_load(load: dict, charts_dir: str | None = None, report_dir: str = "."
         "Every server runs under `pserve` with the `[server:main]` section of production.ini "
         f"(`{', '.join(f'{k} = {v}' for k, v in server.items() if k not in ('listen', 'host', 'port'))}`).",
         "",
+        "The `reader-*` contenders are the bare body reader doing one part of an upload's work each (pastefile's "
+        "libmagic sniff of the file's head; SHA-256, a write and `fdatasync` per upload; both): their ratios to "
+        "the body reader show what that part alone costs on this machine, against the upload targets.",
+        "",
     ]
     if load.get("smoke"):
         lines += ["**Smoke run**: 1 s runs with every contender at the same time; these numbers check the harness "

@@ -19,7 +19,7 @@ from benchmarks.load.scenarios import BY_NAME, PASTEFILE, evaluate, summarize
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVERS = {"pastefile-sqlite", "pastefile-pg", "book-sqlite", "book-pg", "body-reader", "reader-sniff",
-           "reader-durable", "hello", "pyramid-min"}
+           "reader-durable", "reader-sniff-durable", "hello", "pyramid-min"}
 
 
 def test_load_generators_are_installed():
@@ -182,3 +182,9 @@ def test_reader_parts_do_their_part(tmp_path):
     assert status == "200 OK" and answer == {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
     [kept] = list(directory.iterdir())
     assert kept.read_bytes() == body
+
+    both = body_reader.make_sniff_durable_app({}, **{"reader.directory": str(tmp_path / "both")})
+    form, ctype = multipart("f.png", png)
+    status, answer = _call(both, form, ctype)
+    assert answer == {"bytes": len(form), "sha256": hashlib.sha256(form).hexdigest(), "mimetype": "image/png"}
+    assert [f.read_bytes() for f in (tmp_path / "both").iterdir()] == [form]

@@ -8,13 +8,15 @@ and answer 200 with a small JSON document.
 * ``make_durable_app``: the same, plus SHA-256 of the body, a write to a new
   file and ``fdatasync`` before answering: what one durable write per upload
   costs, with no batching.
+* ``make_sniff_durable_app``: both of these in each request.
 
-The two extra ones split the upload work into parts whose floor can be
+The extra ones split the upload work into parts whose floor can be
 measured on their own, in the same run as pastefile.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 
@@ -56,39 +58,42 @@ def file_head(body_start: bytes, content_type: str) -> bytes:
     return body_start[:SNIFF_HEAD]
 
 
-def sniff_app(environ, start_response):
-    from pastefile.core.sniff import sniff
+def part_app(sniff: bool = False, directory: str | None = None):
+    """A body reader that also sniffs the file's head as pastefile does
+    (``sniff``) and/or keeps the body in a new file under ``directory``,
+    hashed, flushed with ``fdatasync`` before the answer."""
+    if sniff:
+        from pastefile.core.sniff import sniff as sniff_head
 
-    start = bytearray()
-
-    def keep(chunk):
-        if len(start) < 2 * SNIFF_HEAD:
-            start.extend(chunk[: 2 * SNIFF_HEAD - len(start)])
-
-    total = _read(environ, keep)
-    mimetype = sniff(file_head(bytes(start), environ.get("CONTENT_TYPE", "")))
-    return _answer(start_response, b'{"bytes": %d, "mimetype": "%s"}' % (total, mimetype.encode()))
-
-
-def durable_app(directory: str):
-    def durable(environ, start_response):
-        fd, path = tempfile.mkstemp(prefix="upload-", dir=directory)
+    def reader(environ, start_response):
+        start = bytearray()
         digest = hashlib.sha256()
+        fd = -1
+        if directory is not None:
+            fd, _ = tempfile.mkstemp(prefix="upload-", dir=directory)
 
-        def store(chunk):
-            digest.update(chunk)
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view):]
+        def each(chunk):
+            if sniff and len(start) < 2 * SNIFF_HEAD:
+                start.extend(chunk[: 2 * SNIFF_HEAD - len(start)])
+            if fd >= 0:
+                digest.update(chunk)
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
 
         try:
-            total = _read(environ, store)
-            os.fdatasync(fd)
+            answer = {"bytes": _read(environ, each)}
+            if fd >= 0:
+                os.fdatasync(fd)
+                answer["sha256"] = digest.hexdigest()
         finally:
-            os.close(fd)
-        return _answer(start_response, b'{"bytes": %d, "sha256": "%s"}' % (total, digest.hexdigest().encode()))
+            if fd >= 0:
+                os.close(fd)
+        if sniff:
+            answer["mimetype"] = sniff_head(file_head(bytes(start), environ.get("CONTENT_TYPE", "")))
+        return _answer(start_response, json.dumps(answer).encode())
 
-    return durable
+    return reader
 
 
 def make_app(global_config, **settings):
@@ -98,12 +103,21 @@ def make_app(global_config, **settings):
 
 def make_sniff_app(global_config, **settings):
     """``use = call:benchmarks.load.body_reader:make_sniff_app``"""
-    return sniff_app
+    return part_app(sniff=True)
+
+
+def _directory(settings) -> str:
+    directory = settings["reader.directory"]
+    os.makedirs(directory, exist_ok=True)
+    return directory
 
 
 def make_durable_app(global_config, **settings):
     """``use = call:benchmarks.load.body_reader:make_durable_app`` with
     ``reader.directory`` where the bodies are kept."""
-    directory = settings["reader.directory"]
-    os.makedirs(directory, exist_ok=True)
-    return durable_app(directory)
+    return part_app(directory=_directory(settings))
+
+
+def make_sniff_durable_app(global_config, **settings):
+    """Both parts in one request; ``reader.directory`` as for the durable one."""
+    return part_app(sniff=True, directory=_directory(settings))

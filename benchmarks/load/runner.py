@@ -32,6 +32,7 @@ APPS = {
     "body-reader": "call:benchmarks.load.body_reader:make_app",
     "reader-sniff": "call:benchmarks.load.body_reader:make_sniff_app",
     "reader-durable": "call:benchmarks.load.body_reader:make_durable_app",
+    "reader-sniff-durable": "call:benchmarks.load.body_reader:make_sniff_durable_app",
     "hello": "call:benchmarks.load.hello:make_app",
     "pyramid-min": "call:benchmarks.load.pyramid_min:make_app",
     "book-sqlite": "call:benchmarks.load.book_app:make_app",
@@ -225,7 +226,7 @@ class Run:
                 **cache,
             })
         app = {"use": APPS[name]}
-        if name == "reader-durable":
+        if name in ("reader-durable", "reader-sniff-durable"):
             app["reader.directory"] = os.path.join(self.tmp, f"{name}-files")
         if name.startswith("book-"):
             from .book_app import init_db

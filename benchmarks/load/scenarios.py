@@ -27,6 +27,7 @@ CONTENDERS = {c.name: c for c in (
     Contender("body-reader", "body-reader", "bare WSGI app reading the body"),
     Contender("reader-sniff", "reader-sniff", "body reader + pastefile's libmagic sniff of the file's head"),
     Contender("reader-durable", "reader-durable", "body reader + SHA-256 + write + fdatasync, one per upload"),
+    Contender("reader-sniff-durable", "reader-sniff-durable", "body reader + the sniff + the durable write"),
     Contender("pyramid-body", "pyramid-min", "minimal Pyramid view reading request.body"),
     Contender("hello", "hello", "bare WSGI hello world", read_path="/"),
     Contender("pyramid-hello", "pyramid-min", "minimal Pyramid hello view", read_path="/hello"),
@@ -90,7 +91,7 @@ def _upload_ratios(metric: str, rate_target: float | None, book_target: float | 
 
 # body readers doing one part of an upload's work: what that part costs on
 # its own (informational ratios, no target)
-READER_PARTS = ("reader-sniff", "reader-durable")
+READER_PARTS = ("reader-sniff", "reader-durable", "reader-sniff-durable")
 
 
 def _part_ratios(metric: str) -> list[Ratio]:
