@@ -136,7 +136,7 @@ def test_medians_ratios_and_checks():
     assert [(r["value"], r["met"]) for r in dup] == [(2.0, True)]
 
 
-def _call(app, body: bytes, content_type: str) -> tuple[str, dict]:
+def _call(app, body: bytes, content_type: str, close: bool = False) -> tuple[str, dict]:
     import io
 
     seen = {}
@@ -145,7 +145,10 @@ def _call(app, body: bytes, content_type: str) -> tuple[str, dict]:
         seen["status"] = status
 
     environ = {"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": content_type}
-    payload = b"".join(app(environ, start_response))
+    answer = app(environ, start_response)
+    payload = b"".join(answer)
+    if close and hasattr(answer, "close"):
+        answer.close()
     return seen["status"], json.loads(payload)
 
 
@@ -182,9 +185,13 @@ def test_reader_parts_do_their_part(tmp_path):
     assert status == "200 OK" and answer == {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
     [kept] = list(directory.iterdir())
     assert kept.read_bytes() == body
+    app({"wsgi.input": io.BytesIO(b"x"), "CONTENT_LENGTH": "1"}, lambda s, h: None).close()
+    assert list(directory.iterdir()) == [kept]  # each answer removes only its own file
 
     both = body_reader.make_sniff_durable_app({}, **{"reader.directory": str(tmp_path / "both")})
     form, ctype = multipart("f.png", png)
     status, answer = _call(both, form, ctype)
     assert answer == {"bytes": len(form), "sha256": hashlib.sha256(form).hexdigest(), "mimetype": "image/png"}
     assert [f.read_bytes() for f in (tmp_path / "both").iterdir()] == [form]
+    _call(both, form, ctype, close=True)
+    assert len(list((tmp_path / "both").iterdir())) == 1  # the closed answer took its file along

@@ -7,7 +7,7 @@ and answer 200 with a small JSON document.
   (libmagic) of the uploaded file's head: what the type check alone costs.
 * ``make_durable_app``: the same, plus SHA-256 of the body, a write to a new
   file and ``fdatasync`` before answering: what one durable write per upload
-  costs, with no batching.
+  costs, with no batching.  The file is removed after the answer is sent.
 * ``make_sniff_durable_app``: both of these in each request.
 
 The extra ones split the upload work into parts whose floor can be
@@ -68,9 +68,9 @@ def part_app(sniff: bool = False, directory: str | None = None):
     def reader(environ, start_response):
         start = bytearray()
         digest = hashlib.sha256()
-        fd = -1
+        fd, path = -1, None
         if directory is not None:
-            fd, _ = tempfile.mkstemp(prefix="upload-", dir=directory)
+            fd, path = tempfile.mkstemp(prefix="upload-", dir=directory)
 
         def each(chunk):
             if sniff and len(start) < 2 * SNIFF_HEAD:
@@ -91,9 +91,25 @@ def part_app(sniff: bool = False, directory: str | None = None):
                 os.close(fd)
         if sniff:
             answer["mimetype"] = sniff_head(file_head(bytes(start), environ.get("CONTENT_TYPE", "")))
-        return _answer(start_response, json.dumps(answer).encode())
+        body = _answer(start_response, json.dumps(answer).encode())
+        return body if path is None else _Removed(body, path)
 
     return reader
+
+
+class _Removed(list):
+    """The answer of a durable reader: its file goes once the answer is
+    sent, outside the measured request, so a long run does not fill the disk."""
+
+    def __init__(self, body, path: str):
+        super().__init__(body)
+        self.path = path
+
+    def close(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
 
 
 def make_app(global_config, **settings):

@@ -154,7 +154,10 @@ class Run:
     # -- servers -----------------------------------------------------------------
 
     def log(self, message: str) -> None:
-        print(f"[{time.monotonic() - self.t0:6.1f}s] {message}", file=sys.stderr, flush=True)
+        try:
+            print(f"[{time.monotonic() - self.t0:6.1f}s] {message}", file=sys.stderr, flush=True)
+        except OSError:
+            pass  # a full disk or a closed terminal must not stop the cleanup
 
     def start(self) -> None:
         if self.needed & PG_SERVERS:
