@@ -5,6 +5,8 @@ wrk and curl are required: without them these tests fail, they never skip.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import shutil
@@ -137,8 +139,6 @@ def test_medians_ratios_and_checks():
 
 
 def _call(app, body: bytes, content_type: str, close: bool = False) -> tuple[str, dict]:
-    import io
-
     seen = {}
 
     def start_response(status, headers):
@@ -156,9 +156,6 @@ def test_reader_parts_do_their_part(tmp_path):
     """The body readers that measure one part of an upload each: the sniff
     one gives pastefile's answer for the file inside the form, the durable one
     keeps exactly the body, with its SHA-256."""
-    import hashlib
-    import io
-
     from benchmarks.load import body_reader
     from benchmarks.load.runner import multipart
     from pastefile.core.sniff import sniff
@@ -185,7 +182,7 @@ def test_reader_parts_do_their_part(tmp_path):
     assert status == "200 OK" and answer == {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
     [kept] = list(directory.iterdir())
     assert kept.read_bytes() == body
-    app({"wsgi.input": io.BytesIO(b"x"), "CONTENT_LENGTH": "1"}, lambda s, h: None).close()
+    _call(app, b"x", "application/octet-stream", close=True)
     assert list(directory.iterdir()) == [kept]  # each answer removes only its own file
 
     both = body_reader.make_sniff_durable_app({}, **{"reader.directory": str(tmp_path / "both")})
