@@ -33,6 +33,7 @@ DEV_SYMLINK_KEY = "pastefile-development-key-change-me"
 # production.ini's placeholder): never a production secret
 PLACEHOLDER_SYMLINK_KEYS = frozenset({DEV_SYMLINK_KEY, "development-only-key", "change-me-in-production"})
 ENVIRONMENTS = ("development", "production")
+STRIP_LEVELS = ("location", "all", "none")
 # field name prefixes that stand for a dotted group: cache_servers <-> pastefile.cache.servers
 _GROUPS = ("cache_", "rate_limit_")
 
@@ -125,6 +126,16 @@ class Settings:
     max_expiry: int = 365 * 24 * 3600
     # near-duplicate images: the Hamming distance between pHashes that counts
     similar_distance: int = 8
+    # what the web front shows to anyone: the list of recent uploads
+    # (/latest) and other uploads that look like an image (/j/, preview
+    # page); off, only the operator's CLI lists them
+    public_latest: bool = False
+    public_similar: bool = False
+    # metadata removed from uploaded images, losslessly (container segments
+    # rewritten, pixels untouched): "location" (GPS and the fields that
+    # identify a person or a device), "all" (everything rendering does not
+    # need), "none"
+    strip_metadata: str = "location"
     # the web front: nginx's internal location aliased to storage_root, which
     # then sends the bytes (empty: the app sends them itself)
     accel_redirect: str = ""
@@ -190,6 +201,8 @@ class Settings:
         for size in self.rendition_sizes:
             if parse_size(size) is None:
                 raise SettingsError(PREFIX + "rendition_sizes", f"expected WIDTHxHEIGHT entries, got {size!r}")
+        if self.strip_metadata not in STRIP_LEVELS:
+            raise SettingsError(PREFIX + "strip_metadata", f"expected one of {', '.join(STRIP_LEVELS)}, got {self.strip_metadata!r}")
         if self.similar_distance > 64:
             raise SettingsError(PREFIX + "similar_distance", "must be between 0 and 64")
         if "://" not in self.db_url:
@@ -220,7 +233,7 @@ _INT_FIELDS = {
 }
 _SIZE_FIELDS = {"max_upload_size", "cache_variant_max", "cache_memory_bytes", "cache_local_bytes"}
 _ZERO_SIZE_FIELDS = {"inline_max", "rate_limit_bytes"}
-_BOOL_FIELDS = {"allow_upscale", "auto_migrate", "page_security_headers"}
+_BOOL_FIELDS = {"allow_upscale", "auto_migrate", "page_security_headers", "public_latest", "public_similar"}
 _LIST_FIELDS = {"allowed_types", "cache_servers", "rendition_sizes"}
 
 
@@ -235,4 +248,6 @@ def _convert(key: str, name: str, raw: object) -> object:
         return to_bool(key, raw)
     if name in _LIST_FIELDS:
         return _to_list(raw)
+    if name == "strip_metadata":
+        return str(raw).strip().lower()
     return str(raw).strip()
