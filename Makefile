@@ -11,7 +11,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := build-essential python3-dev python3-venv postgresql memcached libpq-dev libssl-dev \
-	libmagic1 libjpeg-dev zlib1g-dev libvips42 chromium chromium-driver fonts-liberation wrk curl
+	libmagic1 libjpeg-dev zlib1g-dev libvips42 chromium chromium-driver fonts-liberation wrk curl \
+	libimage-exiftool-perl
 PYTEST_ARGS ?=
 # e.g. make bench LOAD_ARGS="--seconds 4 --repeats 1" or LOAD_ARGS="--only upload-64k read-i"
 LOAD_ARGS ?=
