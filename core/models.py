@@ -13,7 +13,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
-    UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, relationship
 
@@ -63,10 +63,18 @@ class PasteFile(Base):
 
     __tablename__ = "paste_file"
     __table_args__ = (
-        # Same bytes under the same name is the same paste (idempotent retries).
-        UniqueConstraint("blob_sha256", "filename", name="uq_paste_file_blob_filename"),
+        # Same bytes under the same name is the same paste (idempotent
+        # retries), for pastes kept until deleted: an expiring upload is a
+        # paste of its own, so a repeat never changes someone else's expiry
+        Index(
+            "uq_paste_file_blob_filename_permanent", "blob_sha256", "filename", unique=True,
+            sqlite_where=text("expires IS NULL"), postgresql_where=text("expires IS NULL"),
+        ),
         Index("ix_paste_file_uploadtime", "uploadtime"),
         Index("ix_paste_file_expires", "expires"),
+        # ids are never handed out twice (short links are made from them);
+        # SQLite would reuse the largest id once its row is deleted
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True)

@@ -97,9 +97,6 @@ class NewPaste:
     # staged bytes (put back if their file goes before the commit)
     delete_token: str | None = None
     staged: object | None = None
-    # set by record(): an earlier paste of these bytes and this name now
-    # lives longer, so copies of its row cached elsewhere are out of date
-    extended: bool = False
 
 
 def to_signed64(value: int | None) -> int | None:
@@ -148,9 +145,9 @@ def record(conn: Connection, items: Sequence[NewPaste]) -> list[dict]:
     new: dict[str, int] = {}
     earlier_pastes: dict = {}
     todo = list(items)
-    # a paste of the same bytes under the same name is the earlier one, kept
-    # alive at least as long as this upload asks; one that a concurrent
-    # removal took after the conflict was seen is inserted again
+    # a paste of the same bytes under the same name, both kept until
+    # deleted, is the earlier one; one that a concurrent removal took after
+    # the conflict was seen is inserted again
     for _ in range(3):
         new.update(
             (row.filehash, row.id)
@@ -167,7 +164,6 @@ def record(conn: Connection, items: Sequence[NewPaste]) -> list[dict]:
         conflicts = [i for i in todo if i.filehash not in new]
         if not conflicts:
             break
-        _extend_expiry(conn, conflicts)
         earlier_pastes.update(_paste_of(conn, [(i.sha256, i.filename) for i in conflicts]))
         todo = [i for i in conflicts if (i.sha256, i.filename) not in earlier_pastes]
         if not todo:
@@ -187,27 +183,9 @@ def record(conn: Connection, items: Sequence[NewPaste]) -> list[dict]:
     return out
 
 
-def _extend_expiry(conn: Connection, items: Sequence[NewPaste]) -> None:
-    """Earlier pastes of these items' bytes and names live at least as long
-    as the items ask: never, when one asks for no expiry.  One statement per
-    item, only on the rare path of an upload repeating an earlier one."""
-    expires = paste_table.c.expires
-    for item in items:
-        result = conn.execute(
-            paste_table.update()
-            .where(
-                paste_table.c.blob_sha256 == item.sha256,
-                paste_table.c.filename == item.filename,
-                expires.is_not(None),
-                *(() if item.expires is None else (expires < item.expires,)),
-            )
-            .values(expires=item.expires)
-        )
-        item.extended = item.extended or result.rowcount > 0
-
-
 def paste_of(conn: Connection, sha256: bytes, filename: str):
-    """The paste of these bytes under this name, or None."""
+    """The paste of these bytes under this name that is kept until deleted,
+    or None (expiring pastes are never shared by a repeated upload)."""
     return _paste_of(conn, [(sha256, filename)]).get((sha256, filename))
 
 
@@ -215,7 +193,11 @@ def _paste_of(conn: Connection, keys: Iterable[tuple[bytes, str]]) -> dict:
     keys = list(keys)
     if not keys:
         return {}
-    rows = conn.execute(_PASTES.where(tuple_(paste_table.c.blob_sha256, paste_table.c.filename).in_(keys))).mappings()
+    rows = conn.execute(
+        _PASTES.where(
+            tuple_(paste_table.c.blob_sha256, paste_table.c.filename).in_(keys), paste_table.c.expires.is_(None)
+        )
+    ).mappings()
     return {(row["blob_sha256"], row["filename"]): row for row in rows}
 
 
@@ -394,8 +376,7 @@ def release_blobs(conn: Connection, candidates: Iterable[bytes]) -> Released:
 
 def expired_pastes(conn: Connection, now: datetime, limit: int) -> list[int]:
     """Ids of pastes expired at ``now``, locked until the transaction ends
-    (PostgreSQL): an upload repeating one of them waits, then finds it gone
-    and records a new paste, instead of extending a paste about to go."""
+    (PostgreSQL), so two collectors never take the same rows."""
     query = select(paste_table.c.id).where(paste_table.c.expires <= now).order_by(paste_table.c.id).limit(limit)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()

@@ -242,8 +242,7 @@ class PasteFileService:
         self._flights = SingleFlight(os.path.join(self.store.root, "locks"))
         self._offered_sizes = frozenset(parse_size(size) for size in self.settings.rendition_sizes)
         # an in-process cache cannot hear another process's delete: removals
-        # (and expiries a repeated upload extends) replace this file, and a
-        # lookup that sees it changed starts afresh
+        # replace this file, and a lookup that sees it changed starts afresh
         self._removals = os.path.join(self.store.root, "locks", "removals")
         self._removals_seen: tuple[int, int] | None = None
         self._similar = self._new_similar_index()
@@ -366,11 +365,11 @@ class PasteFileService:
             expires = self._expiry(expires_in)
             if resize:
                 self._check_dimensions(w, h)
-            elif staged.size:
+            elif staged.size and expires is None:
                 # bytes already on record under this name: their type is
                 # known, so the earlier paste answers before libmagic runs
                 # (a text sniff costs more than the rest of a small upload)
-                earlier = self._earlier_upload(staged.sha256, filename, expires)
+                earlier = self._earlier_upload(staged.sha256, filename)
                 if earlier is not None and mimes.is_allowed(earlier.mimetype, self.settings.allowed_types):
                     self.store.settle(staged)
                     return earlier
@@ -480,7 +479,7 @@ class PasteFileService:
         )
         # the same bytes under the same name: the earlier paste, as the
         # writer's ON CONFLICT would answer, without a place in its queue
-        earlier = self._earlier_upload(staged.sha256, filename, expires) if shortcut else None
+        earlier = self._earlier_upload(staged.sha256, filename) if shortcut and expires is None else None
         if earlier is not None:
             self.store.settle(staged)
             return earlier
@@ -511,20 +510,18 @@ class PasteFileService:
             for row, item in zip(rows, items)
         ]
 
-    def _earlier_upload(self, sha256: bytes, filename: str, expires: datetime | None) -> PasteInfo | None:
-        """The paste an earlier upload of the same bytes under the same name
-        made, when the cache hints there is one, the database confirms it and
-        it lives at least as long as this upload asks: a repeated upload then
-        costs one read instead of a place in the writer's queue and a write
-        that changes nothing.  Otherwise the write extends the earlier
-        paste's expiry (``repository.record``)."""
+    def _earlier_upload(self, sha256: bytes, filename: str) -> PasteInfo | None:
+        """The paste kept until deleted that an earlier upload of the same
+        bytes under the same name made, when the cache hints there is one and
+        the database confirms it: a repeated upload then costs one read
+        instead of a place in the writer's queue and a write that changes
+        nothing.  Only pastes without an expiry are shared: a repeat never
+        changes anyone's expiry."""
         if not self.cache.get(_named_key(sha256, filename)):
             return None
         with self._connection() as conn:
             row = repository.paste_of(conn, sha256, filename)
-        if row is None or not _lives_until(row["expires"], expires):
-            return None
-        return self._info(row)
+        return None if row is None else self._info(row)
 
     def _remember(self, items: list[NewPaste], infos: list[PasteInfo]) -> None:
         """One cache write for a committed batch of uploads: their pastes and
@@ -535,16 +532,13 @@ class PasteFileService:
                 self._similar.add(info.id, info.phash)
                 mapping[SIMILAR_GENERATION] = os.urandom(8).hex()
             data = info.to_cache()
-            mapping[_named_key(item.sha256, item.filename)] = 1
+            if info.expires is None:
+                mapping[_named_key(item.sha256, item.filename)] = 1
             mapping[f"paste:fh:{info.filehash}"] = data
             mapping[f"paste:id:{info.id}"] = data
             if info.inline and item.data is not None and len(item.data) <= self.settings.cache_variant_max:
                 mapping[f"blobdata:{info.sha256}"] = item.data
         self.cache.set_many(mapping, self.expire)
-        if any(item.extended for item in items):
-            # other processes hold the earlier expiry: they start afresh,
-            # as after a removal
-            self._announce_removals()
 
     def _info(self, row, delete_token: str | None = None) -> PasteInfo:
         return PasteInfo(
@@ -1166,14 +1160,6 @@ def _hash_file(path: str):
     """SHA-256 and size of a file, read by the C extension without the GIL."""
     with open(path, "rb") as src, open(os.devnull, "wb") as sink:
         return copy_and_hash(src, sink)
-
-
-def _lives_until(expires: datetime | None, wanted: datetime | None) -> bool:
-    """Whether a paste expiring at ``expires`` (None: never) is still there
-    at ``wanted`` (None: for good)."""
-    if expires is None:
-        return True
-    return wanted is not None and _aware(expires) >= wanted
 
 
 def _named_key(sha256: bytes, filename: str) -> str:

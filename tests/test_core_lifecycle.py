@@ -147,10 +147,11 @@ def _as_if_expired(service, paste) -> None:
 
 
 @pytest.mark.parametrize("hinted", [True, False], ids=["cache-hint", "no-hint"])
-def test_a_repeated_upload_lives_as_long_as_it_asks(service_factory, hinted):
-    """The same bytes under the same name are one paste: a repeat that asks
-    for a longer life (or none) extends it, and one that asks for less gets
-    the longer-lived paste; an expired one comes back instead of a dead link."""
+def test_a_repeated_upload_never_changes_anyones_expiry(service_factory, hinted):
+    """The same bytes under the same name are one paste only while neither
+    asks for an expiry: an expiring upload, or a repeat of one, is a paste of
+    its own over the same blob, so nobody extends or shortens a life that
+    another uploader chose."""
     service = service_factory(**{"pastefile.max_expiry": "3600"})
     data = random_text(130)
 
@@ -166,51 +167,32 @@ def test_a_repeated_upload_lives_as_long_as_it_asks(service_factory, hinted):
 
     first = service.upload(io.BytesIO(data), "same.txt", expires_in=60)
     longer = again(expires_in=600)
-    assert longer.filehash == first.filehash
+    assert longer.filehash != first.filehash and longer.delete_token
     assert timedelta(seconds=590) < longer.expires - utcnow() <= timedelta(seconds=600)
-    assert service.get(first.filehash).expires == longer.expires
-    shorter = again(expires_in=60)
-    assert shorter.filehash == first.filehash and shorter.expires == longer.expires
+    assert timedelta(seconds=50) < service.get(first.filehash).expires - utcnow() <= timedelta(seconds=60)
+    kept = again()
+    assert kept.filehash not in (first.filehash, longer.filehash) and kept.expires is None and kept.delete_token
+    assert service.get(first.filehash).expires == first.expires
+    assert service.get(longer.filehash).expires == longer.expires
+    # a repeat without expiry of a kept paste is that paste, token-less
+    repeat = again()
+    assert repeat.filehash == kept.filehash and repeat.delete_token is None
+    shorter = again(expires_in=30)
+    assert shorter.filehash not in (first.filehash, longer.filehash, kept.filehash)
+    assert service.get(kept.filehash).expires is None
 
     _as_if_expired(service, first)
-    assert service.get(first.filehash) is None
-    revived = again(expires_in=120)
-    assert revived.filehash == first.filehash and revived.expires > utcnow()
-    assert service.get(first.filehash) is not None and service.get_by_symlink(first.symlink) is not None
-    forever = again()
-    assert forever.filehash == first.filehash and forever.expires is None
-    assert again(expires_in=60).expires is None
-    assert service.gc(grace=0)["expired_pastes"] == 0
-    with service.open(first.filehash) as f:
-        assert f.read() == data
+    assert service.get(first.filehash) is None and service.get_by_symlink(first.symlink) is None
+    assert service.gc(grace=0)["expired_pastes"] == 1
+    for paste in (longer, kept, shorter):
+        with service.open(paste.filehash) as f:
+            assert f.read() == data
 
-
-
-@pytest.mark.parametrize("cache", ["memory", "memcached"])
-def test_an_extended_expiry_reaches_every_process(tmp_path, memcached_nodes, cache):
-    """Two services on one database, as two workers: one extends a paste's
-    expiry by uploading it again; the other sees the new expiry at once."""
-    extra = {"pastefile.max_expiry": "3600", "pastefile.cache.backend": cache}
-    if cache == "memcached":
-        extra["pastefile.cache.servers"] = memcached_nodes[0].address
-    settings = settings_for("sqlite", tmp_path, **extra)
-    one, two = PasteFileService(settings), PasteFileService(settings)
-    try:
-        data = random_text(132)
-        first = one.upload(io.BytesIO(data), "same.txt", expires_in=60)
-        assert two.get(first.filehash).expires == first.expires
-        again = one.upload(io.BytesIO(data), "same.txt")
-        assert again.filehash == first.filehash and again.expires is None
-        assert two.get(first.filehash).expires is None
-        assert two.get_by_symlink(first.symlink).expires is None
-    finally:
-        one.close()
-        two.close()
 
 def test_gc_racing_a_repeat_of_an_expired_upload(tmp_path, fresh_pg_url, memcached_nodes):
-    """gc holds an expired paste while the same bytes and name are uploaded
-    again: the upload waits, then gets a new paste that outlives gc."""
-    service = pg_service(tmp_path, fresh_pg_url, memcached_nodes, "128k")
+    """gc holds and removes an expired paste while the same bytes and name
+    are uploaded again: the upload is a paste of its own and keeps its bytes."""
+    service = pg_service(tmp_path, fresh_pg_url, memcached_nodes, "0")
     try:
         data = random_text(131)
         first = service.upload(io.BytesIO(data), "same.txt", expires_in=60)
@@ -230,18 +212,32 @@ def test_gc_racing_a_repeat_of_an_expired_upload(tmp_path, fresh_pg_url, memcach
             held = repository.expired_pastes(conn, utcnow(), 10)
             assert held == [first.id]
             thread.start()
-            thread.join(1.0)
-            assert thread.is_alive()  # waiting on the row gc holds
+            thread.join(0.5)
             repository.remove_pastes(conn, held)
         thread.join(30)
         assert errors == [] and len(results) == 1
         paste = results[0]
         assert paste.filehash != first.filehash and paste.expires is None
+        service.gc(grace=0)
         assert service.get(paste.filehash) is not None and service.get(first.filehash) is None
         with service.open(paste.filehash) as f:
             assert f.read() == data
+        assert service.fsck()["missing_files"] == 0
     finally:
         service.close()
+
+
+def test_short_links_are_never_handed_out_again(service):
+    """Deleting the newest paste must not give its id, and so its short
+    link, to the next upload (SQLite reuses the largest rowid otherwise)."""
+    gone = service.upload(io.BytesIO(random_text(140)), "a.txt")
+    service.delete(gone.filehash, gone.delete_token)
+    assert service.get_by_symlink(gone.symlink) is None
+    after = service.upload(io.BytesIO(random_text(141)), "b.txt")
+    assert after.id > gone.id and after.symlink != gone.symlink
+    assert service.get_by_symlink(gone.symlink) is None
+    assert service.get_by_symlink(after.symlink).filehash == after.filehash
+
 
 def test_gc_removes_sources_of_resized_uploads_and_leaves_live_renditions(service_factory):
     service = service_factory(**{"pastefile.inline_max": "0"})

@@ -125,8 +125,34 @@ def test_migration_matches_models(tmp_path, pg_url):
     sqlite_engine = make_engine(f"sqlite:///{tmp_path / 'm.sqlite'}")
     upgrade(sqlite_engine)
     for engine in (sqlite_engine, create_engine(pg_url.replace("+psycopg2", "+psycopg2"))):
-        assert current_revision(engine) == "0004"
+        assert current_revision(engine) == "0005"
         with engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         assert diff == [], diff
         engine.dispose()
+
+
+def test_migration_makes_existing_sqlite_ids_never_reused(tmp_path):
+    """A database made before ids were AUTOINCREMENT keeps its rows and
+    references, and from then on never hands out a deleted id again."""
+    from sqlalchemy import text
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    upgrade(engine, "0004")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO blob (sha256, size, mimetype, created) VALUES (x'00', 1, 'text/plain', '2026-01-01')"))
+        for i, parent in ((1, "NULL"), (2, "1"), (3, "NULL")):
+            conn.execute(text(
+                "INSERT INTO paste_file (id, filehash, filename, blob_sha256, uploadtime, parent_id) "
+                f"VALUES ({i}, 'f{i}', 'n{i}', x'00', '2026-01-01', {parent})"
+            ))
+    upgrade(engine)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT id, parent_id FROM paste_file ORDER BY id")).all() == [(1, None), (2, 1), (3, None)]
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        conn.execute(text("DELETE FROM paste_file WHERE id = 3"))
+        conn.execute(text(
+            "INSERT INTO paste_file (filehash, filename, blob_sha256, uploadtime) VALUES ('f4', 'n4', x'00', '2026-01-01')"
+        ))
+        assert conn.execute(text("SELECT max(id) FROM paste_file")).scalar() == 4
+    engine.dispose()

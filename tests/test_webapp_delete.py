@@ -76,12 +76,17 @@ def test_expiry_on_upload(webapp_factory):
     assert app.upload_json(unique_text(), "kept.txt")["expires"] is None
 
 
-def test_a_repeated_upload_extends_the_expiry_it_shows(webapp_factory):
+def test_a_repeated_upload_never_changes_the_expiry_it_shows(webapp_factory):
+    """Anyone can upload the same bytes under the same name: that never
+    keeps the first uploader's expiring paste alive, nor shortens a kept one."""
     app = webapp_factory(**{"pastefile.max_expiry": "600"})
     data = unique_text()
     brief = app.upload_json(data, "twice.txt", expires=60)
-    assert app.get(f"/j/{brief['filehash']}").json["expires"] == brief["expires"]
     kept = app.upload_json(data, "twice.txt")
-    assert kept["filehash"] == brief["filehash"] and kept["expires"] is None
-    assert app.get(f"/j/{brief['filehash']}").json["expires"] is None
-
+    assert kept["filehash"] != brief["filehash"] and kept["expires"] is None and kept["delete_token"]
+    assert app.get(f"/j/{brief['filehash']}").json["expires"] == brief["expires"]
+    again = app.upload_json(data, "twice.txt", expires=600)
+    assert again["filehash"] not in (brief["filehash"], kept["filehash"]) and again["expires"]
+    assert app.get(f"/j/{kept['filehash']}").json["expires"] is None
+    # a repeat without expiry of a kept paste is still that paste
+    assert app.upload_json(data, "twice.txt")["filehash"] == kept["filehash"]
