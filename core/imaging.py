@@ -8,14 +8,20 @@ byte-identical to Pillow's Lanczos).  Pillow decodes and encodes.
 
 Limits are per call: a source above ``max_pixels`` is refused from its
 header, before any pixel is decoded; Pillow's global limit is left alone.
+
+The bytes are untrusted: whatever they make Pillow raise, ``render`` answers
+``ImageError`` and ``image_facts`` answers "no facts" (or no pHash), never
+another exception.  Renditions carry pixels only: no EXIF, XMP, comment,
+DPI or ICC profile (colours are converted to sRGB instead).
 """
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageCms, ImageFile
 
 from pastefile.ext.geometry import crop_resize_geometry
 from pastefile.ext.phash import phash as _phash
@@ -23,16 +29,36 @@ from pastefile.ext.resample import resize as _kernel_resize
 
 # Bump when the same source and spec would give different bytes (encoder
 # options, pipeline changes): renditions are recorded under this version.
-ENCODER_VERSION = 1
+# 2: no metadata in renditions (a JPEG's comment, a PNG's ICC profile were
+# copied), wide-gamut sources converted to sRGB, MPO sources rendered
+ENCODER_VERSION = 2
 DEFAULT_MAX_PIXELS = 100_000_000
 FITS = ("crop", "inside")
 # output formats a rendition may ask for; a source in another format keeps it
 FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 _DEFAULT_QUALITY = {"JPEG": 88, "WEBP": 85}
 _SOURCE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+# formats decoded as another: an MPO (phone cameras' JPEG followed by a
+# second, preview or depth, image) is a JPEG whose first frame is the picture
+_DECODED_AS = {"MPO": "JPEG"}
 _MIME_OF = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif", "BMP": "image/bmp", "TIFF": "image/tiff"}
 _FORMAT_OF_MIME = {mime: fmt for fmt, mime in _MIME_OF.items()}
 _KERNEL_MODES = ("L", "LA", "RGB", "RGBA")
+# EXIF orientation -> the transposition that shows the picture upright
+# (ImageOps.exif_transpose's table, applied without its EXIF rewrite, which
+# fails on mistyped tags; renditions drop the EXIF anyway)
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+log = logging.getLogger(__name__)
 
 
 class ImageError(ValueError):
@@ -109,7 +135,9 @@ def image_size(fileobj: BinaryIO) -> tuple[int, int] | None:
     try:
         with Image.open(fileobj) as img:
             return img.size
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001 - untrusted bytes: any parser failure means "not an image"
         return None
 
 
@@ -125,6 +153,11 @@ def _open(source: BinaryIO | bytes, max_pixels: int) -> Image.Image:
         img.close()
         raise ImageTooLarge(f"the image has {img.width}x{img.height} pixels, more than the {max_pixels:,} allowed")
     return img
+
+
+def _format(img: Image.Image) -> str | None:
+    """The format ``img`` is decoded and rendered as (an MPO is a JPEG)."""
+    return _DECODED_AS.get(img.format or "", img.format)
 
 
 def _inside_size(src_w: int, src_h: int, w: int, h: int, upscale: bool) -> tuple[int, int]:
@@ -149,17 +182,24 @@ def render(
 
     ``resampler="pillow"`` runs the same pipeline with ``Image.resize`` for
     the resampling step (the yardstick the benchmarks compare against).
+    Anything the bytes provoke is an ``ImageError`` (``ImageTooLarge`` for
+    too many pixels).
     """
+    if resampler not in ("kernel", "pillow"):
+        # the caller's mistake, not the image's: kept out of the net below
+        raise ValueError(f"resampler must be 'kernel' or 'pillow', got {resampler!r}")
     try:
         img = _open(source, max_pixels)
-        src_fmt = img.format
+        # an MPO renders its first frame (the one Pillow opens on) as a JPEG
+        src_fmt = _format(img)
         if src_fmt not in _SOURCE_FORMATS:
-            raise ImageError(f"cannot resize {src_fmt or 'unknown'} images")
+            raise ImageError(f"cannot resize {img.format or 'unknown'} images")
         # a normalized spec names the source's own format when it was not
         # asked to change it (gif, bmp, tiff included)
         fmt = spec.format.upper() if spec.format else src_fmt
         if fmt not in _SOURCE_FORMATS:
             raise ImageError(f"cannot write {spec.format} images")
+        icc_profile = img.info.get("icc_profile")
         orientation, logical = _displayed(img)
         if spec.fit == "crop":
             geometry = crop_resize_geometry(logical[0], logical[1], spec.width or None, spec.height or None, upscale)
@@ -174,8 +214,7 @@ def render(
             if scale < 1:
                 target = (int(img.width * scale) + 1, int(img.height * scale) + 1)
                 img.draft(img.mode if img.mode in ("L", "RGB") else "RGB", target)
-        if orientation != 1:
-            img = ImageOps.exif_transpose(img)
+        img = _upright(img, orientation)
         if img.size != logical:
             # decoded smaller: scale the box to the reduced frame
             fx, fy = img.width / logical[0], img.height / logical[1]
@@ -184,25 +223,39 @@ def render(
             img = img.convert("RGBA" if "transparency" in img.info else "RGB")
         elif img.mode == "1":
             img = img.convert("L")
+        elif img.mode in ("L", "RGB") and "transparency" in img.info:
+            # a tRNS colour key: resampling blends it into its neighbours,
+            # so it becomes an alpha channel (the encoder is not given it)
+            img = img.convert("RGBA")
         elif img.mode not in _KERNEL_MODES:
             img = img.convert("RGB")
         whole = tuple(box) == (0, 0, img.width, img.height)
         if out_size != img.size or not whole:
             if resampler == "kernel":
                 img = _kernel_resize(img, out_size, "lanczos", box=None if whole else box, threads=threads)
-            elif resampler == "pillow":
-                img = img.resize(out_size, Image.Resampling.LANCZOS, box=None if whole else box)
             else:
-                raise ValueError(f"resampler must be 'kernel' or 'pillow', got {resampler!r}")
-        data = _encode(img, fmt, spec.quality)
+                img = img.resize(out_size, Image.Resampling.LANCZOS, box=None if whole else box)
+        data = _encode(img, fmt, spec.quality, icc_profile)
     except ImageError:
         raise
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+    except MemoryError:
+        raise  # the process is short of memory: not the image's verdict
+    except Exception as exc:  # noqa: BLE001
+        # Untrusted bytes reach Pillow's parsers, which answer some malformed
+        # input with TypeError, struct.error, IndexError... besides OSError:
+        # whatever the bytes provoke is a 415 for this image, never a 500.
+        if not isinstance(exc, _DECODE_ERRORS):
+            log.info("rendering failed on %s: %r", type(exc).__name__, exc)
         raise ImageError(f"cannot decode image: {exc}") from exc
     return ResizedImage(data, _MIME_OF[fmt], img.width, img.height)
 
 
-def _encode(img: Image.Image, fmt: str, quality: int | None) -> bytes:
+# what Pillow is documented to raise for bytes it cannot decode
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+
+
+def _encode(img: Image.Image, fmt: str, quality: int | None, icc_profile: bytes | None = None) -> bytes:
+    img = _pixels_only(img, icc_profile)
     if fmt == "JPEG" and img.mode not in ("RGB", "L"):
         img = img.convert("RGB")
     elif fmt in ("GIF", "BMP") and img.mode == "LA":
@@ -220,6 +273,38 @@ def _encode(img: Image.Image, fmt: str, quality: int | None) -> bytes:
     out = io.BytesIO()
     img.save(out, fmt, **options)
     return out.getvalue()
+
+
+def _pixels_only(img: Image.Image, icc_profile: bytes | None) -> Image.Image:
+    """``img`` with its pixels and nothing else, in sRGB.
+
+    Encoders copy parts of ``info`` (a JPEG's COM comment, a PNG's ICC
+    profile, a GIF's comment) and a TIFF written from the file it was opened
+    from copies every tag of it, so the encoder gets a plain image with an
+    empty ``info``.  The ICC profile goes too (it can name the device), so
+    the pixels are converted to sRGB, what browsers assume for an untagged
+    image: a Display P3 or Adobe RGB photo is not shown washed out.
+    """
+    if isinstance(img, ImageFile.ImageFile):
+        img = img.copy()  # a plain Image: no tags, no APP segments
+    if icc_profile and img.mode in ("RGB", "RGBA"):
+        img = _to_srgb(img, icc_profile)
+    img.info = {}
+    return img
+
+
+def _to_srgb(img: Image.Image, icc_profile: bytes) -> Image.Image:
+    """``img`` converted from ``icc_profile`` to sRGB; as it is when the
+    profile is broken or not an RGB one (grey and CMYK: shown as decoded)."""
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+        if profile.profile.xcolor_space.strip() != "RGB":
+            return img
+        return ImageCms.profileToProfile(img, profile, _SRGB, outputMode=img.mode)
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001 - an untrusted profile lcms cannot use: keep the decoded colours
+        return img
 
 
 def crop_resize(
@@ -241,39 +326,70 @@ _FACTS_DRAFT = (256, 256)
 
 def image_facts(fileobj: BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageFacts | None:
     """Displayed (width, height) and the 64-bit pHash of an image, or None
-    when the bytes do not decode.  Above ``max_pixels`` only the size is
-    read (no pHash), so an upload never decodes a bomb."""
+    when the header does not decode.  Above ``max_pixels`` only the size is
+    read (no pHash), so an upload never decodes a bomb; pixels that do not
+    decode give facts without a pHash.  Never raises for what the bytes
+    hold: the upload is stored either way, with or without facts."""
     try:
         img = Image.open(fileobj)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001
+        # untrusted bytes: Pillow's parsers raise more than OSError on
+        # malformed headers (struct.error, TypeError, IndexError...); any of
+        # them means "no image facts", never a failed upload
         return None
     try:
         orientation, (width, height) = _displayed(img)
-        if img.width * img.height > max_pixels or img.format not in _SOURCE_FORMATS:
+        fmt = _format(img)
+        if img.width * img.height > max_pixels or fmt not in _SOURCE_FORMATS:
             return ImageFacts(width, height, None)
         try:
-            if img.format == "JPEG":
+            if fmt == "JPEG":
                 img.draft("L", _FACTS_DRAFT)
-            if orientation != 1:
-                img = ImageOps.exif_transpose(img)
-            value = _phash(img)
-        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
-            value = None  # truncated or broken pixels: stored, but not hashed
+            value = _phash(_upright(img, orientation))
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            # truncated or broken pixels (or a parser tripping over them,
+            # whatever it raises): stored, but not hashed
+            if not isinstance(exc, _DECODE_ERRORS):
+                log.info("pHash failed on %s: %r", type(exc).__name__, exc)
+            value = None
         return ImageFacts(width, height, value)
     finally:
         img.close()
 
 
+def oriented(img: Image.Image) -> Image.Image:
+    """``img`` as it is displayed: its EXIF orientation applied to the
+    pixels (which it decodes), its metadata left as it is."""
+    return _upright(img, _displayed(img)[0])
+
+
+def _upright(img: Image.Image, orientation: int) -> Image.Image:
+    method = _UPRIGHT.get(orientation)
+    return img if method is None else img.transpose(method)
+
+
 def _displayed(img: Image.Image) -> tuple[int, tuple[int, int]]:
     """The EXIF orientation and the (width, height) the picture is shown at."""
-    orientation = _orientation(img) if img.format in ("JPEG", "WEBP", "PNG", "TIFF") else 1
+    orientation = _orientation(img) if _format(img) in ("JPEG", "WEBP", "PNG", "TIFF") else 1
     # orientations 5-8 store the picture turned by 90 degrees
     return orientation, ((img.height, img.width) if orientation in (5, 6, 7, 8) else img.size)
 
 
 def _orientation(img: Image.Image) -> int:
-    try:
-        value = int(img.getexif().get(0x0112, 1))
-    except Exception:  # noqa: BLE001 - broken EXIF is simply ignored
+    """EXIF Orientation (1-8) of an opened image; 1 when absent or broken."""
+    if img.format == "PNG" and "exif" not in img.info:
+        # Pillow's getexif() decodes a whole PNG to look for an eXIf chunk
+        # after the pixels: only one before them counts (as in browsers)
         return 1
-    return value if 1 <= value <= 8 else 1
+    try:
+        value = img.getexif().get(0x0112, 1)
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001 - untrusted EXIF: any parser failure means "no orientation"
+        return 1
+    # a SHORT as the standard says; mistyped (text, several values) is ignored
+    return value if type(value) is int and 1 <= value <= 8 else 1
