@@ -29,7 +29,8 @@ def _no_outside_overrides(monkeypatch):
 
 def _env_value(name: str, default) -> str:
     special = {"db_url": "sqlite:///other.sqlite", "cache_backend": "null", "allowed_types": "image/png",
-               "cache_servers": "h:1", "rendition_sizes": "10x10", "environment": "production"}
+               "cache_servers": "h:1", "rendition_sizes": "10x10", "environment": "production",
+               "strip_metadata": "all"}
     if name in special:
         return special[name]
     if isinstance(default, bool):
@@ -153,3 +154,13 @@ def test_development_ini_starts_with_its_key(monkeypatch, tmp_path):
     # the environment makes any ini a production start
     with pytest.raises(SettingsError, match="placeholder"):
         _ini_app("development.ini", monkeypatch, tmp_path, PASTEFILE_ENVIRONMENT="production")
+
+
+def test_privacy_settings():
+    s = Settings.from_dict({}, environ={})
+    assert s.public_latest is False and s.public_similar is False and s.strip_metadata == "location"
+    s = Settings.from_dict({"pastefile.public_latest": "true", "pastefile.strip_metadata": "ALL"}, environ={})
+    assert s.public_latest is True and s.strip_metadata == "all"
+    with pytest.raises(SettingsError) as info:
+        Settings.from_dict({"pastefile.strip_metadata": "gps"}, environ={})
+    assert info.value.key == "pastefile.strip_metadata"
