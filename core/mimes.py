@@ -5,6 +5,8 @@ the client.
 """
 from __future__ import annotations
 
+import codecs
+
 IMAGE_MIMES = (
     "image/jpeg",
     "image/png",
@@ -117,3 +119,15 @@ def is_allowed(mimetype: str, allowed: tuple[str, ...]) -> bool:
 
 def is_active(mimetype: str) -> bool:
     return mimetype in ACTIVE_MIMES or mimetype.endswith("+xml")
+
+
+def utf8_charset(head: bytes, complete: bool) -> str | None:
+    """``"utf-8"`` when ``head`` (a text file's first bytes, or all of them
+    when ``complete``) decodes as UTF-8, else None: libmagic names the type
+    but not the encoding, and a charset is only worth sending when true.  A
+    multi-byte character cut at the end of an incomplete head is allowed."""
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=complete)
+    except UnicodeDecodeError:
+        return None
+    return "utf-8"

@@ -116,7 +116,8 @@ def test_download_is_attachment_with_original_name(webapp):
     res = webapp.get(f"/d/{doc['filehash']}")
     assert res.status_int == 200
     assert res.headers["Content-Disposition"] == 'attachment; filename="report 2024.txt"'
-    assert res.content_type == "application/octet-stream"
+    # text keeps its type and charset; other types go down as octet-stream
+    assert res.headers["Content-Type"] == "text/plain; charset=utf-8"
     assert res.body == data
     assert res.content_length == 1200
     assert res.headers["X-Content-Type-Options"] == "nosniff"
@@ -348,7 +349,8 @@ def test_accel_redirect(webapp_factory):
         assert res.headers["Content-Disposition"].startswith(disposition + ";")
         assert res.headers["ETag"] == f'"{sha}"'
         assert res.headers["Cache-Control"] == IMMUTABLE
-    assert res.content_type == "application/octet-stream"
+        # the charset comes from the file's head, read by the app itself
+        assert res.headers["Content-Type"] == "text/plain; charset=utf-8"
     # the location maps onto the file nginx would send
     path = os.path.join(app.service.store.root, *expected.split("/")[2:])
     with open(path, "rb") as f:

@@ -5,6 +5,8 @@ import functools
 import json
 import os
 import re
+import threading
+from collections import OrderedDict
 from typing import BinaryIO
 from urllib.parse import quote
 
@@ -42,7 +44,11 @@ def json_response(data) -> Response:
 
 def json_body_response(body: bytes) -> Response:
     """An encoded JSON body as a response."""
-    return Response(body=body, headerlist=[("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return Response(body=body, headerlist=[
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(body))),
+        ("X-Content-Type-Options", "nosniff"),
+    ])
 
 
 def json_body(data) -> bytes:
@@ -75,6 +81,52 @@ def content_disposition(kind: str, filename: str) -> str:
     if fallback != clean:
         value += f"; filename*=UTF-8''{quote(clean, safe='')}"
     return value
+
+
+# how much of a text file decides its charset: all of a small one, the head
+# of a large one (the rest is not read on a request's path)
+CHARSET_HEAD = 64 * 1024
+
+
+class _Charsets:
+    """Charset of each text blob, decided once per process: the bytes under
+    a content hash never change, so an entry never goes stale."""
+
+    def __init__(self, max_entries: int = 16384):
+        self.max_entries = max_entries
+        self._known: OrderedDict[str, str | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, sha256: str):
+        with self._lock:
+            return self._known.get(sha256, _UNKNOWN)
+
+    def put(self, sha256: str, charset: str | None) -> None:
+        with self._lock:
+            self._known[sha256] = charset
+            while len(self._known) > self.max_entries:
+                self._known.popitem(last=False)
+
+
+_UNKNOWN = object()
+_charsets = _Charsets()
+
+
+def served_type(service, blob, data: bytes | None = None) -> str:
+    """The Content-Type of a blob: its sniffed type, with ``charset=utf-8``
+    for text whose bytes are UTF-8 (browsers otherwise guess Latin-1 and
+    show ``hÃ©llo``).  ``data``: the blob's bytes when already at hand."""
+    mimetype = blob.mimetype
+    if not mimetype.startswith("text/") or mimes.is_active(mimetype):
+        return mimetype
+    charset = _charsets.get(blob.sha256)
+    if charset is _UNKNOWN:
+        if data is None:
+            with service.open_blob(blob) as fileobj:
+                data = fileobj.read(CHARSET_HEAD)
+        charset = mimes.utf8_charset(data[:CHARSET_HEAD], complete=blob.size <= CHARSET_HEAD)
+        _charsets.put(blob.sha256, charset)
+    return f"{mimetype}; charset={charset}" if charset else mimetype
 
 
 _RANGE_SPEC = re.compile(r"([0-9]*)[ \t]*-[ \t]*([0-9]*)")
@@ -198,13 +250,13 @@ def content_response(
         if fileobj is not None:
             fileobj.close()
         return range_not_satisfiable(request, size)
-    if mimes.is_active(mimetype):
+    if mimes.is_active(mimetype.partition(";")[0].strip()):
         attachment = True  # HTML, SVG, XML would run in our origin
         mimetype = "application/octet-stream"
     # the header list in one go: WebOb's property setters, one by one, cost
     # more than the rest of a cached read
     headerlist = [
-        ("Content-Type", mimetype),  # as sniffed: no charset added to text/*
+        ("Content-Type", mimetype),  # as sniffed (text: see served_type)
         ("Content-Disposition", content_disposition("attachment" if attachment else "inline", filename)),
         ("X-Content-Type-Options", "nosniff"),
         ("Content-Security-Policy", "sandbox"),

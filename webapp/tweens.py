@@ -7,6 +7,9 @@ touched, error views included), and methods the app has no use for.
 
 User content carries its own headers (``responses.content_response``:
 nosniff and a sandboxing CSP); the second tween covers the pages we render.
+Every answer, whatever made it (a view, an error view, the guard, the rate
+limiter, a static file), leaves through the guard with
+``X-Content-Type-Options: nosniff``: a browser never second-guesses a type.
 """
 from __future__ import annotations
 
@@ -62,6 +65,14 @@ def _add_page_headers(response) -> None:
     headerlist.extend((name, value) for lower, name, value in _PAGE_HEADER_NAMES if lower not in present)
 
 
+def _add_nosniff(response) -> None:
+    headerlist = response.headerlist
+    for name, _ in headerlist:
+        if name.lower() == "x-content-type-options":
+            return
+    headerlist.append(("X-Content-Type-Options", "nosniff"))
+
+
 def input_guard_tween_factory(handler, registry):
     from .views.errors import error_response
 
@@ -70,13 +81,17 @@ def input_guard_tween_factory(handler, registry):
     def input_guard_tween(request):
         problem = request_problem(request)
         if problem is None:
-            return handler(request)
+            response = handler(request)
+            # outermost: whatever answered below, and whatever the settings
+            _add_nosniff(response)
+            return response
         status, title, message = problem
         response = error_response(request, status, title, message)
         if status == 405:
             response.headers["Allow"] = ALLOW
         if secure:
             _add_page_headers(response)
+        _add_nosniff(response)
         return response
 
     return input_guard_tween

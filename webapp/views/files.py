@@ -1,6 +1,7 @@
 """Reading pastes: preview, download, raw (and resized variants), short links, JSON."""
 from __future__ import annotations
 
+import codecs
 import threading
 from collections import OrderedDict
 
@@ -10,7 +11,7 @@ from pyramid.view import view_config
 
 from pastefile.core import NotFound, mimes
 
-from ..responses import accel_path, content_response, json_body, json_body_response, json_response
+from ..responses import accel_path, content_response, json_body, json_body_response, json_response, served_type
 from .params import choice_param, int_param, signature_param, size_params
 
 
@@ -52,10 +53,12 @@ _metas = _PageCache()
 
 
 def _similar(request, paste) -> list[dict]:
-    """Near-duplicate images of ``paste`` with their links and distance."""
-    if paste.phash is None:
-        return []
+    """Near-duplicate images of ``paste`` with their links and distance;
+    none unless the operator made them public (they are other people's
+    uploads, which their unguessable links keep private otherwise)."""
     service = request.pastefile
+    if paste.phash is None or not service.settings.public_similar:
+        return []
     base = request.application_url
     return [
         {"distance": distance, "thumbnail": _thumbnail(service, other, base), **other.to_json(base)}
@@ -74,6 +77,27 @@ def _thumbnail(service, paste, base: str) -> str:
     return service.rendition_url(paste, *THUMBNAIL, base_url=base)
 
 
+# text shown on the preview page: its head, the rest behind the raw link
+TEXT_PREVIEW = 256 * 1024
+# preview pages with text are kept only when this small: a page cache of
+# long texts would hold hundreds of MB per process
+KEPT_TEXT_PAGE = 16 * 1024
+
+
+def _text_preview(service, paste) -> dict:
+    """The head of a text paste, decoded for the preview page (the template
+    escapes it); nothing for other types."""
+    if not paste.mimetype.startswith("text/") or mimes.is_active(paste.mimetype):
+        return {}
+    with service.open_blob(paste) as fileobj:
+        head = fileobj.read(TEXT_PREVIEW)
+    truncated = paste.size > TEXT_PREVIEW
+    # bytes that are not UTF-8 show as U+FFFD rather than as a guessed
+    # encoding; a character cut by the bound is left out
+    text = codecs.getincrementaldecoder("utf-8")("replace").decode(head, final=not truncated)
+    return {"text": text, "text_truncated": truncated}
+
+
 @view_config(route_name="preview")
 def preview(request):
     paste = _paste(request)
@@ -84,9 +108,11 @@ def preview(request):
         # active types (SVG, HTML) are only ever downloads, never shown inline
         inline = paste.type in ("image", "audio", "video") and not mimes.is_active(paste.mimetype)
         kind = paste.type if inline else "other"
-        values = {"paste": paste.to_json(request.application_url), "kind": kind, "similar": similar}
+        text = _text_preview(request.pastefile, paste)
+        values = {"paste": paste.to_json(request.application_url), "kind": kind, "similar": similar, **text}
         page = render("pastefile.webapp:templates/preview.jinja2", values, request=request).encode()
-        _previews.put(key, page)
+        if not text or len(page) <= KEPT_TEXT_PAGE:
+            _previews.put(key, page)
     return Response(page, content_type="text/html", charset="utf-8")
 
 
@@ -98,12 +124,18 @@ def _serve_blob(request, blob, *, filename: str, attachment: bool) -> Response:
     else:
         data, accel = None, accel_path(request, service.path(blob))
         fileobj = None if accel else service.open_blob(blob)
+    # a download keeps the type of text and its charset, so a client that
+    # shows it decodes it right; anything else goes down as opaque bytes
+    if attachment and not blob.mimetype.startswith("text/"):
+        mimetype = "application/octet-stream"
+    else:
+        mimetype = served_type(service, blob, data)
     return content_response(
         request,
         fileobj=fileobj,
         data=data,
         size=blob.size,
-        mimetype="application/octet-stream" if attachment else blob.mimetype,
+        mimetype=mimetype,
         etag=blob.etag,
         filename=filename,
         attachment=attachment,
@@ -175,6 +207,10 @@ def meta(request):
 
 @view_config(route_name="latest", request_method="GET", renderer="json")
 def latest(request):
+    if not request.pastefile.settings.public_latest:
+        # a list of everyone's uploads defeats their unguessable links;
+        # the operator has `pastefile latest`
+        raise NotFound("There is nothing here.")
     limit = int_param(request.GET, "limit", 20)
     offset = int_param(request.GET, "offset", 0)
     pastes = request.pastefile.latest(limit, offset)
