@@ -42,6 +42,7 @@ CYTHON_MODULES = [
     ("pastefile.ext._resample", os.path.join("ext", "_resample.pyx")),
     ("pastefile.ext._phash", os.path.join("ext", "_phash.pyx")),
     ("pastefile.ext._hamming", os.path.join("ext", "_hamming.pyx")),
+    ("pastefile.ext._metastrip", os.path.join("ext", "_metastrip.pyx")),
 ]
 
 # Modules whose prange loops run on OpenMP threads (serial without OpenMP).

@@ -117,3 +117,98 @@ class BruteForceIndex:
 
     def nearest(self, hash: int, k: int) -> list[tuple[int, int]]:
         return self._all(hash)[:k]
+
+
+# ---------------------------------------------------------------------------
+# Container walks for metadata removal (the references of _metastrip)
+# ---------------------------------------------------------------------------
+# Each returns (segments, end, status): segments as (kind, offset, length),
+# end the offset after the last one (or where the next would have started),
+# status one of the WALK_* values below.
+
+WALK_DONE, WALK_TRUNCATED, WALK_MALFORMED, WALK_NOT_CONTAINER = 0, 1, 2, 3
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def jpeg_segments(buf) -> tuple[list[tuple[int, int, int]], int, int]:
+    """JPEG markers from SOI to the first SOS or EOI, fill bytes skipped."""
+    data = bytes(buf)
+    if data[:2] != b"\xff\xd8":
+        return [], 0, WALK_NOT_CONTAINER
+    segments = [(0xD8, 0, 2)]
+    pos = 2
+    while True:
+        if pos >= len(data):
+            return segments, pos, WALK_TRUNCATED
+        if data[pos] != 0xFF:
+            return segments, pos, WALK_MALFORMED
+        start = pos
+        while start + 1 < len(data) and data[start + 1] == 0xFF:
+            start += 1
+        if start + 1 >= len(data):
+            return segments, pos, WALK_TRUNCATED
+        marker = data[start + 1]
+        if marker in (0x00, 0xD8):
+            return segments, pos, WALK_MALFORMED
+        if marker == 0x01 or 0xD0 <= marker <= 0xD9:
+            length = 2
+        else:
+            if start + 4 > len(data):
+                return segments, pos, WALK_TRUNCATED
+            field = int.from_bytes(data[start + 2 : start + 4], "big")
+            if field < 2:
+                return segments, pos, WALK_MALFORMED
+            length = 2 + field
+            if start + length > len(data):
+                return segments, pos, WALK_TRUNCATED
+        segments.append((marker, start, length))
+        pos = start + length
+        if marker in (0xDA, 0xD9):
+            return segments, pos, WALK_DONE
+
+
+def png_chunks(buf) -> tuple[list[tuple[int, int, int]], int, int]:
+    """PNG chunks after the signature, up to and including IEND."""
+    data = bytes(buf)
+    if data[:8] != _PNG_SIGNATURE:
+        return [], 0, WALK_NOT_CONTAINER
+    chunks = []
+    pos = 8
+    while True:
+        if len(data) - pos < 8:
+            return chunks, pos, WALK_TRUNCATED
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        if size >= 2**31 or not (kind.isascii() and kind.isalpha()):
+            return chunks, pos, WALK_MALFORMED
+        if len(data) - pos < 12 + size:
+            return chunks, pos, WALK_TRUNCATED
+        chunks.append((int.from_bytes(kind, "big"), pos, 12 + size))
+        pos += 12 + size
+        if kind == b"IEND":
+            return chunks, pos, WALK_DONE
+
+
+def riff_chunks(buf) -> tuple[list[tuple[int, int, int]], int, int]:
+    """RIFF chunks after the 12-byte header, up to the end the header declares."""
+    data = bytes(buf)
+    if len(data) < 12 or data[:4] != b"RIFF":
+        return [], 0, WALK_NOT_CONTAINER
+    declared = 8 + int.from_bytes(data[4:8], "little")
+    if declared < 12:
+        return [], 12, WALK_MALFORMED
+    limit = min(declared, len(data))
+    # running past the declared end is an error; past the data, a cut file
+    short = WALK_MALFORMED if declared <= len(data) else WALK_TRUNCATED
+    chunks = []
+    pos = 12
+    while pos < declared:
+        if pos + 8 > limit:
+            return chunks, pos, short
+        size = int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if pos + 8 + size > limit:
+            return chunks, pos, short
+        length = min(8 + size + size % 2, limit - pos)
+        chunks.append((int.from_bytes(data[pos : pos + 4], "big"), pos, length))
+        pos += length
+    return chunks, pos, WALK_DONE
