@@ -1,4 +1,4 @@
-"""The ``pastefile`` command: initdb, upload, info, similar, delete, gc, fsck.
+"""The ``pastefile`` command: initdb, upload, info, latest, similar, delete, gc, fsck.
 
 Embedded mode by default (SQLite and files under ./var); ``-c FILE.ini``
 reads the ``[app:main]`` section of a deployment config instead, and
@@ -92,6 +92,14 @@ def cmd_similar(args) -> int:
     return 0
 
 
+def cmd_latest(args) -> int:
+    service = _service(args)
+    base = service.base_url
+    for paste in service.latest(args.limit, args.offset):
+        print(f"{paste.uploadtime:%Y-%m-%d %H:%M:%S}  {paste.url_p(base)}  {paste.filename}")
+    return 0
+
+
 def cmd_delete(args) -> int:
     service = _service(args)
     for key in args.files:
@@ -132,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="show a paste by filehash or short link")
     info.add_argument("filehash")
     info.set_defaults(func=cmd_info)
+
+    latest = sub.add_parser("latest", help="list the newest uploads (the web front shows them only when public_latest is on)")
+    latest.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20)")
+    latest.add_argument("--offset", type=int, default=0, help="skip this many of the newest")
+    latest.set_defaults(func=cmd_latest)
 
     similar = sub.add_parser("similar", help="list images that look like this one (pHash distance)")
     similar.add_argument("filehash")

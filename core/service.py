@@ -43,7 +43,7 @@ from pastefile.ext.hashing import SizeLimitExceeded, copy_and_hash
 
 from . import db, mimes, repository
 from .blobstore import FileSystemBlobStore, StagedBlob, StagingWriter
-from .cache import Cache, MemoryCache, cache, make_cache
+from .cache import Cache, MemcachedCache, MemoryCache, cache, make_cache
 from .errors import EmptyFile, Forbidden, InvalidRequest, NotFound, TooLarge, UnsupportedType, Unprocessable
 from .groupcommit import GroupCommitter
 from .imaging import ENCODER_VERSION, ImageError, ImageTooLarge, RenditionSpec, image_facts, render
@@ -244,6 +244,7 @@ class PasteFileService:
         # an in-process cache cannot hear another process's delete: removals
         # replace this file, and a lookup that sees it changed starts afresh
         self._removals = os.path.join(self.store.root, "locks", "removals")
+        self._images = os.path.join(self.store.root, "locks", "images")
         self._removals_seen: tuple[int, int] | None = None
         self._similar = self._new_similar_index()
         os.register_at_fork(after_in_child=functools.partial(_after_fork_in_child, weakref.ref(self)))
@@ -539,6 +540,10 @@ class PasteFileService:
             if info.inline and item.data is not None and len(item.data) <= self.settings.cache_variant_max:
                 mapping[f"blobdata:{info.sha256}"] = item.data
         self.cache.set_many(mapping, self.expire)
+        if SIMILAR_GENERATION in mapping and not isinstance(self.cache, MemcachedCache):
+            # before the links are handed out: every process's next lookup
+            # of near duplicates sees these images
+            _replace_stamp(self._images)
 
     def _info(self, row, delete_token: str | None = None) -> PasteInfo:
         return PasteInfo(
@@ -871,7 +876,11 @@ class PasteFileService:
     # -- near duplicates ------------------------------------------------------
 
     def _new_similar_index(self) -> SimilarIndex:
-        return SimilarIndex(lambda: self.cache.get(SIMILAR_GENERATION))
+        if isinstance(self.cache, MemcachedCache):
+            return SimilarIndex(lambda: self.cache.get(SIMILAR_GENERATION))
+        # a cache of this process alone cannot carry another process's
+        # token: the stamp file that image uploads replace does (one stat)
+        return SimilarIndex(lambda: _stamp_of(self._images))
 
     def _image_hashes(self, after_id: int) -> list[tuple[int, int]]:
         with self._connection() as conn:
@@ -968,22 +977,14 @@ class PasteFileService:
     def _sync_removals(self) -> None:
         """Drop the rows cached in this process when any process removed
         pastes since this one last looked (one stat per lookup)."""
-        try:
-            st = os.stat(self._removals)
-            seen = (st.st_ino, st.st_mtime_ns)
-        except FileNotFoundError:
-            seen = (0, 0)
+        seen = _stamp_of(self._removals)
         if seen != self._removals_seen:
             if self._removals_seen is not None:
                 (self._local_rows if self._local_rows is not None else self.cache).clear()
             self._removals_seen = seen
 
     def _announce_removals(self) -> None:
-        os.makedirs(os.path.dirname(self._removals), exist_ok=True)
-        tmp = f"{self._removals}.{os.getpid()}.{threading.get_ident()}"
-        with open(tmp, "w") as f:
-            f.write(os.urandom(8).hex())
-        os.replace(tmp, self._removals)  # a new inode: every process sees a change
+        _replace_stamp(self._removals)
 
     def _untrash(self, trashed: list[tuple[str, bytes]]) -> None:
         for path, sha in trashed:
@@ -1154,6 +1155,23 @@ def _after_fork_in_child(ref: weakref.ref) -> None:
             service._local_rows.after_fork()
         # its lock may have been held by a thread that does not exist here
         service._similar = service._new_similar_index()
+
+
+def _stamp_of(path: str) -> tuple[int, int]:
+    """What a stamp file is now: (inode, mtime), (0, 0) before the first."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return (0, 0)
+    return (st.st_ino, st.st_mtime_ns)
+
+
+def _replace_stamp(path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}"
+    with open(tmp, "w") as f:
+        f.write(os.urandom(8).hex())
+    os.replace(tmp, path)  # a new inode: every process sees a change
 
 
 def _hash_file(path: str):

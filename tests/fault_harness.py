@@ -136,11 +136,11 @@ class Pserve:
             wait_for_port(self.port, timeout, self.proc)
             deadline = time.monotonic() + timeout
             while True:
-                status, _, _ = request("GET", self.url + "/latest?limit=1", timeout=10)
+                status, _, _ = request("GET", self.url + "/openapi.json", timeout=10)
                 if status == 200:
                     break
                 if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise ServerError(f"pserve does not answer /latest (last status {status}):\n{self.console_tail()}")
+                    raise ServerError(f"pserve does not answer /openapi.json (last status {status}):\n{self.console_tail()}")
                 time.sleep(0.1)
         except BaseException:
             self.stop()

@@ -95,6 +95,8 @@ def target(request, tmp_path_factory):
             "pastefile.max_upload_size": str(LIMIT),
             "pastefile.allowed_types": " ".join(DEFAULT_ALLOWED_TYPES + ACTIVE),
             "pastefile.rendition_secret": SECRET,
+            # the listing is private by default; these cases probe its parameters
+            "pastefile.public_latest": "true",
         },
     )
     app = pastefile.webapp.main({}, **settings)

@@ -85,7 +85,7 @@ def test_upload_rate_per_client(webapp_factory):
     assert 1 <= int(res.headers["Retry-After"]) <= 20
     assert app.service.count() == before and temp_files(app.service) == []
     # reads are never limited; another address has its own allowance
-    app.get("/latest", headers=API, extra_environ=one)
+    app.get("/openapi.json", headers=API, extra_environ=one)
     app.post("/", upload_files=[("file", "other.txt", unique_text(300))], headers=API,
              extra_environ={"REMOTE_ADDR": "192.0.2.2"})
 

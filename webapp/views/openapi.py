@@ -267,6 +267,7 @@ def document(request) -> dict:
             "get": {
                 "operationId": "getLatest",
                 "summary": "Recent uploads, newest first",
+                "description": "Only when the operator sets pastefile.public_latest; otherwise 404.",
                 "parameters": [
                     _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
                            "how many"),
@@ -275,7 +276,7 @@ def document(request) -> dict:
                 ],
                 "responses": {
                     "200": {"description": "a page of pastes", "content": {JSON: {"schema": _ref("Latest")}}},
-                    **_errors(400, 503),
+                    **_errors(400, 404, 503),
                 },
             }
         },
