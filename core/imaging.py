@@ -69,6 +69,12 @@ class ImageTooLarge(ImageError):
     """The source has more pixels than the caller allows."""
 
 
+class UndecodableImage(ImageError):
+    """The bytes start like an image but its header, metadata or pixels do
+    not decode (truncated, corrupt): the type is supported, the content is
+    not."""
+
+
 @dataclass(frozen=True)
 class RenditionSpec:
     """What a rendition should be.  ``width``/``height`` 0 follow the aspect
@@ -246,7 +252,7 @@ def render(
         # whatever the bytes provoke is a 415 for this image, never a 500.
         if not isinstance(exc, _DECODE_ERRORS):
             log.info("rendering failed on %s: %r", type(exc).__name__, exc)
-        raise ImageError(f"cannot decode image: {exc}") from exc
+        raise UndecodableImage(f"cannot decode image: {exc}") from exc
     return ResizedImage(data, _MIME_OF[fmt], img.width, img.height)
 
 

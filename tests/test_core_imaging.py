@@ -96,6 +96,7 @@ import struct  # noqa: E402
 
 from pastefile.core.imaging import (  # noqa: E402
     RenditionSpec,
+    UndecodableImage,
     _displayed,
     image_facts,
     oriented,
@@ -393,7 +394,7 @@ def test_any_failure_is_an_image_error_or_no_phash(monkeypatch, error):
     exif[0x0112] = 6
     data = encode(gradient((60, 40)), "PNG", exif=exif.tobytes()).getvalue()
     monkeypatch.setattr(Image.Image, "transpose", broken)
-    with pytest.raises(ImageError):
+    with pytest.raises(UndecodableImage):
         render(data, RenditionSpec(20, 20).normalized("image/png"))
     facts = image_facts(io.BytesIO(data))
     assert (facts.width, facts.height, facts.phash) == (40, 60, None)
@@ -425,3 +426,8 @@ def test_facts_of_undecodable_bytes():
     truncated = encode(gradient((200, 100)), "PNG").getvalue()[:300]
     facts = image_facts(io.BytesIO(truncated))
     assert facts is None or (facts.width, facts.height, facts.phash) == (200, 100, None)
+    # the header promises an image the pixels do not deliver: not a type question
+    with pytest.raises(UndecodableImage):
+        render(truncated, RenditionSpec(20, 20).normalized("image/png"))
+    with pytest.raises(UndecodableImage):
+        render(b"GIF89a" + b"\0" * 20, RenditionSpec(20, 20).normalized("image/gif"))
