@@ -362,6 +362,10 @@ def test_wide_gamut_source_is_converted_to_srgb():
         red, green, blue = out.getpixel((10, 10))
         assert green > 200 and red < 60 and blue < 60, (fmt, out.getpixel((10, 10)))
         assert "icc_profile" not in Image.open(io.BytesIO(result.data)).info
+    # an sRGB profile (most tagged photos) is dropped without a conversion
+    tagged = encode(Image.new("RGB", (40, 40), (255, 0, 0)), "PNG", icc_profile=srgb_profile()).getvalue()
+    out = Image.open(io.BytesIO(render(tagged, RenditionSpec(20, 20).normalized("image/png")).data))
+    assert out.getpixel((10, 10)) == (255, 0, 0) and "icc_profile" not in out.info
 
 
 def test_broken_icc_profile_keeps_the_decoded_colours():
