@@ -94,3 +94,12 @@ def artifacts_dir() -> Path:
     """Where screenshots go (tests/artifacts/browser, gitignored)."""
     ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS_DIR
+
+
+@pytest.fixture(autouse=True)
+def fresh_storage(live_server, browser):
+    """Each test starts without the upload list an earlier test left in
+    this browser's localStorage (the browser lives for the whole session)."""
+    browser.get(live_server + "/static/favicon.svg")
+    browser.execute_script("window.localStorage.clear();")
+    yield

@@ -71,11 +71,12 @@ fetch(url, {cache: 'no-store'})
   .catch((error) => done({error: String(error)}));
 """
 
-# Tag and class outline of a card (without the upload progress and the
-# full-size modifier) to compare the JS-built card with the template's.
+# Tag and class outline of a card (without the upload progress, the
+# uploader's own controls and the full-size modifier) to compare the
+# JS-built card with the template's.
 CARD_OUTLINE_JS = """
 function outline(node) {
-  if (node.classList.contains('progress')) return null;
+  if (node.classList.contains('progress') || node.classList.contains('card__owner')) return null;
   const classes = [...node.classList].filter((c) => c !== 'result-card--full').sort();
   const children = [...node.children].map(outline).filter(Boolean);
   return node.tagName.toLowerCase() + classes.map((c) => '.' + c).join('')
@@ -493,4 +494,159 @@ def test_resize_options_and_server_errors(live_server, browser, artifacts_dir):
     assert len(driver.find_elements(By.CSS_SELECTOR, ".result-card")) == 2
     assert uncaught_errors(driver) == []
     screenshot(driver, artifacts_dir / "upload-mixed-desktop.png")
+    reset_viewport(driver)
+
+
+def http_status(url: str) -> int:
+    import urllib.error
+
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def click(driver, element):
+    """Click after scrolling the element to the middle (the sticky header
+    would otherwise cover it on a phone)."""
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+    element.click()
+
+
+def stored_uploads(driver):
+    return driver.execute_script("return JSON.parse(localStorage.getItem('pastefile.uploads.v1') || '[]');")
+
+
+@pytest.mark.parametrize("size, mobile", [((1280, 800), False), ((390, 844), True)], ids=["desktop", "phone"])
+def test_uploads_list_expiry_and_delete(live_server, browser, artifacts_dir, size, mobile):
+    import json
+    import uuid
+    from datetime import datetime, timedelta, timezone
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import Select
+
+    driver = browser
+    tag = "phone" if mobile else "desktop"
+    set_viewport(driver, size, mobile=mobile)
+    driver.get(live_server + "/")
+    uncaught_errors(driver)
+    assert driver.find_element(By.ID, "results-head").get_attribute("hidden") is not None
+
+    # the expiry choice: sent as `expires` (seconds) with every file of the batch
+    expiry = Select(driver.find_element(By.ID, "expires"))
+    assert expiry.first_selected_option.get_attribute("value") == ""
+    values = [o.get_attribute("value") for o in expiry.options]
+    assert values == ["", "3600", "86400", "604800", "2592000"]
+    assert all(int(v) <= 365 * 24 * 3600 for v in values if v)
+    expiry.select_by_value("86400")
+    picture, notes = f"keep-{tag}.png", f"delete-{tag}.txt"
+    notes_body = f"pastefile delete test {uuid.uuid4().hex}\n".encode() * 10
+    drop_files(driver, [
+        (picture, "image/png", png_bytes((200, 120), "#ddd6fe", "#6d28d9")),
+        (notes, "text/plain", notes_body),
+    ])
+    wait_for_result_cards(driver, 2)
+    uploaded = {}
+    for name in (picture, notes):
+        card = card_by_filename(driver, name)
+        links = card_links(card)
+        delete = card.find_element(By.CSS_SELECTOR, "a.link-delete")
+        filehash = card.get_attribute("data-filehash")
+        assert urlsplit(delete.get_attribute("href")).path.startswith(f"/x/{filehash}/")
+        assert text_of(card.find_element(By.CSS_SELECTOR, ".meta--expires dd")).endswith(" UTC")
+        uploaded[name] = {"links": links, "filehash": filehash, "delete": delete.get_attribute("href")}
+    # the paste's JSON carries the expiry asked for
+    with urllib.request.urlopen(f"{live_server}/j/{uploaded[notes]['filehash']}", timeout=10) as response:
+        meta = json.load(response)
+    expires = datetime.strptime(meta["expires"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+    assert abs(expires - datetime.now(timezone.utc) - timedelta(days=1)) < timedelta(minutes=5)
+    assert "delete_token" not in meta and "url_delete" not in meta
+    assert {e["filehash"] for e in stored_uploads(driver)} == {u["filehash"] for u in uploaded.values()}
+
+    # a reload keeps the list, with its delete links, and says where it lives
+    driver.refresh()
+    restored = wait_for_result_cards(driver, 2)
+    assert [text_of(c.find_element(By.CSS_SELECTOR, ".filename")) for c in restored] == [picture, notes]
+    for name, info in uploaded.items():
+        card = card_by_filename(driver, name)
+        assert card_links(card) == info["links"]
+        assert card.find_element(By.CSS_SELECTOR, "a.link-delete").get_attribute("href") == info["delete"]
+    head = driver.find_element(By.ID, "results-head")
+    assert head.is_displayed()
+    assert "only in this browser" in text_of(driver.find_element(By.ID, "results-note"))
+    wait_image_loaded(driver, card_by_filename(driver, picture).find_element(By.CSS_SELECTOR, ".card__media img"))
+    overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth;")
+    assert overflow <= 0, f"the page is {overflow}px wider than the screen"
+    screenshot(driver, artifacts_dir / f"uploads-list-{tag}.png")
+
+    # delete asks first: cancelled, nothing happens
+    card = card_by_filename(driver, notes)
+    click(driver, card.find_element(By.CSS_SELECTOR, "a.link-delete"))
+    alert = wait_for(driver, EC.alert_is_present(), 5, "no confirmation before deleting")
+    assert notes in alert.text
+    alert.dismiss()
+    assert card.get_attribute("data-state") == "done"
+    assert http_status(uploaded[notes]["links"]["p"]) == 200
+
+    # accepted: the file is gone and the card says so
+    click(driver, card.find_element(By.CSS_SELECTOR, "a.link-delete"))
+    wait_for(driver, EC.alert_is_present(), 5, "no confirmation before deleting").accept()
+    wait_for(driver, lambda drv: card.get_attribute("data-state") == "deleted", 10, "the card never said deleted")
+    assert "Deleted" in text_of(card.find_element(By.CSS_SELECTOR, ".card__status"))
+    assert not card.find_elements(By.CSS_SELECTOR, "a.link-delete")
+    assert http_status(uploaded[notes]["links"]["p"]) == 404
+    assert http_status(uploaded[notes]["links"]["i"]) == 404
+    assert [e["filehash"] for e in stored_uploads(driver)] == [uploaded[picture]["filehash"]]
+    screenshot(driver, artifacts_dir / f"uploads-deleted-{tag}.png")
+
+    # a reload: the deleted one is not listed any more
+    driver.refresh()
+    (card,) = wait_for_result_cards(driver, 1)
+    assert text_of(card.find_element(By.CSS_SELECTOR, ".filename")) == picture
+
+    # removing an entry from the list leaves the file online
+    click(driver, card.find_element(By.CSS_SELECTOR, ".card__forget"))
+    wait_for(driver, lambda drv: not drv.find_elements(By.CSS_SELECTOR, "#results .result-card"), 5)
+    assert stored_uploads(driver) == []
+    assert driver.find_element(By.ID, "results-head").get_attribute("hidden") is not None
+    assert http_status(uploaded[picture]["links"]["p"]) == 200
+    driver.refresh()
+    assert not driver.find_elements(By.CSS_SELECTOR, "#results .result-card")
+    assert uncaught_errors(driver) == []
+    reset_viewport(driver)
+
+
+def test_preview_page_offers_the_uploaders_delete_link(live_server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+
+    driver = browser
+    set_viewport(driver, DESKTOP)
+    driver.get(live_server + "/")
+    uncaught_errors(driver)
+    drop_files(driver, [("single.png", "image/png", png_bytes((160, 100), "#fef3c7", "#b45309"))])
+    (card,) = wait_for_result_cards(driver, 1)
+    preview_url = card_links(card)["p"]
+    # one file: the address bar shows its preview page; reloading opens it
+    assert driver.execute_script("return window.location.pathname;") == urlsplit(preview_url).path
+    driver.refresh()
+    full = driver.find_element(By.CSS_SELECTOR, ".result-card--full")
+    delete = wait_for(driver, lambda drv: full.find_element(By.CSS_SELECTOR, "a.link-delete"), 5)
+    click(driver, delete)
+    wait_for(driver, EC.alert_is_present(), 5, "no confirmation before deleting").accept()
+    wait_for(driver, lambda drv: full.get_attribute("data-state") == "deleted", 10, "the card never said deleted")
+    assert http_status(preview_url) == 404
+    # someone else's preview page (no delete link in this browser) offers none
+    driver.execute_script("window.localStorage.clear();")
+    driver.get(live_server + "/")
+    drop_files(driver, [("other.png", "image/png", png_bytes((160, 100), "#e0f2fe", "#0369a1"))])
+    (card,) = wait_for_result_cards(driver, 1)
+    driver.execute_script("window.localStorage.clear();")
+    driver.refresh()
+    assert driver.find_element(By.CSS_SELECTOR, ".result-card--full")
+    assert not driver.find_elements(By.CSS_SELECTOR, "a.link-delete")
+    assert uncaught_errors(driver) == []
     reset_viewport(driver)

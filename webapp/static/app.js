@@ -1,5 +1,6 @@
 /* pastefile front-end: uploads (picker, drag & drop, clipboard paste),
- * progress, result cards and copy buttons. Plain JS, no build step. */
+ * progress, result cards, copy buttons, and the uploader's own list of
+ * uploads with their delete links. Plain JS, no build step. */
 (() => {
   'use strict';
 
@@ -218,7 +219,8 @@
       metaItem('size', 'Size', data.size),
       metaItem('type', 'Type', data.mimetype || data.type),
       data.width && data.height ? metaItem('dims', 'Dimensions', `${data.width} \u00d7 ${data.height} px`) : null,
-      metaItem('time', 'Uploaded', data.time));
+      metaItem('time', 'Uploaded', data.time),
+      data.expires ? metaItem('expires', 'Expires', `${data.expires} UTC`) : null);
     const links = h('ul', { class: 'card__links' },
       linkRow('d', 'Download', data.url_d, false),
       linkRow('i', 'Raw', data.url_i, !full),
@@ -257,6 +259,173 @@
   }
 
   /* ------------------------------------------------------------------ */
+  /* The uploader's list: kept in localStorage, in this browser only      */
+  /* ------------------------------------------------------------------ */
+
+  const STORE_KEY = 'pastefile.uploads.v1';
+  const STORE_MAX = 200;
+  const STORED_KEYS = ['filehash', 'filename', 'url_d', 'url_i', 'url_p', 'url_s', 'url_delete',
+    'size', 'time', 'type', 'mimetype', 'width', 'height', 'expires'];
+  let memoryEntries = [];  // when storage is refused (privacy settings, quota)
+
+  /* The server's "YYYY-MM-DD HH:MM:SS" times are UTC. */
+  function expired(entry) {
+    if (!entry.expires) return false;
+    const when = Date.parse(`${entry.expires.replace(' ', 'T')}Z`);
+    return Number.isFinite(when) && when <= Date.now();
+  }
+
+  function loadEntries() {
+    let entries = memoryEntries;
+    try {
+      const raw = window.localStorage.getItem(STORE_KEY);
+      if (raw) entries = JSON.parse(raw);
+    } catch (err) {
+      /* unreadable: start from what this page kept */
+    }
+    return Array.isArray(entries)
+      ? entries.filter((e) => e && typeof e.filehash === 'string' && typeof e.url_p === 'string' && !expired(e))
+      : [];
+  }
+
+  function saveEntries(entries) {
+    memoryEntries = entries.slice(0, STORE_MAX);
+    try {
+      window.localStorage.setItem(STORE_KEY, JSON.stringify(memoryEntries));
+    } catch (err) {
+      /* the list then lasts as long as the page */
+    }
+  }
+
+  function findEntry(filehash) {
+    return loadEntries().find((e) => e.filehash === filehash) || null;
+  }
+
+  /* In the page's order: newest batch first, each batch in the order its
+   * files were given (uploads of a batch finish in any order). A repeated
+   * upload of the same file keeps the delete link its first answer carried
+   * if this one has none. */
+  function rememberUpload(data, batch, position) {
+    const entries = loadEntries();
+    const earlier = entries.find((e) => e.filehash === data.filehash);
+    const entry = { batch, position };
+    for (const key of STORED_KEYS) {
+      if (data[key] !== undefined && data[key] !== null) entry[key] = data[key];
+    }
+    if (!entry.url_delete && earlier && earlier.url_delete) entry.url_delete = earlier.url_delete;
+    const kept = [entry, ...entries.filter((e) => e.filehash !== data.filehash)];
+    kept.sort((a, b) => (b.batch || 0) - (a.batch || 0) || (a.position || 0) - (b.position || 0));
+    saveEntries(kept);
+    return entry;
+  }
+
+  function forgetUpload(filehash) {
+    saveEntries(loadEntries().filter((e) => e.filehash !== filehash));
+  }
+
+  /* The delete link goes to this page's own origin (the page's CSP allows
+   * no other), whatever host the configured base URL names. */
+  function sameOriginPath(url) {
+    const target = new URL(url, window.location.href);
+    return target.pathname + target.search;
+  }
+
+  async function deleteUpload(entry) {
+    let response;
+    try {
+      response = await fetch(sameOriginPath(entry.url_delete), {
+        method: 'POST',
+        headers: { Accept: 'application/json' },
+        credentials: 'same-origin',
+        cache: 'no-store',
+      });
+    } catch (err) {
+      return { ok: false, message: 'The server could not be reached. Try again.' };
+    }
+    // 404: already gone (expired, or deleted from another browser)
+    if (response.ok || response.status === 404) return { ok: true, gone: response.status === 404 };
+    let message = `The server answered ${response.status}.`;
+    try {
+      const data = await response.json();
+      if (data && data.error && data.error.message) message = data.error.message;
+    } catch (err) {
+      /* keep the status */
+    }
+    return { ok: false, message };
+  }
+
+  /* Delete and "remove from list" controls for a card of this browser's
+   * list. In the list (inList) the card leaves with its entry and then
+   * onRemoved() runs; elsewhere (the preview page) only the controls go. */
+  function ownerActions(card, entry, { inList = true, onRemoved = null } = {}) {
+    const name = entry.filename || 'this file';
+    const status = h('p', { class: 'card__status', role: 'status' });
+    const actions = h('div', { class: 'card__owner' });
+    const forget = h('button', {
+      type: 'button',
+      class: 'btn btn--ghost btn--small card__forget',
+      'aria-label': `Remove ${name} from this list`,
+      title: 'Remove from this list (the file stays online)',
+    }, 'Remove from list');
+    forget.addEventListener('click', () => {
+      forgetUpload(entry.filehash);
+      (inList ? card : actions).remove();
+      if (onRemoved) onRemoved();
+    });
+    if (entry.url_delete) {
+      const del = h('a', {
+        class: 'btn btn--danger btn--small card__delete link-delete',
+        href: entry.url_delete,
+        rel: 'nofollow noreferrer',
+        'aria-label': `Delete ${name}`,
+      }, 'Delete\u2026');
+      del.addEventListener('click', async (event) => {
+        event.preventDefault();
+        if (del.getAttribute('aria-disabled') === 'true') return;
+        if (!window.confirm(`Delete \u201c${name}\u201d for good? Its links stop working at once; this cannot be undone.`)) return;
+        del.setAttribute('aria-disabled', 'true');
+        status.classList.remove('is-error');
+        status.textContent = 'Deleting\u2026';
+        const result = await deleteUpload(entry);
+        if (!result.ok) {
+          del.removeAttribute('aria-disabled');
+          status.classList.add('is-error');
+          status.textContent = `Not deleted: ${result.message}`;
+          return;
+        }
+        forgetUpload(entry.filehash);
+        card.dataset.state = 'deleted';
+        card.classList.add('is-deleted');
+        const links = card.querySelector('.card__links');
+        if (links) links.remove();
+        const media = card.querySelector('.card__media');
+        if (media) media.replaceChildren(fileBadge(name));
+        del.remove();
+        if (inList) {
+          forget.textContent = 'Dismiss';
+          forget.setAttribute('aria-label', `Dismiss ${name}`);
+          forget.removeAttribute('title');
+        } else {
+          forget.remove();
+        }
+        status.textContent = result.gone
+          ? 'This file was already gone; its links no longer work.'
+          : 'Deleted. Its links no longer work.';
+      });
+      actions.append(del);
+    }
+    actions.append(forget, status);
+    return actions;
+  }
+
+  /* A preview page of a file uploaded from this browser offers its delete link. */
+  function initPreviewOwner(card) {
+    const entry = findEntry(card.dataset.filehash || '');
+    if (!entry || !entry.url_delete) return;
+    card.querySelector('.card__body').append(ownerActions(card, entry, { inList: false }));
+  }
+
+  /* ------------------------------------------------------------------ */
   /* Upload page                                                         */
   /* ------------------------------------------------------------------ */
 
@@ -274,6 +443,7 @@
     const clearButton = document.getElementById('clear-results');
     const widthInput = document.getElementById('w');
     const heightInput = document.getElementById('h');
+    const expirySelect = document.getElementById('expires');
     const homeTitle = document.title;
     const homePath = window.location.pathname;
 
@@ -392,8 +562,14 @@
       if (localImage) localImage.closest('.card__media').replaceChildren(fileBadge(item.file.name));
     }
 
-    function succeed(item, data, single) {
+    function succeed(item, data, single, batch, position) {
       const card = buildCard(data, { kind: kindOf(data) });
+      const entry = rememberUpload(data, batch, position);
+      // an earlier card of the same paste (restored, or uploaded twice) makes way
+      for (const other of Array.from(results.querySelectorAll('.result-card'))) {
+        if (other.dataset.filehash === data.filehash) other.remove();
+      }
+      card.querySelector('.card__body').append(ownerActions(card, entry, { onRemoved: refreshHead }));
       setProgress(item, 1, 'Done', 'done');
       item.progress.cancel.remove();
       const body = card.querySelector('.card__body');
@@ -428,9 +604,10 @@
     /* ---- XHR upload ------------------------------------------------- */
 
     function upload(job) {
-      const { item, resize, single } = job;
+      const { item, resize, expires, single, batch, position } = job;
       const body = new FormData();
       body.append('file', item.file, item.file.name || 'upload');
+      if (expires) body.append('expires', expires);
       // the size options only apply to images; other files go up untouched
       if (/^image\//.test(item.file.type)) {
         if (resize.w) body.append('w', resize.w);
@@ -464,7 +641,7 @@
           data = null;
         }
         if (xhr.status >= 200 && xhr.status < 300 && data && !data.error && data.url_p) {
-          succeed(item, data, single);
+          succeed(item, data, single, batch, position);
         } else {
           const [title, message] = errorFromResponse(xhr, data);
           fail(item, title, message);
@@ -502,9 +679,11 @@
       if (!list.length) return;
       const resize = readResize();
       if (resize === null) return;
+      const expires = expirySelect ? expirySelect.value : '';
       const single = list.length === 1;
+      const batchTime = Date.now();
       const batch = document.createDocumentFragment();
-      for (const file of list) {
+      for (const [position, file] of list.entries()) {
         const item = buildPending(file);
         batch.append(item.card);
         if (file.size > config.maxSize) {
@@ -524,7 +703,7 @@
           if (index > -1) queue.splice(index, 1);
           fail(item, 'Cancelled', 'The upload was cancelled.');
         };
-        queue.push({ item, resize, single });
+        queue.push({ item, resize, expires, single, batch: batchTime, position });
       }
       results.prepend(batch);
       refreshHead();
@@ -601,12 +780,34 @@
     });
 
     clearButton.addEventListener('click', () => {
+      const kept = loadEntries().length;
+      if (kept && !window.confirm(`Forget the ${kept === 1 ? 'upload' : `${kept} uploads`} in this list? `
+        + 'The files stay online, but this browser loses their delete links.')) return;
       for (const card of Array.from(results.children)) {
         const state = card.dataset.state;
-        if (state === 'done' || state === 'error') card.remove();
+        if (state === 'done' || state === 'error' || state === 'deleted') card.remove();
       }
+      saveEntries([]);
       refreshHead();
     });
+
+    /* ---- uploads kept from earlier visits --------------------------- */
+
+    function restoreUploads() {
+      const entries = loadEntries();
+      saveEntries(entries);  // drops the expired ones for good
+      const batch = document.createDocumentFragment();
+      for (const entry of entries) {
+        const card = buildCard(entry, { kind: kindOf(entry) });
+        card.dataset.state = 'done';
+        card.querySelector('.card__body').append(ownerActions(card, entry, { onRemoved: refreshHead }));
+        batch.append(card);
+      }
+      results.append(batch);
+      refreshHead();
+    }
+
+    restoreUploads();
 
     window.addEventListener('beforeunload', (event) => {
       if (active > 0 || queue.length > 0) {
@@ -624,4 +825,6 @@
 
   const uploadForm = document.getElementById('upload-form');
   if (uploadForm) initUploadPage(uploadForm);
+  const fullCard = document.querySelector('.result-card--full[data-filehash]');
+  if (fullCard) initPreviewOwner(fullCard);
 })();
