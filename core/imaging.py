@@ -66,6 +66,9 @@ def _srgb() -> ImageCms.ImageCmsProfile:
 
 # XYZ of sRGB's red, green and blue (D50-adapted, as profiles store them)
 _SRGB_COLORANTS = tuple(getattr(_srgb().profile, f"{c}_colorant")[0] for c in ("red", "green", "blue"))
+# what Pillow is documented to raise for bytes it cannot decode; anything
+# else it raises on untrusted bytes is logged before it is answered alike
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
 log = logging.getLogger(__name__)
 
@@ -258,15 +261,11 @@ def render(
     except Exception as exc:  # noqa: BLE001
         # Untrusted bytes reach Pillow's parsers, which answer some malformed
         # input with TypeError, struct.error, IndexError... besides OSError:
-        # whatever the bytes provoke is a 415 for this image, never a 500.
+        # whatever the bytes provoke is this image's 4xx, never a 500.
         if not isinstance(exc, _DECODE_ERRORS):
             log.info("rendering failed on %s: %r", type(exc).__name__, exc)
         raise UndecodableImage(f"cannot decode image: {exc}") from exc
     return ResizedImage(data, _MIME_OF[fmt], img.width, img.height)
-
-
-# what Pillow is documented to raise for bytes it cannot decode
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
 
 def _encode(img: Image.Image, fmt: str, quality: int | None, icc_profile: bytes | None = None) -> bytes:
