@@ -650,3 +650,41 @@ def test_preview_page_offers_the_uploaders_delete_link(live_server, browser):
     assert not driver.find_elements(By.CSS_SELECTOR, "a.link-delete")
     assert uncaught_errors(driver) == []
     reset_viewport(driver)
+
+
+@pytest.mark.parametrize("size, mobile", [((1280, 800), False), ((390, 844), True)], ids=["desktop", "phone"])
+def test_text_preview(live_server, browser, artifacts_dir, size, mobile):
+    import uuid
+
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    tag = "phone" if mobile else "desktop"
+    set_viewport(driver, size, mobile=mobile)
+    driver.get(live_server + "/")
+    uncaught_errors(driver)
+    # markup past the 4 KiB the sniffer reads: plain text that contains a script tag
+    line = "caf\u00e9 cr\u00e8me \u2713 " + "lorem ipsum dolor sit amet " * 3 + "\n"
+    text = f"{uuid.uuid4().hex} {tag}\n" + line * 60 + "<script>document.title = 'pwned'</script>\n" + line * 12000
+    data = text.encode()
+    assert len(data) > 256 * 1024
+    drop_files(driver, [(f"long-{tag}.txt", "text/plain", data)])
+    (card,) = wait_for_result_cards(driver, 1)
+    driver.get(card_links(card)["p"])
+    shown = driver.find_element(By.CSS_SELECTOR, ".text-preview__body")
+    content = shown.get_attribute("textContent")
+    assert content.startswith(text[:200])
+    assert "<script>document.title = 'pwned'</script>" in content
+    assert "pwned" not in driver.title
+    assert len(content.encode()) <= 256 * 1024 < len(data)
+    more = driver.find_element(By.CSS_SELECTOR, ".text-preview__more a")
+    assert more.get_attribute("href") == card_links(driver.find_element(By.CSS_SELECTOR, ".result-card"))["i"]
+    # the raw file is decoded as UTF-8 by the browser
+    driver.get(more.get_attribute("href"))
+    assert driver.find_element(By.TAG_NAME, "body").text.startswith(text[:200].rstrip())
+    driver.back()
+    overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth;")
+    assert overflow <= 0, f"the page is {overflow}px wider than the screen"
+    screenshot(driver, artifacts_dir / f"text-preview-{tag}.png")
+    assert uncaught_errors(driver) == []
+    reset_viewport(driver)
