@@ -194,9 +194,10 @@ def _uploaded(description: str) -> dict:
     }
 
 
-def _content(media: str, description: str) -> dict:
+def _content(media: str | tuple[str, ...], description: str) -> dict:
+    medias = (media,) if isinstance(media, str) else media
     return {"description": description, "headers": CONTENT_HEADERS,
-            "content": {media: {"schema": {"type": "string", "format": "binary"}}}}
+            "content": {m: {"schema": {"type": "string", "format": "binary"}} for m in medias}}
 
 
 def document(request) -> dict:
@@ -306,8 +307,9 @@ def document(request) -> dict:
                 "summary": "The bytes as an attachment with the original filename",
                 "parameters": [FILEHASH_PARAM, RANGE],
                 "responses": {
-                    "200": _content("application/octet-stream", "the bytes"),
-                    "206": _content("application/octet-stream", "the range asked for"),
+                    # text keeps its type, with charset=utf-8 when its bytes are UTF-8
+                    "200": _content(("application/octet-stream", "text/*"), "the bytes"),
+                    "206": _content(("application/octet-stream", "text/*"), "the range asked for"),
                     **_errors(400, 404, 416, 503),
                 },
             }
