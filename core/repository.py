@@ -298,9 +298,23 @@ class Removed:
 
 
 def remove_pastes(conn: Connection, ids: Sequence[int]) -> Removed:
-    """Delete pastes; their children keep living, without a parent."""
+    """Delete pastes and the resizes visitors made of them (children without
+    a delete token of their own: nobody else can take them back); children
+    an uploader holds a token for keep living, without a parent."""
     if not ids:
         return Removed([], [])
+    ids = list(ids)
+    todo = ids
+    for _ in range(16):  # resizes of resizes, a few levels at most
+        todo = list(conn.execute(
+            select(paste_table.c.id).where(
+                paste_table.c.parent_id.in_(todo), paste_table.c.delete_token_hash.is_(None),
+                paste_table.c.id.not_in(ids),
+            )
+        ).scalars())
+        if not todo:
+            break
+        ids.extend(todo)
     children = [
         (row[0], row[1])
         for row in conn.execute(

@@ -454,11 +454,12 @@ class PasteFileService:
         resize: tuple | None = None,
         expires: datetime | None = None,
         shortcut: bool = True,
+        token: bool = True,
     ) -> PasteInfo:
         """Make the upload durable and visible: a file blob under its address
         first, then the rows in one commit (shared with concurrent uploads by
         the group committer, or the caller's transaction when bound)."""
-        token = secrets.token_urlsafe(18)
+        token = secrets.token_urlsafe(18) if token else None
         item = NewPaste(
             sha256=staged.sha256,
             size=staged.size,
@@ -473,7 +474,7 @@ class PasteFileService:
             parent_id=parent_id,
             resize_w=resize[0] if resize else None,
             resize_h=resize[1] if resize else None,
-            delete_token_hash=_token_hash(token),
+            delete_token_hash=_token_hash(token) if token else None,
             expires=expires,
             delete_token=token,
             staged=staged,
@@ -763,20 +764,19 @@ class PasteFileService:
         found = self._find_rendition(sha, spec, key)
         if found is not None:
             return found
-        if public:
+        cap = self.settings.rendition_max_per_source if public else None
+        if cap is not None:
+            # a cheap early refusal; the count that holds is taken again
+            # under the source's lock when the rendition is recorded
             with self._connection() as conn:
-                made = repository.rendition_count(conn, sha)
-            if made >= self.settings.rendition_max_per_source:
-                raise Forbidden(
-                    f"this image already has {made} sizes, the most one image may have; ask for one of those"
-                )
+                _check_cap(repository.rendition_count(conn, sha), cap)
         with self._flights(key):
             # made by another thread or process while this one waited?
             found = self._find_rendition(sha, spec, key)
             if found is not None:
                 return found
             try:
-                info, _ = self._produce(sha, lambda: self.open_blob(source), spec)
+                info, _ = self._produce(sha, lambda: self.open_blob(source), spec, cap=cap)
             except IntegrityError:
                 # the source was deleted while this rendered: its row is gone
                 raise NotFound(f"no file {source.filehash!r}") from None
@@ -805,10 +805,13 @@ class PasteFileService:
         *,
         source_row: dict | None = None,
         staged_source: StagedBlob | None = None,
+        cap: int | None = None,
     ) -> tuple[RenditionInfo, bytes]:
         """Render ``spec`` from the bytes ``read()`` opens, store the result
         as a blob and record the rendition, in one transaction with
-        ``source_row`` (a source blob not yet recorded) when given."""
+        ``source_row`` (a source blob not yet recorded) when given.  With
+        ``cap``, Forbidden when the source has that many renditions by the
+        time this one would be recorded."""
         with read() as f:
             try:
                 out = render(
@@ -829,8 +832,13 @@ class PasteFileService:
             now = utcnow()
             kept = [b for b in (staged_source, staged) if b is not None and not b.inline]
             with self._writing() as conn:
-                # the blobs' locks before their rows, in the order removals take them
-                repository.lock_blobs(conn, [b.sha256 for b in kept])
+                # the blobs' locks before their rows, in the order removals
+                # take them; with a cap the source's too, so that concurrent
+                # renditions of one source count and record one at a time
+                repository.lock_blobs(conn, [b.sha256 for b in kept] + ([source] if cap is not None else []))
+                if cap is not None:
+                    repository.write_lock(conn)
+                    _check_cap(repository.rendition_count(conn, source), cap)
                 if source_row is not None:
                     repository.record_blob(conn, **source_row)
                 repository.record_blob(
@@ -857,7 +865,10 @@ class PasteFileService:
     def resize(self, filehash: str, w: int | None, h: int | None, *, public: bool = False,
                signature: str | None = None) -> PasteInfo:
         """A paste holding a crop-resize of an image (book route /r/), made
-        from the stored rendition; repeating the request returns the same paste."""
+        from the stored rendition; repeating the request returns the same paste.
+
+        ``public`` (a visitor's request): the paste answers no delete token,
+        since it is the source uploader's picture, and goes when its source goes."""
         source = self.require(filehash)
         self._check_dimensions(w, h)
         made = self.rendition(source, w, h, public=public, signature=signature)
@@ -867,7 +878,7 @@ class PasteFileService:
         try:
             return self._save(
                 staged, source.filename, made.mimetype, (made.width, made.height, None),
-                parent_id=source.id, resize=(w, h),
+                parent_id=source.id, resize=(w, h), token=not public,
             )
         except BaseException:
             self.store.discard(staged)
@@ -1155,6 +1166,11 @@ def _after_fork_in_child(ref: weakref.ref) -> None:
             service._local_rows.after_fork()
         # its lock may have been held by a thread that does not exist here
         service._similar = service._new_similar_index()
+
+
+def _check_cap(made: int, cap: int) -> None:
+    if made >= cap:
+        raise Forbidden(f"this image already has {made} sizes, the most one image may have; ask for one of those")
 
 
 def _stamp_of(path: str) -> tuple[int, int]:

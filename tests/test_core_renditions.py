@@ -287,6 +287,51 @@ def test_concurrent_requests_render_once_across_processes(monkeypatch, tmp_path)
     parent.close()
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_per_source_cap_holds_under_concurrency(tmp_path, request, backend):
+    """80 distinct sizes of one image asked for at once through two
+    services (as two workers): at most the cap is made, the rest are refused
+    with Forbidden, nothing else goes wrong."""
+    cap = 32
+    extra = {"pastefile.rendition_max_per_source": str(cap)}
+    if backend == "sqlite":
+        settings = settings_for("sqlite", tmp_path, **extra)
+        workers = [PasteFileService(settings), PasteFileService(settings)]
+    else:
+        url, nodes = request.getfixturevalue("fresh_pg_url"), request.getfixturevalue("memcached_nodes")
+        settings = settings_for("postgresql", tmp_path, pg_url=url, memcached=nodes, **extra)
+        workers = [PasteFileService(settings), PasteFileService(settings)]
+        workers[0].initdb()
+    try:
+        src = workers[0].upload(io.BytesIO(make_image("PNG", (120, 90), seed=38)), "race.png")
+        made, refused, failed = [], [], []
+        start = threading.Barrier(16)
+
+        def ask(sizes):
+            start.wait()
+            for i, w in sizes:
+                try:
+                    made.append(workers[i % 2].rendition(src.filehash, w, 20, public=True))
+                except Forbidden:
+                    refused.append(w)
+                except Exception as exc:  # noqa: BLE001 - asserted below
+                    failed.append(exc)
+
+        sizes = list(enumerate(range(21, 101)))
+        threads = [threading.Thread(target=ask, args=(sizes[k::16],)) for k in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert failed == [] and len(made) + len(refused) == 80
+        with workers[0]._connection() as conn:
+            recorded = conn.execute(select(func.count()).select_from(Rendition.__table__)).scalar_one()
+        assert recorded == len(made) <= cap and len(refused) >= 80 - cap
+    finally:
+        for w in workers:
+            w.close()
+
+
 # -- near duplicates ---------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from pastefile.webapp.ratelimit import UploadLimiter
 from .conftest import blob_files, settings_for, temp_files
 from .rawhttp import exchange, request_bytes
 from .servers import LiveServer
-from .webapp_helpers import API, error_of, unique_text
+from .webapp_helpers import API, error_of, unique_image, unique_text
 
 
 class Clock:
@@ -88,6 +88,21 @@ def test_upload_rate_per_client(webapp_factory):
     app.get("/openapi.json", headers=API, extra_environ=one)
     app.post("/", upload_files=[("file", "other.txt", unique_text(300))], headers=API,
              extra_environ={"REMOTE_ADDR": "192.0.2.2"})
+
+
+def test_resized_pastes_count_as_uploads(webapp_factory):
+    """GET /r/ stores a paste: it draws on the same allowance as POST /."""
+    app = webapp_factory(**{"pastefile.rate_limit.uploads": "3"})
+    one = {"REMOTE_ADDR": "192.0.2.9"}
+    src = app.post("/", upload_files=[("file", "src.png", unique_image("PNG", (60, 40)))], headers=API,
+                   extra_environ=one).json
+    app.get(f"/r/{src['filehash']}?w=20&h=20", headers=API, extra_environ=one)
+    app.get(f"/r/{src['filehash']}?w=30&h=20", headers=API, extra_environ=one)
+    before = app.service.count()
+    res = app.get(f"/r/{src['filehash']}?w=40&h=20", headers=API, extra_environ=one, status=429)
+    assert int(res.headers["Retry-After"]) >= 1 and app.service.count() == before
+    # reading what was made is never limited
+    app.get(f"/i/{src['filehash']}", extra_environ=one)
 
 
 def test_bytes_per_client(webapp_factory):

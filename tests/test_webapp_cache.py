@@ -121,8 +121,7 @@ def test_cache_down_still_serves(webapp_factory, memcached_nodes, servers, caplo
     assert Image.open(io.BytesIO(variant.body)).size == (30, 30)
     resized = app.get(f"/r/{fh}?w=60").text
     assert app.get(f"/j/{resized.rsplit('/', 1)[1]}").json["width"] == 60
-    latest = app.get("/latest?limit=3").json["files"]
-    assert latest[0]["url_i"] == resized
+    assert app.service.latest(3)[0].url_i(BASE) == resized
     assert error_of(app.get(f"/p/{'f' * 32}.png", status=404))["status"] == 404
     if servers == "dead":
         assert any("memcached" in r.getMessage() for r in caplog.records)

@@ -90,3 +90,19 @@ def test_a_repeated_upload_never_changes_the_expiry_it_shows(webapp_factory):
     assert app.get(f"/j/{kept['filehash']}").json["expires"] is None
     # a repeat without expiry of a kept paste is still that paste
     assert app.upload_json(data, "twice.txt")["filehash"] == kept["filehash"]
+
+
+def test_a_visitors_resize_answers_no_token_and_goes_with_its_source(webapp):
+    """GET /r/ makes a paste of someone else's picture: whoever asked first
+    gets no power to delete it, and the uploader's delete takes it along."""
+    src = webapp.upload_json(unique_image("PNG", (80, 60)), "mine.png")
+    made = webapp.get(f"/r/{src['filehash']}?w=40&h=30", headers=API).json
+    assert made["filehash"] != src["filehash"] and made.get("delete_token") is None and made.get("url_delete") is None
+    again = webapp.get(f"/r/{src['filehash']}?w=40&h=30", headers=API).json
+    assert again["filehash"] == made["filehash"] and again.get("delete_token") is None
+    webapp.get(f"/p/{made['filehash']}", status=200)
+    webapp.delete(f"/j/{src['filehash']}", headers={**API, "X-Delete-Token": src["delete_token"]})
+    for fh in (src["filehash"], made["filehash"]):
+        webapp.get(f"/p/{fh}", status=404)
+        webapp.get(f"/j/{fh}", headers=API, status=404)
+    webapp.get(f"/s/{made['symlink']}", status=404)

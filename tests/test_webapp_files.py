@@ -474,7 +474,14 @@ def test_meta_json(webapp):
     assert error_of(webapp.get(f"/j/{MISSING}", status=404))["status"] == 404
 
 
-def test_latest_newest_first(webapp):
+@pytest.fixture
+def listing(webapp_factory):
+    """The app with /latest made public by the operator (it is off by default)."""
+    return webapp_factory(**{"pastefile.public_latest": "true"})
+
+
+def test_latest_newest_first(listing):
+    webapp = listing
     docs = [webapp.upload_json(unique_text(500 + i), f"l{i}.txt") for i in range(4)]
     res = webapp.get("/latest?limit=4")
     assert res.content_type == "application/json"
@@ -489,7 +496,8 @@ def test_latest_newest_first(webapp):
     assert default["limit"] == 20 and default["files"][0]["filehash"] == docs[-1]["filehash"]
 
 
-def test_error_page_escapes_user_input(webapp):
+def test_error_page_escapes_user_input(listing):
+    webapp = listing
     page = webapp.get("/latest?limit=%3Cscript%3Ealert(1)%3C/script%3E", headers=BROWSER, status=400)
     assert "<script>alert(1)" not in page.text
     message = page.html.select_one(".error-page__message").text
@@ -497,7 +505,8 @@ def test_error_page_escapes_user_input(webapp):
 
 
 @pytest.mark.parametrize("query", ["limit=abc", "limit=0", "limit=101", "limit=-3", "offset=-1", "offset=x"])
-def test_latest_bad_params(webapp, query):
+def test_latest_bad_params(listing, query):
+    webapp = listing
     err = error_of(webapp.get(f"/latest?{query}", status=400))
     assert err["status"] == 400 and err["title"] == "Bad request"
 

@@ -58,7 +58,7 @@ def test_truncated_body_is_400_and_leaves_nothing(webapp):
     res = webapp.post("/", cut, headers={**API, "Content-Type": ctype}, status=400)
     assert "multipart" in error_of(res)["message"]
     assert temp_files(webapp.service) == []
-    assert name not in [f["filename"] for f in webapp.get("/latest", headers=API).json["files"]]
+    assert name not in [p.filename for p in webapp.service.latest(100)]
 
 
 def test_two_files_is_400(webapp):

@@ -62,7 +62,8 @@ def test_rendition_formats_and_ranges(webapp):
     webapp.get(f"/i/{fh}?w=100&h=100&fit=inside&format=webp&q=60", headers={"If-None-Match": etag}, status=304)
 
 
-def test_meta_and_preview_list_near_duplicates(webapp):
+def test_meta_and_preview_list_near_duplicates(webapp_factory):
+    webapp = webapp_factory(**{"pastefile.public_similar": "true"})
     base = photo(unique_seed() % 1000, (320, 240))
     # unique content per run, same picture: a few pixels in a corner differ
     marked = base.copy()

@@ -406,5 +406,4 @@ def test_concurrent_distinct_uploads_all_stored(webapp):
     for i, doc in enumerate(docs):
         assert doc["filename"] == f"many{i}.txt"
         assert webapp.get(f"/i/{doc['filehash']}").body == datas[i]
-    latest = webapp.get("/latest?limit=8").json["files"]
-    assert {f["filehash"] for f in latest} == {d["filehash"] for d in docs}
+    assert {p.filehash for p in webapp.service.latest(8)} == {d["filehash"] for d in docs}

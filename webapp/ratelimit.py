@@ -70,7 +70,11 @@ class UploadLimiter:
 
 
 def is_upload(request) -> bool:
-    return request.method == "PUT" or (request.method == "POST" and request.path_info == "/")
+    """Requests that store something: POST /, PUT, and GET /r/ (a resized paste)."""
+    method = request.method
+    return method == "PUT" or (method == "POST" and request.path_info == "/") or (
+        method == "GET" and request.path_info.startswith("/r/")
+    )
 
 
 def rate_limit_tween_factory(handler, registry):
