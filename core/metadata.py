@@ -292,7 +292,10 @@ def _rewrite_exif(tiff: bytes | memoryview, level: str) -> bytes | None:
             orientation = _Tiff(bytes(tiff)).orientation()
         except _Unparsable:
             orientation = None
-        return _minimal_exif(orientation) if orientation else b""
+        if not orientation:
+            return b""
+        minimal = _minimal_exif(orientation)
+        return None if tiff == minimal else minimal
     try:
         return _exif_without_location(tiff)
     except _Unparsable:
