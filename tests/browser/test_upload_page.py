@@ -688,3 +688,44 @@ def test_text_preview(live_server, browser, artifacts_dir, size, mobile):
     screenshot(driver, artifacts_dir / f"text-preview-{tag}.png")
     assert uncaught_errors(driver) == []
     reset_viewport(driver)
+
+
+def test_clear_list_and_expired_entries(live_server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+
+    driver = browser
+    set_viewport(driver, DESKTOP)
+    driver.get(live_server + "/")
+    uncaught_errors(driver)
+    drop_files(driver, [
+        ("clear-1.png", "image/png", png_bytes((120, 80), "#fee2e2", "#991b1b")),
+        ("clear-2.png", "image/png", png_bytes((120, 80), "#dcfce7", "#166534")),
+    ])
+    wait_for_result_cards(driver, 2)
+    # an entry whose paste has expired is dropped when the page loads
+    driver.execute_script("""
+        const entries = JSON.parse(localStorage.getItem('pastefile.uploads.v1'));
+        entries.push({...entries[0], filehash: 'gone', filename: 'expired.png', expires: '2001-01-01 00:00:00'});
+        localStorage.setItem('pastefile.uploads.v1', JSON.stringify(entries));
+    """)
+    driver.refresh()
+    cards = wait_for_result_cards(driver, 2)
+    assert sorted(text_of(c.find_element(By.CSS_SELECTOR, ".filename")) for c in cards) == ["clear-1.png", "clear-2.png"]
+    assert len(stored_uploads(driver)) == 2
+
+    # clearing asks first (the delete links would be lost), then forgets them all
+    clear = driver.find_element(By.ID, "clear-results")
+    click(driver, clear)
+    alert = wait_for(driver, EC.alert_is_present(), 5, "no confirmation before clearing")
+    assert "2 uploads" in alert.text
+    alert.dismiss()
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#results .result-card")) == 2
+    click(driver, clear)
+    wait_for(driver, EC.alert_is_present(), 5, "no confirmation before clearing").accept()
+    assert not driver.find_elements(By.CSS_SELECTOR, "#results .result-card")
+    assert stored_uploads(driver) == []
+    driver.refresh()
+    assert not driver.find_elements(By.CSS_SELECTOR, "#results .result-card")
+    assert uncaught_errors(driver) == []
+    reset_viewport(driver)
