@@ -276,12 +276,11 @@
   }
 
   function loadEntries() {
-    let entries = memoryEntries;
+    let entries;
     try {
-      const raw = window.localStorage.getItem(STORE_KEY);
-      if (raw) entries = JSON.parse(raw);
+      entries = JSON.parse(window.localStorage.getItem(STORE_KEY) || '[]');
     } catch (err) {
-      /* unreadable: start from what this page kept */
+      entries = memoryEntries;  // storage refused or unreadable: what this page kept
     }
     return Array.isArray(entries)
       ? entries.filter((e) => e && typeof e.filehash === 'string' && typeof e.url_p === 'string' && !expired(e))
