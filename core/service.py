@@ -23,6 +23,7 @@ import functools
 import hashlib
 import hmac
 import io
+import logging
 import secrets
 import os
 import threading
@@ -41,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from pastefile.ext.hashing import SizeLimitExceeded, copy_and_hash
 
-from . import db, mimes, repository
+from . import db, metadata, mimes, repository
 from .blobstore import FileSystemBlobStore, StagedBlob, StagingWriter
 from .cache import Cache, MemcachedCache, MemoryCache, cache, make_cache
 from .errors import EmptyFile, Forbidden, InvalidRequest, NotFound, TooLarge, UnsupportedType, Unprocessable
@@ -55,6 +56,8 @@ from .similar import SimilarIndex
 from .singleflight import SingleFlight
 from .sniff import sniff
 from .utils import clean_filename, humanize_bytes, is_filehash, new_filehash
+
+log = logging.getLogger(__name__)
 
 LATEST_EXPIRE = 10  # seconds; the list changes with every upload
 # seconds a paste row stays in a process in front of a shared cache: the most
@@ -375,6 +378,7 @@ class PasteFileService:
                     self.store.settle(staged)
                     return earlier
             mimetype = self._check_type(staged)
+            staged = self._strip_metadata(staged, mimetype)
             facts = self._facts(staged, mimetype)
             if resize:
                 if mimetype not in mimes.RESIZABLE_MIMES:
@@ -427,6 +431,30 @@ class PasteFileService:
         if not mimes.is_allowed(mimetype, self.settings.allowed_types):
             raise UnsupportedType(f"files of type {mimetype} are not accepted here")
         return mimetype
+
+    def _strip_metadata(self, staged: StagedBlob, mimetype: str) -> StagedBlob:
+        """The upload without the image metadata ``strip_metadata`` removes
+        (GPS by default), staged afresh when anything went: the stored blob,
+        its SHA-256 and its dedupe are of the stripped bytes.  Takes
+        ownership of ``staged``."""
+        level = self.settings.strip_metadata
+        if level == "none" or mimetype not in _STRIPPABLE:
+            return staged
+        if staged.data is not None:
+            data = staged.data
+        else:
+            with open(staged.path, "rb") as f:
+                data = f.read()
+        try:
+            stripped = metadata.strip(data, level)
+        except Exception:  # noqa: BLE001 - untrusted bytes: refuse rather than publish what should go
+            log.exception("removing metadata from an upload failed")
+            raise Unprocessable("the image's metadata could not be removed; it was not stored") from None
+        if stripped is None:
+            return staged
+        replacement = self.store.stage_bytes(stripped)
+        self.store.discard(staged)
+        return replacement
 
     def _check_dimensions(self, w, h) -> None:
         """w/h as a rendition spec checks them (None: follow the aspect ratio)."""
@@ -1166,6 +1194,10 @@ def _after_fork_in_child(ref: weakref.ref) -> None:
             service._local_rows.after_fork()
         # its lock may have been held by a thread that does not exist here
         service._similar = service._new_similar_index()
+
+
+# the containers core.metadata rewrites
+_STRIPPABLE = frozenset({"image/jpeg", "image/png", "image/webp"})
 
 
 def _check_cap(made: int, cap: int) -> None:
