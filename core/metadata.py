@@ -19,8 +19,9 @@ Levels:
   number, an owner, an author or a place (city, state, country, location)
   is dropped whole (XMP is not edited; Extended XMP goes with its packet), as
   are Photoshop APP13 blocks with IPTC by-line/place datasets or embedded
-  EXIF/XMP copies, and PNG "Raw profile type" text chunks holding EXIF, XMP
-  or IPTC.  An EXIF block whose TIFF structure cannot be walked is dropped
+  EXIF/XMP copies, PNG "Raw profile type" text chunks holding EXIF, XMP or
+  IPTC, and PNG text chunks whose keyword names an author, owner, serial
+  number or place (the text of other keywords is not read).  An EXIF block whose TIFF structure cannot be walked is dropped
   whole.  Everything else stays, Orientation included.
 - "all": only what rendering needs: EXIF reduced to a minimal block holding
   Orientation (none at all without one), ICC profiles, JFIF APP0, Adobe
@@ -93,6 +94,8 @@ _PNG_KEEP_ALL = frozenset({
 })
 _PNG_TEXT = frozenset({b"tEXt", b"zTXt", b"iTXt"})
 _PNG_RAW_PROFILES = (b"exif", b"app1", b"xmp", b"iptc", b"8bim")
+# PNG text keywords (lower case) naming a person, a device or a place
+_PNG_SENSITIVE_KEYWORDS = (b"author", b"artist", b"owner", b"serial", b"gps", b"location", b"city", b"country")
 _WEBP_KEEP_ALL = frozenset({b"VP8X", b"VP8 ", b"VP8L", b"ALPH", b"ANIM", b"ANMF", b"ICCP"})
 _VP8X_EXIF = 0x08
 _VP8X_XMP = 0x04
@@ -512,6 +515,8 @@ def _png_text_sensitive(kind: bytes, data: bytes) -> bool:
     keyword, _, rest = data.partition(b"\0")
     if keyword.startswith(b"Raw profile type "):
         return keyword[17:].lower() in _PNG_RAW_PROFILES
+    if any(word in keyword.lower() for word in _PNG_SENSITIVE_KEYWORDS):
+        return True
     if kind != b"iTXt" or keyword != b"XML:com.adobe.xmp":
         return False
     if len(rest) < 2:

@@ -224,6 +224,40 @@ def test_all_keeps_orientation_and_colour_only(exiftool, tmp_path, name):
     assert strip(out, "all") is None and strip(out, "location") is None  # idempotent
 
 
+EXIFTOOL_WRITES = [
+    "-GPSLatitude=52.5", "-GPSLatitudeRef=N", "-GPSLongitude=13.4", "-GPSLongitudeRef=E", "-GPSAltitude=40",
+    "-Make=Nikon", "-Model=Z6", "-SerialNumber=XYZ123", "-LensSerialNumber=LENS55", "-OwnerName=Carol",
+    "-Artist=Bob", "-Orientation#=8", "-Copyright=Me", "-IPTC:City=Berlin", "-XMP-photoshop:City=Berlin",
+    "-XMP-exif:GPSLatitude=52.5",
+]
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_files_written_by_exiftool(exiftool, tmp_path, fmt):
+    """Another writer's layout: GPS IFD after the Exif IFD, a thumbnail in IFD1, IPTC."""
+    (tmp_path / "thumb.jpg").write_bytes(save(picture(size=(32, 24)), "JPEG"))
+    path = tmp_path / ("photo." + fmt.lower())
+    path.write_bytes(save(picture(), fmt))
+    subprocess.run([exiftool, "-q", "-q", "-overwrite_original", *EXIFTOOL_WRITES,
+                    f"-ThumbnailImage<={tmp_path / 'thumb.jpg'}", str(path)], check=True, timeout=60)
+    data = path.read_bytes()
+    before = read_tags(exiftool, data, tmp_path)
+    assert "GPS:GPSLatitude" in before and "XMP-photoshop:City" in before
+
+    out = strip(data, "location")
+    tags = read_tags(exiftool, out, tmp_path)
+    assert location_left(tags) == [] and not [key for key in tags if "City" in key]
+    for key in ("IFD0:Make", "IFD0:Model", "IFD0:Orientation", "IFD0:Copyright", "IFD1:ThumbnailImage"):
+        assert tags[key] == before[key], key
+    assert b"XYZ123" not in out and b"LENS55" not in out and b"Carol" not in out
+    assert pixels(out) == pixels(data)
+    assert validation_warnings(exiftool, out, tmp_path) <= validation_warnings(exiftool, data, tmp_path)
+
+    out = strip(data, "all")
+    assert written_metadata(read_tags(exiftool, out, tmp_path)) == {"IFD0:Orientation": "Rotate 270 CW"}
+    assert pixels(out) == pixels(data)
+
+
 def test_location_keeps_an_xmp_packet_without_location(exiftool, tmp_path):
     data = save(picture(), "JPEG", exif=camera_exif(), xmp=XMP_PLAIN)
     tags = read_tags(exiftool, strip(data, "location"), tmp_path)
