@@ -34,6 +34,19 @@ def charset_of(res) -> str | None:
 # -- charset on /i/ and /d/ -----------------------------------------------------
 
 
+def test_utf8_charset_helper():
+    from pastefile.core.mimes import utf8_charset
+
+    euro = "\u20ac".encode()
+    assert utf8_charset(b"plain ascii", complete=True) == "utf-8"
+    assert utf8_charset("h\u00e9llo".encode(), complete=True) == "utf-8"
+    # a head cut inside a character is fine; a whole file ending so is not
+    assert utf8_charset(b"abc" + euro[:2], complete=False) == "utf-8"
+    assert utf8_charset(b"abc" + euro[:2], complete=True) is None
+    assert utf8_charset(b"caf\xe9 au lait", complete=False) is None
+    assert utf8_charset(b"\xff\xfeh\x00i\x00", complete=True) is None
+
+
 @pytest.mark.parametrize("stored", ["row", "file"])
 def test_utf8_text_is_served_with_its_charset(webapp_factory, stored):
     # inline_max 0 keeps every blob in a file: the sendfile path, not the row's bytes
