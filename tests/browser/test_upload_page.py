@@ -711,7 +711,8 @@ def test_clear_list_and_expired_entries(live_server, browser):
     """)
     driver.refresh()
     cards = wait_for_result_cards(driver, 2)
-    assert sorted(text_of(c.find_element(By.CSS_SELECTOR, ".filename")) for c in cards) == ["clear-1.png", "clear-2.png"]
+    names = sorted(text_of(c.find_element(By.CSS_SELECTOR, ".filename")) for c in cards)
+    assert names == ["clear-1.png", "clear-2.png"]
     assert len(stored_uploads(driver)) == 2
 
     # clearing asks first (the delete links would be lost), then forgets them all
