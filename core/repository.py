@@ -226,9 +226,13 @@ def rendition(conn: Connection, source: bytes, spec: str, encoder: int):
     return conn.execute(query).mappings().first()
 
 
-def rendition_count(conn: Connection, source: bytes) -> int:
+def rendition_count(conn: Connection, source: bytes, encoder: int) -> int:
+    """Renditions of ``source`` by this encoder version (older ones are no
+    longer served, so they do not count against the cap)."""
     return conn.execute(
-        select(func.count()).select_from(rendition_table).where(rendition_table.c.source_sha256 == source)
+        select(func.count()).select_from(rendition_table).where(
+            rendition_table.c.source_sha256 == source, rendition_table.c.encoder == encoder
+        )
     ).scalar_one()
 
 

@@ -47,7 +47,7 @@ from .blobstore import FileSystemBlobStore, StagedBlob, StagingWriter
 from .cache import Cache, MemcachedCache, MemoryCache, cache, make_cache
 from .errors import EmptyFile, Forbidden, InvalidRequest, NotFound, TooLarge, UnsupportedType, Unprocessable
 from .groupcommit import GroupCommitter
-from .imaging import ENCODER_VERSION, ImageError, ImageTooLarge, RenditionSpec, image_facts, render
+from .imaging import ENCODER_VERSION, ImageError, ImageTooLarge, RenditionSpec, UndecodableImage, image_facts, render
 from .models import Blob, PasteFile, utcnow
 from .repository import NewPaste, to_unsigned64
 from .settings import Settings, parse_size
@@ -797,7 +797,7 @@ class PasteFileService:
             # a cheap early refusal; the count that holds is taken again
             # under the source's lock when the rendition is recorded
             with self._connection() as conn:
-                _check_cap(repository.rendition_count(conn, sha), cap)
+                _check_cap(repository.rendition_count(conn, sha, ENCODER_VERSION), cap)
         with self._flights(key):
             # made by another thread or process while this one waited?
             found = self._find_rendition(sha, spec, key)
@@ -846,7 +846,7 @@ class PasteFileService:
                     f, spec, upscale=self.settings.allow_upscale, max_pixels=self.settings.max_image_pixels,
                     threads=self.settings.image_threads or None,
                 )
-            except ImageTooLarge as exc:
+            except (ImageTooLarge, UndecodableImage) as exc:
                 raise Unprocessable(str(exc)) from None
             except ImageError as exc:
                 raise UnsupportedType(str(exc)) from None
@@ -866,7 +866,7 @@ class PasteFileService:
                 repository.lock_blobs(conn, [b.sha256 for b in kept] + ([source] if cap is not None else []))
                 if cap is not None:
                     repository.write_lock(conn)
-                    _check_cap(repository.rendition_count(conn, source), cap)
+                    _check_cap(repository.rendition_count(conn, source, ENCODER_VERSION), cap)
                 if source_row is not None:
                     repository.record_blob(conn, **source_row)
                 repository.record_blob(

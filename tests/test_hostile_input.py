@@ -502,9 +502,10 @@ CORPUS = [
          415, broken_image, upload=True),
     Case("truncated", "jpeg-soi-only", upload(lambda: b"\xff\xd8\xff\xe0" + os.urandom(4), "soi.jpg"),
          200, broken_image, upload=True),
+    # an image type whose pixels do not decode: 422, as for a bomb
     Case("truncated", "truncated-png-resized-on-upload",
-         upload(truncated("PNG"), "cut.png", part("w", b"10")), 415, upload=True),
-    Case("truncated", "truncated-jpeg-put-resized", put("/cut.jpg?w=10&h=10", truncated("JPEG")), 415,
+         upload(truncated("PNG"), "cut.png", part("w", b"10")), 422, upload=True),
+    Case("truncated", "truncated-jpeg-put-resized", put("/cut.jpg?w=10&h=10", truncated("JPEG")), 422,
          upload=True),
     # decompression bombs: refused from their header, never decoded
     Case("bomb", "png-12000x12000", upload(lambda: png_bomb(12000, 12000), "bomb.png"), 200, bomb),
