@@ -49,6 +49,18 @@ def test_upload_page_shows_configured_limit(webapp_factory):
     assert form.find("input", attrs={"name": "h"})["max"] == "500"
 
 
+def test_upload_page_offers_only_the_expiries_the_server_accepts(webapp_factory):
+    def offered(app):
+        select = app.get("/").html.find("select", attrs={"name": "expires"})
+        return [option["value"] for option in select.find_all("option")]
+
+    assert offered(webapp_factory()) == ["", "3600", "86400", "604800", "2592000"]
+    short = webapp_factory(**{"pastefile.max_expiry": "86400"})
+    assert offered(short) == ["", "3600", "86400"]
+    for value in offered(short)[1:]:
+        assert short.upload_json(b"short-lived words " * 20, f"e{value}.txt", expires=value)["expires"]
+
+
 def test_post_multipart_returns_book_json(webapp):
     data = unique_text(3000)
     res = webapp.upload(data, "notes.txt")

@@ -15,6 +15,9 @@ from ..streaming import StreamedUpload
 from .params import int_param, size_params
 
 
+EXPIRY_CHOICES = ((3600, "After 1 hour"), (86400, "After 1 day"), (604800, "After 1 week"), (2592000, "After 30 days"))
+
+
 @view_config(route_name="home", request_method="GET", renderer="pastefile.webapp:templates/index.jinja2")
 def home(request):
     settings = request.registry.pastefile.settings
@@ -22,6 +25,8 @@ def home(request):
         "max_upload_size": settings.max_upload_size,
         "max_upload_size_human": humanize_bytes(settings.max_upload_size),
         "max_side": settings.max_side,
+        # only the lifetimes this server accepts (max_expiry)
+        "expiry_choices": [(seconds, label) for seconds, label in EXPIRY_CHOICES if seconds <= settings.max_expiry],
     }
 
 
