@@ -79,10 +79,44 @@ def exchange(
     the server answers (an early 413 or 400).  ``half_close`` shuts the
     sending side once everything is sent, for requests that promise more
     body than they carry.  None: the server closed without answering."""
+    data = converse(port, head, body, half_close=half_close, timeout=timeout)
+    if not data:
+        return None
+    return parse_reply(data, head_request=head_request)
+
+
+def replies(
+    port: int, head: bytes, body: bytes | Iterable[bytes] = b"", *, wait_for_continue: bool = False,
+    timeout: float = 30.0,
+) -> list[Reply]:
+    """Every response (interim ``100 Continue`` ones too) the server sends on
+    one connection to ``head`` and ``body``, read until it closes it; see
+    :func:`converse`."""
+    return parse_replies(converse(port, head, body, wait_for_continue=wait_for_continue, timeout=timeout))
+
+
+def converse(
+    port: int,
+    head: bytes,
+    body: bytes | Iterable[bytes] = b"",
+    *,
+    half_close: bool = False,
+    wait_for_continue: bool = False,
+    timeout: float = 60.0,
+) -> bytes:
+    """The bytes the server sends on one connection, until it closes it, to
+    ``head`` then ``body`` (sending stops as soon as the server answers).
+    ``wait_for_continue``: the body goes only after the server's first answer,
+    and only when that answer is ``100 Continue``, as a client that sent
+    ``Expect: 100-continue`` and waits does."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     data = bytearray()
     try:
         pieces = [head] + ([body] if isinstance(body, (bytes, bytearray)) else list(body))
+        if wait_for_continue:
+            sock.sendall(head)
+            _read_head(sock, data, timeout)
+            pieces = pieces[1:] if data.startswith((b"HTTP/1.1 100 ", b"HTTP/1.0 100 ")) else []
         for piece in pieces:
             if not piece:
                 continue
@@ -110,13 +144,39 @@ def exchange(
             data += piece
     finally:
         sock.close()
-    if not data:
-        return None
-    return parse_reply(bytes(data), head_request=head_request)
+    return bytes(data)
+
+
+def _read_head(sock: socket.socket, data: bytearray, timeout: float) -> None:
+    """Read into ``data`` until it holds the head of a response (or the server closes)."""
+    while b"\r\n\r\n" not in data:
+        try:
+            piece = sock.recv(65536)
+        except ConnectionResetError:
+            return
+        except socket.timeout:
+            raise AssertionError(f"no answer within {timeout}s; got {bytes(data[:300])!r}") from None
+        if not piece:
+            return
+        data += piece
 
 
 def parse_reply(data: bytes, *, head_request: bool = False) -> Reply:
     """The first response in ``data``."""
+    return _parse_one(data, head_request)[0]
+
+
+def parse_replies(data: bytes) -> list[Reply]:
+    """Every response in ``data``, in order (none to a HEAD request)."""
+    found = []
+    while data:
+        reply, data = _parse_one(data, False)
+        found.append(reply)
+    return found
+
+
+def _parse_one(data: bytes, head_request: bool) -> tuple[Reply, bytes]:
+    """The first response in ``data`` and what follows it."""
     head, sep, rest = data.partition(b"\r\n\r\n")
     assert sep, f"no end of headers in {data[:300]!r}"
     lines = head.split(b"\r\n")
@@ -129,24 +189,26 @@ def parse_reply(data: bytes, *, head_request: bool = False) -> Reply:
         headers.append((name, value.strip()))
     reply = Reply(int(status), reason, headers, b"", head, head_request)
     if head_request or reply.status in (204, 304) or 100 <= reply.status < 200:
-        return reply
+        return reply, rest
     if (reply.header("Transfer-Encoding") or "").lower() == "chunked":
-        reply.body = _dechunk(rest)
+        reply.body, rest = _dechunk(rest)
     elif reply.header("Content-Length") is not None:
         length = int(reply.header("Content-Length"))
         assert len(rest) >= length, f"body cut short: {len(rest)} of {length} bytes"
-        reply.body = rest[:length]
+        reply.body, rest = rest[:length], rest[length:]
     else:
-        reply.body = rest
-    return reply
+        reply.body, rest = rest, b""
+    return reply, rest
 
 
-def _dechunk(data: bytes) -> bytes:
+def _dechunk(data: bytes) -> tuple[bytes, bytes]:
+    """A chunked body's bytes and what follows its end."""
     out = bytearray()
     while True:
         line, _, data = data.partition(b"\r\n")
         size = int(line.split(b";")[0], 16)
         if size == 0:
-            return bytes(out)
+            _, _, rest = data.partition(b"\r\n")  # no trailers are sent
+            return bytes(out), rest
         out += data[:size]
         data = data[size + 2 :]

@@ -16,12 +16,17 @@ The parent loads the app once (``pserve`` does), binds, forks the workers
 and restarts one that dies; SIGTERM or SIGINT stops them all.  Each worker
 drops the database and cache connections it inherited (see
 ``pastefile.core.service``) and opens its own.
+
+Every connection, streamed uploads or not, is read by a :class:`FramingChannel`:
+waitress's parser with the framing rules of RFC 9112 it leaves out (see
+:class:`FramingParser`).
 """
 from __future__ import annotations
 
 import logging
 import mmap
 import os
+import re
 import signal
 import socket
 import sys
@@ -29,9 +34,14 @@ import time
 
 import waitress
 from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser, ParsingError, TransferEncodingNotImplemented
 from waitress.server import BaseWSGIServer
+from waitress.utilities import RequestEntityTooLarge
 
-from .streaming import streaming_channel
+from pastefile.core import TooLarge
+
+from .multipart_upload import FORM_OVERHEAD
 
 log = logging.getLogger(__name__)
 
@@ -64,20 +74,190 @@ def bind_sockets(addresses: list[tuple[str, int]], backlog: int = 1024) -> list[
     return sockets
 
 
+# -- request framing (RFC 9112) ----------------------------------------------
+
+UPLOAD_PATH = "/"  # POST here: a multipart upload (the "home" route)
+PUT_PATH = re.compile(r"/[^/]+")  # PUT here: a raw upload (the "put" route, /{filename})
+# the fields a front end frames or routes a request by: they must read the
+# same to it and to waitress
+FRAMING_FIELDS = (b"transfer-encoding", b"content-length", b"host")
+
+
+def app_path(path: str, url_prefix: str = "") -> str:
+    """The ``PATH_INFO`` waitress's task hands the app for ``path``."""
+    if path.startswith("/"):
+        path = "/" + path.lstrip("/")
+    if url_prefix:
+        if path == url_prefix:
+            return ""
+        if path.startswith(url_prefix + "/"):
+            return path[len(url_prefix) :]
+    return path
+
+
+def _since_1_1(version: str) -> bool:
+    """Whether an HTTP version ("1.0", "1.1", "" for none) is 1.1 or later."""
+    major, _, minor = version.partition(".")
+    return bool(version) and (int(major), int(minor or 0)) >= (1, 1)
+
+
+def field_names(header_plus: bytes) -> tuple[list[bytes], set[bytes]]:
+    """The lower-case names of the header fields after the request line, in
+    order, and the names of those continued on an obs-fold line."""
+    names: list[bytes] = []
+    folded: set[bytes] = set()
+    for line in header_plus.split(b"\r\n")[1:]:
+        if line[:1] in (b" ", b"\t"):
+            if names:
+                folded.add(names[-1])
+        elif line:
+            names.append(line.split(b":", 1)[0].strip().lower())
+    return names, folded
+
+
+class FramingParser(HTTPRequestParser):
+    """waitress's request parser, plus the framing rules of RFC 9112 it leaves out.
+
+    waitress frames a request with both ``Content-Length`` and
+    ``Transfer-Encoding: chunked`` by the chunks (however the coding is
+    spelled: folded, tab-padded) and an HTTP/1.0 one by ``Content-Length``
+    whatever its ``Transfer-Encoding``; a front end that reads the other
+    header passes a request hidden in the body on to it (§6.1, §6.3).  Such
+    requests, obs-folded framing fields and an HTTP/1.1 request without
+    exactly one ``Host`` (§3.2; waitress joins two into one value that links
+    are then built from) are answered 400.  Every error answer closes the
+    connection; what followed the bad request is dropped, never parsed as
+    a request.
+
+    A request expecting ``100 Continue`` whose declared length is over
+    waitress's ``max_request_body_size``, or over ``service``'s upload limit
+    by the views' own rule, gets its 413 at once instead of an invitation to
+    send a body that would be refused (waitress would then never answer a
+    request over its own limit).
+    """
+
+    def __init__(self, adj, service=None):
+        super().__init__(adj)
+        self.pastefile_service = service
+
+    def received(self, data: bytes) -> int:
+        consumed = super().received(data)
+        if self.completed and self.error is not None:
+            # waitress would still send 100 Continue, and mark the request
+            # incomplete again to wait for its body
+            self.expect_continue = False
+            # the error answer closes the connection: say so alone (waitress
+            # adds "Keep-Alive" beside "close" for an HTTP/1.0 keep-alive
+            # request), and what follows is not a request (it may be the one
+            # smuggled in a body)
+            self.headers["CONNECTION"] = "close"
+            self.connection_close = True
+            return len(data)
+        return consumed
+
+    def parse_header(self, header_plus: bytes) -> None:
+        try:
+            super().parse_header(header_plus)
+        except TransferEncodingNotImplemented:
+            self.check_framing(header_plus)  # with a Content-Length: 400, not 501
+            raise
+        self.check_framing(header_plus)
+        if self.expect_continue and self.content_length > 0:
+            refusal = self.declared_too_large()
+            if refusal is not None:
+                self.error = RequestEntityTooLarge(refusal)
+                self.completed = True
+
+    def check_framing(self, header_plus: bytes) -> None:
+        """Raise ``ParsingError`` (a 400) for a request whose framing or host
+        a front end might read otherwise."""
+        names, folded = field_names(header_plus)
+        for name in FRAMING_FIELDS:
+            if name in folded:
+                raise ParsingError(f"{name.decode()} continued on an obs-fold line")
+        since_1_1 = _since_1_1(self.version)
+        if b"transfer-encoding" in names:
+            if b"content-length" in names:
+                raise ParsingError("both Content-Length and Transfer-Encoding")
+            if not since_1_1:
+                raise ParsingError("Transfer-Encoding in an HTTP/1.0 request")
+        hosts = names.count(b"host")
+        if hosts > 1:
+            raise ParsingError("more than one Host")
+        if hosts == 0 and since_1_1:
+            raise ParsingError("no Host in an HTTP/1.1 request")
+
+    def declared_too_large(self) -> str | None:
+        """Why the upload view would refuse this request by its declared
+        length alone; None when it would not (or is not an upload)."""
+        service = self.pastefile_service
+        if service is None:
+            return None
+        path = app_path(self.path, self.adj.url_prefix)
+        if self.command == "POST" and path == UPLOAD_PATH:
+            overhead = FORM_OVERHEAD
+        elif self.command == "PUT" and PUT_PATH.fullmatch(path):
+            overhead = 0
+        else:
+            return None
+        try:
+            service.check_declared_size(self.content_length, overhead)
+        except TooLarge as exc:
+            return str(exc)
+        return None
+
+
+class FramingChannel(HTTPChannel):
+    """waitress's channel, reading every request with a :class:`FramingParser`."""
+
+    # whose upload limit applies to requests expecting 100 Continue (not
+    # ``service``: that is the method waitress's task thread calls)
+    pastefile_service = None
+    framing_lost = False  # a refused request is queued: read nothing more
+
+    def parser_class(self, adj) -> FramingParser:
+        # waitress makes each request's parser with ``self.parser_class(adj)``
+        return FramingParser(adj, self.pastefile_service)
+
+    def received(self, data: bytes) -> bool:
+        if self.framing_lost:
+            return False
+        result = super().received(data)
+        with self.requests_lock:
+            # the error answer closes the connection; until then (with
+            # channel_request_lookahead) nothing more is read as requests
+            if self.requests and self.requests[-1].error is not None:
+                self.framing_lost = True
+        return result
+
+    def readable(self) -> bool:
+        return not self.framing_lost and super().readable()
+
+
+def framing_channel(service=None) -> type[FramingChannel]:
+    """A :class:`FramingChannel` class held to ``service``'s upload limit."""
+    return type("FramingChannel", (FramingChannel,), {"pastefile_service": service})
+
+
 def create_server(
     app, *, stream_uploads: bool = True, map: dict | None = None, balance: "Balance | None" = None, **kw
 ):
-    """``waitress.create_server``, with large multipart uploads of a
-    pastefile app staged while they arrive (:mod:`pastefile.webapp.streaming`),
-    and, in a worker, connections balanced with the other workers."""
+    """``waitress.create_server`` reading requests with a :class:`FramingChannel`,
+    with large multipart uploads of a pastefile app staged while they arrive
+    (:mod:`pastefile.webapp.streaming`), and, in a worker, connections
+    balanced with the other workers."""
     socket_map = {} if map is None else map
     server = waitress.create_server(app, map=socket_map, **kw)
     service = getattr(getattr(app, "registry", None), "pastefile", None)
     listeners = [d for d in socket_map.values() if isinstance(d, BaseWSGIServer)]
     if stream_uploads and service is not None:
+        from .streaming import streaming_channel  # it builds on this module's classes
+
         channel = streaming_channel(service, server.adj.inbuf_overflow)
-        for listener in listeners:
-            listener.channel_class = channel
+    else:
+        channel = framing_channel(service)
+    for listener in listeners:
+        listener.channel_class = channel
     if balance is not None:
         for listener in listeners:
             listener.readable = balance.gate(listener.readable, socket_map)

@@ -19,23 +19,20 @@ staged.
 """
 from __future__ import annotations
 
-import functools
 import queue
 import threading
 import weakref
 
-from waitress.channel import HTTPChannel
-from waitress.parser import HTTPRequestParser
 from waitress.receiver import FixedStreamReceiver
 
 from pastefile.core import InvalidRequest
 
 from .multipart_upload import FORM_OVERHEAD, MultipartReceiver, MultipartUpload, boundary_from
+from .server import UPLOAD_PATH, FramingChannel, FramingParser
 
 BLOCK = 256 * 1024  # handed to the parsing thread in blocks of this size
 HIGH_WATER = 8 * 1024 * 1024  # bytes queued before the socket is left unread
 MAX_STREAMS = 64  # per process; past it, bodies are spooled by waitress as usual
-UPLOAD_PATH = "/"
 
 _END = object()
 _ABANDON = object()
@@ -208,20 +205,21 @@ class _Streams:
             self.active -= 1
 
 
-def streaming_channel(service, threshold: int, limit: int = MAX_STREAMS) -> type[HTTPChannel]:
-    """An ``HTTPChannel`` class that streams multipart ``POST /`` bodies
-    longer than ``threshold`` into ``service``'s store."""
+def streaming_channel(service, threshold: int, limit: int = MAX_STREAMS) -> type[FramingChannel]:
+    """A :class:`~pastefile.webapp.server.FramingChannel` class that streams
+    multipart ``POST /`` bodies longer than ``threshold`` into ``service``'s
+    store."""
     streams = _Streams(limit)
     largest = service.settings.max_upload_size + FORM_OVERHEAD
 
-    class StreamingParser(HTTPRequestParser):
+    class StreamingParser(FramingParser):
         def __init__(self, adj, wake=None):
-            super().__init__(adj)
+            super().__init__(adj, service)
             self.wake = wake
 
-        def parse_header(self, header_plus):
+        def parse_header(self, header_plus: bytes) -> None:
             super().parse_header(header_plus)
-            if not (
+            if self.error is not None or not (
                 self.command == "POST"
                 and self.path == UPLOAD_PATH
                 and not self.chunked
@@ -236,12 +234,11 @@ def streaming_channel(service, threshold: int, limit: int = MAX_STREAMS) -> type
                 body = StreamedUpload(service, boundary, self.content_length, self.wake, streams.release)
                 self.body_rcv = FixedStreamReceiver(self.content_length, body)
 
-    class StreamingChannel(HTTPChannel):
-        def __init__(self, server, sock, addr, adj, map=None):
-            super().__init__(server, sock, addr, adj, map)
-            self.parser_class = functools.partial(StreamingParser, wake=server.pull_trigger)
+    class StreamingChannel(FramingChannel):
+        def parser_class(self, adj) -> StreamingParser:
+            return StreamingParser(adj, wake=self.server.pull_trigger)
 
-        def readable(self):
+        def readable(self) -> bool:
             request = self.request
             if request is not None and request.body_rcv is not None:
                 body = request.body_rcv.getbuf()
