@@ -422,6 +422,8 @@ def _mp_images(view: memoryview, offset: int, length: int) -> tuple[int, str, li
     for i in range(count):
         field = entries_at + 16 * i
         size, relative = t.u32(field + 4), t.u32(field + 8)
+        if i and not size and not relative:
+            continue  # an image not stored in this file: nothing to move
         start = 0 if i == 0 else header + relative
         if (i == 0) != (relative == 0) or size < 4 or start + size > len(view):
             raise _Unparsable("MP entry out of bounds")

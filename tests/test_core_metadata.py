@@ -457,6 +457,14 @@ def test_mpo_with_bad_offsets_is_stripped_as_one_jpeg():
     out = strip(bytes(data), "location")
     assert out is not None and b"SN-BODY-4711" not in out
     assert Image.open(io.BytesIO(out)).tobytes() == Image.open(io.BytesIO(bytes(data))).tobytes()
+    # an entry for an image not stored in the file (size and offset 0) is left alone
+    struct.pack_into(">II", data, at + 8 + 2 + 36 + 4 + 16 + 4, 0, 0)
+    out = strip(bytes(data), "all")
+    assert out is not None and b"SN-BODY-4711" not in out
+    entries = out.index(b"MPF\0") + 4 + 8 + 2 + 36 + 4
+    assert struct.unpack_from(">II", out, entries + 16 + 4) == (0, 0)
+    old_size = struct.unpack_from(">I", data, at + 8 + 2 + 36 + 4 + 4)[0]
+    assert struct.unpack_from(">I", out, entries + 4)[0] == old_size - (len(data) - len(out))
 
 
 # ---------------------------------------------------------------------------
