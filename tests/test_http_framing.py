@@ -65,8 +65,10 @@ CHUNKED_END = b"0\r\n\r\n"
 CL = b"Content-Length: %d\r\n" % (len(CHUNKED_END) + len(SMUGGLED))
 
 
-def test_content_length_and_chunked_is_refused(port):
-    refused(replies(port, smuggling(CL + b"Transfer-Encoding: chunked\r\n", CHUNKED_END)))
+@pytest.mark.parametrize("length", [CL, CL.replace(b"-", b"_")], ids=["content-length", "content_length"])
+def test_content_length_and_chunked_is_refused(port, length):
+    # waitress drops a field named with "_"; a front end may read it as "-"
+    refused(replies(port, smuggling(length + b"Transfer-Encoding: chunked\r\n", CHUNKED_END)))
 
 
 @pytest.mark.parametrize("length", [CL, b""], ids=["with-content-length", "alone"])

@@ -103,7 +103,8 @@ def _since_1_1(version: str) -> bool:
 
 def field_names(header_plus: bytes) -> tuple[list[bytes], set[bytes]]:
     """The lower-case names of the header fields after the request line, in
-    order, and the names of those continued on an obs-fold line."""
+    order, and the names of those continued on an obs-fold line.  "_" reads
+    as "-": waitress drops such a field, a front end may not."""
     names: list[bytes] = []
     folded: set[bytes] = set()
     for line in header_plus.split(b"\r\n")[1:]:
@@ -111,7 +112,7 @@ def field_names(header_plus: bytes) -> tuple[list[bytes], set[bytes]]:
             if names:
                 folded.add(names[-1])
         elif line:
-            names.append(line.split(b":", 1)[0].strip().lower())
+            names.append(line.split(b":", 1)[0].strip().lower().replace(b"_", b"-"))
     return names, folded
 
 
