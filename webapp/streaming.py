@@ -235,6 +235,8 @@ def streaming_channel(service, threshold: int, limit: int = MAX_STREAMS) -> type
                 self.body_rcv = FixedStreamReceiver(self.content_length, body)
 
     class StreamingChannel(FramingChannel):
+        pastefile_service = service
+
         def parser_class(self, adj) -> StreamingParser:
             return StreamingParser(adj, wake=self.server.pull_trigger)
 
