@@ -513,7 +513,8 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def _png_text_sensitive(kind: bytes, data: bytes) -> bool:
+def _png_text_sensitive(kind: bytes, data: bytes, budget: list[int]) -> bool:
+    """Whether a text chunk at "location" must go; ``budget``: bytes left to inflate for this file."""
     keyword, _, rest = data.partition(b"\0")
     if keyword.startswith(b"Raw profile type "):
         return keyword[17:].lower() in _PNG_RAW_PROFILES
@@ -530,13 +531,16 @@ def _png_text_sensitive(kind: bytes, data: bytes) -> bool:
         return True
     text = parts[2]
     if compressed:
+        # inflated within one budget per file, so that chunks built to inflate
+        # enormously cost bounded time; past it, the chunk is dropped unread
         inflater = zlib.decompressobj()
         try:
-            text = inflater.decompress(text, _XMP_INFLATE_LIMIT)
+            text = inflater.decompress(text, max(1, budget[0]))
         except zlib.error:
             return True
-        if inflater.unconsumed_tail:
-            return True  # larger than anyone's XMP: cannot tell
+        budget[0] -= len(text)
+        if not inflater.eof:
+            return True  # cut short, or past the budget: cannot tell
     return _xmp_sensitive(text)
 
 
@@ -544,6 +548,7 @@ def _png(view: memoryview, level: str, out: _Output) -> None:
     walk = png_chunks(view)
     plan: list[tuple[int, int, bytes | None]] = []  # (offset, length, replacement: None keeps, b"" drops)
     resized = False
+    inflate_budget = [_XMP_INFLATE_LIMIT]
     for code, offset, length in walk.segments:
         kind = code.to_bytes(4, "big")
         replacement: bytes | None = None
@@ -554,7 +559,8 @@ def _png(view: memoryview, level: str, out: _Output) -> None:
             if tiff is not None:
                 replacement = _png_chunk(kind, prefix + tiff) if tiff else b""
         elif kind in _PNG_TEXT:
-            if level == "all" or _png_text_sensitive(kind, bytes(view[offset + 8 : offset + length - 4])):
+            text = bytes(view[offset + 8 : offset + length - 4])
+            if level == "all" or _png_text_sensitive(kind, text, inflate_budget):
                 replacement = b""
         elif level == "all" and not (kind[0] < 0x61 or kind in _PNG_KEEP_ALL):  # lower case: ancillary
             replacement = b""

@@ -520,6 +520,24 @@ def test_png_raw_profile_text_goes_at_location():
     assert b"Raw profile" not in out and b"kept" in out
 
 
+def test_compressed_xmp_is_read_within_bounds():
+    base = save(picture(), "PNG")
+    cut = 33  # after IHDR
+
+    def itxt(text: bytes, cut: int = 0) -> bytes:
+        data = b"XML:com.adobe.xmp\0\x01\x00\0\0" + zlib.compress(text, 9)[: -cut or None]
+        return struct.pack(">I", len(data)) + b"iTXt" + data + struct.pack(">I", zlib.crc32(b"iTXt" + data))
+
+    plain = base[:cut] + itxt(XMP_PLAIN) + base[cut:]
+    assert strip(plain, "location") is None
+    assert strip(base[:cut] + itxt(XMP_GPS) + base[cut:], "location") == base
+    # inflating to 64 MiB: not read through, dropped as unknown
+    bomb = base[:cut] + itxt(b" " * (64 << 20)) + base[cut:]
+    assert strip(bomb, "location") == base
+    # a stream cut short is not read as far as it goes: dropped as unknown
+    assert strip(base[:cut] + itxt(XMP_PLAIN, cut=8) + base[cut:], "location") == base
+
+
 def test_unreadable_exif_is_dropped_at_location_and_kept_nowhere():
     base = save(picture(), "JPEG")
     broken = b"Exif\0\0II*\0" + struct.pack("<I", 4000) + b"GPS somewhere"
