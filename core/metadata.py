@@ -21,13 +21,20 @@ Levels:
   are Photoshop APP13 blocks with IPTC by-line/place datasets or embedded
   EXIF/XMP copies, PNG "Raw profile type" text chunks holding EXIF, XMP or
   IPTC, and PNG text chunks whose keyword names an author, owner, serial
-  number or place (the text of other keywords is not read).  An EXIF block whose TIFF structure cannot be walked is dropped
-  whole.  Everything else stays, Orientation included.
+  number or place (the text of other keywords is not read).  An EXIF block
+  whose TIFF structure cannot be walked is dropped whole.  Everything else
+  stays: Orientation, dates, Make/Model, Copyright, comments, and the EXIF
+  thumbnail (IFD1), which shows the picture as the camera took it, before
+  any crop.
 - "all": only what rendering needs: EXIF reduced to a minimal block holding
   Orientation (none at all without one), ICC profiles, JFIF APP0, Adobe
   APP14 (colour transform), MPF; PNG critical chunks, tRNS, bKGD, colour
   (iCCP, sRGB, gAMA, cHRM, cICP, mDCv, cLLi, sBIT), pHYs and APNG chunks;
-  WebP VP8X (flags updated), ICCP, ANIM/ANMF, ALPH, VP8/VP8L.
+  WebP VP8X (flags updated), ICCP, ANIM/ANMF, ALPH, VP8/VP8L.  XMP goes,
+  so an Ultra HDR photo keeps its gain map image but shows as plain SDR.
+
+A PNG whose chunks change size loses its iDOT chunk (Apple's parallel
+decoding index, offsets relative to itself); decoders then read IDAT in order.
 
 MPO (phone JPEGs with more images, APP2 "MPF"): every image listed in the
 MP index is stripped on its own (secondary images often carry their own EXIF

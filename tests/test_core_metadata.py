@@ -204,6 +204,8 @@ def test_location_removes_position_and_identity(exiftool, tmp_path, name):
         assert tags["PNG:Comment"] == "holiday"
     for secret in SECRETS:
         assert secret not in out  # zeroed, not only unlinked
+    latitude = [struct.pack(order + "6I", 52, 1, 31, 1, 25, 2) for order in "<>"]
+    assert any(value in data for value in latitude) and not any(value in out for value in latitude)
     assert pixels(out) == pixels(data)
     assert validation_warnings(exiftool, out, tmp_path) <= validation_warnings(exiftool, data, tmp_path)
 
