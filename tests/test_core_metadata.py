@@ -260,6 +260,38 @@ def test_files_written_by_exiftool(exiftool, tmp_path, fmt):
     assert pixels(out) == pixels(data)
 
 
+def rendering_variants() -> dict[str, bytes]:
+    exif = camera_exif()
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "holiday")
+    frames = [picture("RGBA").rotate(angle) for angle in (0, 90, 180)]
+    return {
+        "jpeg-progressive": save(picture(), "JPEG", exif=exif, progressive=True, comment=b"x"),
+        "jpeg-cmyk-adobe": save(picture().convert("CMYK"), "JPEG", exif=exif, comment=b"x"),
+        "jpeg-grey-restart": save(picture("L"), "JPEG", exif=exif, restart_marker_blocks=2),
+        "png-palette-trns": save(picture().convert("P"), "PNG", transparency=3, pnginfo=info, exif=exif),
+        "png-16bit": save(picture("L").convert("I;16"), "PNG", pnginfo=info, exif=exif),
+        "apng": save(frames[0], "PNG", save_all=True, append_images=frames[1:], duration=50, exif=exif,
+                     pnginfo=info),
+        "webp-animated": save(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=50,
+                              exif=exif, xmp=XMP_GPS, lossless=True),
+    }
+
+
+@pytest.mark.parametrize("name", list(rendering_variants()))
+@pytest.mark.parametrize("level", ["location", "all"])
+def test_rendering_survives(name, level):
+    data = rendering_variants()[name]
+    out = strip(data, level)
+    assert out is not None and b"SN-BODY-4711" not in out
+    assert pixels(out) == pixels(data)
+    before, after = Image.open(io.BytesIO(data)), Image.open(io.BytesIO(out))
+    assert (after.format, after.info.get("transparency"), after.info.get("duration")) == (
+        before.format, before.info.get("transparency"), before.info.get("duration"))
+    if name == "jpeg-cmyk-adobe":
+        assert b"Adobe" in out and after.info.get("adobe_transform") == before.info.get("adobe_transform")
+
+
 def test_location_keeps_an_xmp_packet_without_location(exiftool, tmp_path):
     data = save(picture(), "JPEG", exif=camera_exif(), xmp=XMP_PLAIN)
     tags = read_tags(exiftool, strip(data, "location"), tmp_path)
