@@ -545,6 +545,13 @@ def test_extended_xmp_goes_with_its_packet():
     assert strip(base[:20] + plain + base[20:], "location") is None
 
 
+def test_65535_app_segments():
+    base = save(picture(), "JPEG")
+    data = base[:20] + b"\xff\xe5\x00\x04ab" * 65535 + base[20:]
+    assert strip(data, "location") is None
+    assert strip(data, "all") == base
+
+
 def test_png_raw_profile_text_goes_at_location():
     info = PngImagePlugin.PngInfo()
     info.add_text("Raw profile type exif", "\nexif\n      10\n45786966000049492a00")
