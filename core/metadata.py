@@ -124,6 +124,8 @@ def strip(data: bytes | bytearray | memoryview, level: str = "location") -> byte
     if level == "none":
         return None
     view = memoryview(data)
+    if not view.c_contiguous:
+        view = memoryview(view.tobytes())
     if view.format != "B" or view.ndim != 1:
         view = view.cast("B")
     try:

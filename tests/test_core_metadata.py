@@ -338,6 +338,7 @@ def test_buffer_types():
     out = strip(data, "location")
     assert strip(bytearray(data), "location") == out
     assert strip(memoryview(data), "location") == out
+    assert strip(memoryview(b"".join(bytes((b, 0)) for b in data))[::2], "location") == out
     assert isinstance(out, bytes)
 
 
