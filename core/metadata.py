@@ -49,7 +49,7 @@ import logging
 import struct
 import zlib
 
-from pastefile.ext.metastrip import WALK_NOT_CONTAINER, jpeg_segments, png_chunks, riff_chunks
+from pastefile.ext.metastrip import WALK_DONE, WALK_NOT_CONTAINER, jpeg_segments, png_chunks, riff_chunks
 
 __all__ = ["LEVELS", "strip"]
 
@@ -468,6 +468,10 @@ def _jpeg_image(
     drop_extended = drop_xmp or _xmp_sensitive(extended)
     mpf = None
     pos = 0
+    # a walk that stopped short leaves bytes a decoder skips over to the next
+    # marker; the segment right before them is blanked rather than dropped,
+    # so they never end up right after SOI, where no reader looks past them
+    edge = walk.segments[-1][1] if walk.status != WALK_DONE and walk.segments else -1
     for kind, offset, length in walk.segments:
         out.copy(start + pos, start + offset)  # fill bytes
         pos = offset + length
@@ -482,7 +486,7 @@ def _jpeg_image(
             elif tiff:
                 out.add(_jpeg_segment(kind, _EXIF_HEADER + tiff))
             else:
-                out.drop()
+                _drop_segment(out, offset == edge, length)
             continue
         if kind == 0xE2 and payload.startswith(_MPF_HEADER):
             if mutable_mpf and mpf is None:
@@ -491,26 +495,36 @@ def _jpeg_image(
             else:
                 out.copy(start + offset, start + pos)
             continue
-        if kind == 0xE1 and payload.startswith(_XMP_HEADER):
-            keep = not drop_xmp
-        elif kind == 0xE1 and payload.startswith(_XMP_EXTENSION_HEADER):
-            keep = not drop_extended
-        elif kind == 0xED:
-            keep = level != "all" and not _photoshop_sensitive(payload)
-        elif level == "all":
-            keep = (
-                (kind == 0xE0 and payload.startswith(b"JFIF\0"))
-                or (kind == 0xE2 and payload.startswith(b"ICC_PROFILE\0"))
-                or (kind == 0xEE and payload.startswith(b"Adobe"))
-            )
-        else:
-            keep = True
-        if keep:
+        if _jpeg_keeps(kind, payload, level, drop_xmp, drop_extended):
             out.copy(start + offset, start + pos)
         else:
-            out.drop()
+            _drop_segment(out, offset == edge, length)
     out.copy(start + pos, stop)  # from the scan on: verbatim
     return mpf
+
+
+def _drop_segment(out: _Output, at_edge: bool, length: int) -> None:
+    if at_edge:  # an empty comment of the same size keeps the framing
+        out.add(b"\xff\xfe" + struct.pack(">H", length - 2) + bytes(length - 4))
+    else:
+        out.drop()
+
+
+def _jpeg_keeps(kind: int, payload: bytes, level: str, drop_xmp: bool, drop_extended: bool) -> bool:
+    """Whether an APPn/COM segment other than EXIF and MPF stays."""
+    if kind == 0xE1 and payload.startswith(_XMP_HEADER):
+        return not drop_xmp
+    if kind == 0xE1 and payload.startswith(_XMP_EXTENSION_HEADER):
+        return not drop_extended
+    if kind == 0xED:
+        return level != "all" and not _photoshop_sensitive(payload)
+    if level == "all":
+        return (
+            (kind == 0xE0 and payload.startswith(b"JFIF\0"))
+            or (kind == 0xE2 and payload.startswith(b"ICC_PROFILE\0"))
+            or (kind == 0xEE and payload.startswith(b"Adobe"))
+        )
+    return True
 
 
 # ---------------------------------------------------------------------------

@@ -250,12 +250,6 @@ def _pixels(data: bytes) -> tuple | None:
 DAMAGED_APP0 = Mutation("insert", 8, 0, b"|O\x18").apply(SEEDS["jpeg"])
 
 
-@pytest.mark.xfail(
-    reason="known bug in core.metadata: strip(level='all') drops the damaged APP0 but keeps the bytes after "
-    "it, which land right after SOI: the file no longer starts FFD8FF, so neither Pillow nor libmagic "
-    "recognise it (the input decoded). Remove this mark once fixed.",
-    strict=True,
-)
 @FUZZ
 @example(DAMAGED_APP0, "all")
 @given(mutated(), st.sampled_from(["location", "all"]))
