@@ -21,7 +21,7 @@ import pytest
 import pastefile.webapp
 from pastefile.webapp.multipart_upload import FORM_OVERHEAD
 
-from .conftest import settings_for
+from .conftest import webapp_settings
 from .rawhttp import Reply, chunked, replies
 from .servers import LiveServer
 from .test_hostile_input import Req, form, part
@@ -34,12 +34,16 @@ HOST = "127.0.0.1"
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
-@pytest.fixture(scope="module", params=["streaming", "spooling"])
+@pytest.fixture(scope="module", params=[
+    ("sqlite", "streaming"), ("sqlite", "spooling"), ("postgresql", "streaming"), ("postgresql", "spooling"),
+], ids="-".join)
 def port(request, tmp_path_factory):
-    """The port of a live pastefile server, with streamed uploads or without."""
-    tmp = tmp_path_factory.mktemp(f"framing-{request.param}")
-    app = pastefile.webapp.main({}, **settings_for("sqlite", tmp, **{"pastefile.max_upload_size": str(LIMIT)}))
-    with LiveServer(app, stream_uploads=request.param == "streaming", inbuf_overflow=64 * 1024,
+    """The port of a live pastefile server on each backend, with streamed uploads or without."""
+    backend, mode = request.param
+    tmp = tmp_path_factory.mktemp(f"framing-{backend}-{mode}")
+    settings = webapp_settings(request, backend, tmp, **{"pastefile.max_upload_size": str(LIMIT)})
+    app = pastefile.webapp.main({}, **settings)
+    with LiveServer(app, stream_uploads=mode == "streaming", inbuf_overflow=64 * 1024,
                     max_request_body_size=WAITRESS_LIMIT) as server:
         yield int(server.url.rsplit(":", 1)[1])
     app.registry.pastefile.close()
