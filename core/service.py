@@ -31,10 +31,9 @@ import time
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from typing import BinaryIO
-from urllib.parse import quote
 
 from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -49,6 +48,7 @@ from .errors import EmptyFile, Forbidden, InvalidRequest, NotFound, TooLarge, Un
 from .groupcommit import GroupCommitter
 from .imaging import ENCODER_VERSION, ImageError, ImageTooLarge, RenditionSpec, UndecodableImage, image_facts, render
 from .models import Blob, PasteFile, utcnow
+from .records import PasteInfo, RenditionInfo, live as _live, paste_from_row, rendition_from_row
 from .repository import NewPaste, to_unsigned64
 from .settings import Settings, parse_size
 from .shortlink import ShortLinks
@@ -67,137 +67,6 @@ MAX_LATEST = 100
 MAX_SIMILAR = 50
 # a token in the shared cache that changes whenever image uploads commit
 SIMILAR_GENERATION = "similar:generation"
-
-
-@dataclass(frozen=True)
-class PasteInfo:
-    """A paste as callers see it: plain values, safe to cache and share."""
-
-    id: int
-    filehash: str
-    filename: str
-    symlink: str
-    sha256: str
-    size: int
-    mimetype: str
-    width: int | None
-    height: int | None
-    uploadtime: datetime
-    parent_id: int | None = None
-    resize_w: int | None = None
-    resize_h: int | None = None
-    inline: bool = False  # the bytes live in the blob's row, not in a file
-    phash: int | None = None  # 64-bit pHash of an image
-    expires: datetime | None = None
-    # the secret that removes this paste: only on the upload's own answer,
-    # never cached or stored (the database keeps its hash)
-    delete_token: str | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def type(self) -> str:
-        return mimes.kind_of(self.mimetype)
-
-    @property
-    def is_image(self) -> bool:
-        return self.mimetype in mimes.IMAGE_MIMES
-
-    @property
-    def is_resizable(self) -> bool:
-        return self.mimetype in mimes.RESIZABLE_MIMES
-
-    @property
-    def etag(self) -> str:
-        return self.sha256
-
-    def get_url(self, subtype: str, base_url: str, is_symlink: bool = False) -> str:
-        return f"{base_url.rstrip('/')}/{subtype}/{self.symlink if is_symlink else self.filehash}"
-
-    def url_d(self, base_url: str) -> str:
-        return self.get_url("d", base_url)
-
-    def url_i(self, base_url: str) -> str:
-        return self.get_url("i", base_url)
-
-    def url_p(self, base_url: str) -> str:
-        return self.get_url("p", base_url)
-
-    def url_s(self, base_url: str) -> str:
-        return self.get_url("s", base_url, is_symlink=True)
-
-    def to_json(self, base_url: str) -> dict:
-        """The book's keys (url_d url_i url_s url_p filename size time type
-        quoteurl) plus exact values a program needs."""
-        url_i = self.url_i(base_url)
-        return {
-            "url_d": self.url_d(base_url),
-            "url_i": url_i,
-            "url_s": self.url_s(base_url),
-            "url_p": self.url_p(base_url),
-            "filename": self.filename,
-            "size": humanize_bytes(self.size),
-            "time": self.uploadtime.strftime("%Y-%m-%d %H:%M:%S"),
-            "type": self.type,
-            "quoteurl": quote(url_i, safe=""),
-            "mimetype": self.mimetype,
-            "bytes": self.size,
-            "width": self.width,
-            "height": self.height,
-            "filehash": self.filehash,
-            "symlink": self.symlink,
-            "sha256": self.sha256,
-            "phash": None if self.phash is None else f"{self.phash:016x}",
-            "expires": self.expires.strftime("%Y-%m-%d %H:%M:%S") if self.expires else None,
-        } | self._delete_keys(base_url)
-
-    def expired(self, now: datetime | None = None) -> bool:
-        return self.expires is not None and self.expires <= (now or utcnow())
-
-    def _delete_keys(self, base_url: str) -> dict:
-        if not self.delete_token:
-            return {}
-        return {"delete_token": self.delete_token, "url_delete": self.url_delete(base_url)}
-
-    def url_delete(self, base_url: str) -> str | None:
-        """Where the uploader removes the paste (GET shows a confirmation, POST deletes)."""
-        if not self.delete_token:
-            return None
-        return f"{base_url.rstrip('/')}/x/{self.filehash}/{self.delete_token}"
-
-    def to_cache(self) -> dict:
-        # every field holds a plain value: a shallow copy (asdict deep-copies)
-        data = {name: getattr(self, name) for name in _CACHED_FIELDS}
-        data["uploadtime"] = self.uploadtime.isoformat()
-        data["expires"] = self.expires.isoformat() if self.expires else None
-        return data
-
-    @classmethod
-    def from_cache(cls, data: Mapping) -> "PasteInfo":
-        values = dict(data)
-        values["uploadtime"] = datetime.fromisoformat(values["uploadtime"])
-        if values.get("expires"):
-            values["expires"] = datetime.fromisoformat(values["expires"])
-        return cls(**values)
-
-
-_CACHED_FIELDS = tuple(f.name for f in fields(PasteInfo) if f.name != "delete_token")
-
-
-@dataclass(frozen=True)
-class RenditionInfo:
-    """A stored resize of an image: a blob of its own, served like any other."""
-
-    source: str  # the source blob's sha256 (hex)
-    spec: str  # the normalized spec's key, e.g. "800x600-crop-jpeg-q88"
-    sha256: str
-    size: int
-    mimetype: str
-    width: int | None
-    height: int | None
-    inline: bool
-
-    @property
-    def etag(self) -> str:
-        return self.sha256
 
 
 class PasteFileService:
@@ -575,25 +444,7 @@ class PasteFileService:
             _replace_stamp(self._images)
 
     def _info(self, row, delete_token: str | None = None) -> PasteInfo:
-        return PasteInfo(
-            id=row["id"],
-            filehash=row["filehash"],
-            filename=row["filename"],
-            symlink=self.links.encode(row["id"]),
-            sha256=row["blob_sha256"].hex(),
-            size=row["size"],
-            mimetype=row["mimetype"],
-            width=row["width"],
-            height=row["height"],
-            uploadtime=_aware(row["uploadtime"]),
-            parent_id=row["parent_id"],
-            resize_w=row["resize_w"],
-            resize_h=row["resize_h"],
-            inline=bool(row["inline"]),
-            phash=to_unsigned64(row["phash"]),
-            expires=_aware(row["expires"]) if row["expires"] else None,
-            delete_token=delete_token,
-        )
+        return paste_from_row(row, self.links.encode(row["id"]), delete_token)
 
     # -- lookups --------------------------------------------------------------
 
@@ -1242,18 +1093,8 @@ def _side(value):
     return 0 if value is None else value
 
 
-def _live(info: PasteInfo) -> PasteInfo | None:
-    """An expired paste is gone for readers, even before gc removes it."""
-    return None if info.expired() else info
-
-
 def _token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; they were stored in UTC
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 
