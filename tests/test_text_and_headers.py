@@ -204,3 +204,18 @@ def test_every_answer_is_nosniff(webapp_factory, page_headers):
     assert nosniff(app.get(f"/s/{doc['symlink']}", status=302))
     deleted = app.post(doc["url_delete"].replace("http://files.test", ""), headers=API)
     assert deleted.json == {"deleted": doc["filehash"]} and nosniff(deleted)
+
+
+def test_page_cache_is_bounded_by_bytes_too():
+    """Preview pages of long texts are kept, but never more bytes than allowed."""
+    from pastefile.webapp.views.files import _PageCache
+
+    cache = _PageCache(max_entries=100, max_bytes=1000)
+    for i in range(5):
+        cache.put(("p", i), bytes(300))
+    assert [cache.get(("p", i)) is not None for i in range(5)] == [False, False, True, True, True]
+    cache.put(("p", 4), bytes(100))  # replacing a page counts its new size only
+    cache.put(("p", 5), bytes(300))
+    assert cache.get(("p", 2)) is not None and cache.get(("p", 5)) is not None
+    cache.put(("big",), bytes(5000))  # larger than the whole bound: not kept
+    assert cache.get(("big",)) is None

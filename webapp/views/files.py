@@ -29,8 +29,11 @@ class _PageCache:
     itself is still looked up (shared cache or database) on every request,
     so a removed paste is never shown from here."""
 
-    def __init__(self, max_entries: int = 2048):
+    def __init__(self, max_entries: int = 2048, max_bytes: int = 64 << 20):
         self.max_entries = max_entries
+        # text previews make pages of up to a few hundred KB: bounded by size too
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self._pages: OrderedDict[tuple, bytes] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -43,9 +46,11 @@ class _PageCache:
 
     def put(self, key: tuple, page: bytes) -> None:
         with self._lock:
+            old = self._pages.pop(key, None)
+            self._bytes += len(page) - (len(old) if old is not None else 0)
             self._pages[key] = page
-            while len(self._pages) > self.max_entries:
-                self._pages.popitem(last=False)
+            while len(self._pages) > self.max_entries or self._bytes > self.max_bytes:
+                self._bytes -= len(self._pages.popitem(last=False)[1])
 
 
 _previews = _PageCache()
@@ -79,9 +84,6 @@ def _thumbnail(service, paste, base: str) -> str:
 
 # text shown on the preview page: its head, the rest behind the raw link
 TEXT_PREVIEW = 256 * 1024
-# preview pages with text are kept only when this small: a page cache of
-# long texts would hold hundreds of MB per process
-KEPT_TEXT_PAGE = 16 * 1024
 
 
 def _text_preview(service, paste) -> dict:
@@ -111,8 +113,7 @@ def preview(request):
         text = _text_preview(request.pastefile, paste)
         values = {"paste": paste.to_json(request.application_url), "kind": kind, "similar": similar, **text}
         page = render("pastefile.webapp:templates/preview.jinja2", values, request=request).encode()
-        if not text or len(page) <= KEPT_TEXT_PAGE:
-            _previews.put(key, page)
+        _previews.put(key, page)
     return Response(page, content_type="text/html", charset="utf-8")
 
 
