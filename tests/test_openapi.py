@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections import Counter
 
 import pytest
 import schemathesis
@@ -114,19 +115,42 @@ def _check(live, case) -> None:
     case.validate_response(response, checks=CHECKS)
 
 
-def _run(live, strategy, examples: int) -> None:
+def _run(live, strategy, examples: int) -> Counter:
+    """Checks the generated cases; how many were sent, per operation label."""
+    sent: Counter = Counter()
+
     @given(case=strategy)
     @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def run(case):
         _check(live, case)
+        sent[case.operation.label] += 1
 
     run()
+    return sent
+
+
+def _operations(api_schema) -> list:
+    return [result.ok() for result in api_schema.get_all_operations()]
+
+
+def _negatable(operation) -> bool:
+    """Whether the operation has anything an invalid request can get wrong."""
+    raw = operation.definition.raw
+    return bool(raw.get("parameters") or raw.get("requestBody"))
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=lambda m: m.value)
 def test_any_operation_answers_as_documented(api_schema, live, mode):
-    """Every operation, with generated (and, negative, invalid) parameters and bodies."""
-    _run(live, api_schema.as_strategy(generation_mode=mode), 150)
+    """Every operation, with generated (and, negative, invalid) parameters and
+    bodies: each one is sent its own cases, and each must have been sent some."""
+    operations = _operations(api_schema)
+    if mode == GenerationMode.NEGATIVE:
+        operations = [op for op in operations if _negatable(op)]
+    assert len(operations) >= 10
+    sent: Counter = Counter()
+    for operation in operations:
+        sent.update(_run(live, operation.as_strategy(generation_mode=mode), 15))
+    assert set(sent) == {op.label for op in operations}, f"operations never sent: {sent}"
 
 
 @pytest.mark.parametrize("seed", ["image", "text"])
@@ -135,12 +159,16 @@ def test_operations_on_real_pastes_answer_as_documented(api_schema, live, seed):
     resized copies, metadata, short links."""
     doc = live.seeds[seed]
     fixed = {"filehash": doc["filehash"], "symlink": doc["symlink"]}
-    for result in api_schema.get_all_operations():
-        operation = result.ok()
+    expected, sent = set(), Counter()
+    for operation in _operations(api_schema):
         names = {p.name for p in operation.path_parameters}
         if not names or not names <= set(fixed) or operation.method.upper() != "GET":
             continue
-        _run(live, operation.as_strategy(path_parameters={n: fixed[n] for n in names}), 25)
+        expected.add(operation.label)
+        sent.update(_run(live, operation.as_strategy(path_parameters={n: fixed[n] for n in names}), 25))
+    assert {"GET /j/{filehash}", "GET /i/{filehash}", "GET /d/{filehash}", "GET /r/{filehash}",
+            "GET /s/{symlink}", "GET /p/{filehash}"} <= expected
+    assert set(sent) == expected, f"operations never sent: {sent}"
 
 
 def test_delete_answers_as_documented(api_schema, live):
