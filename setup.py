@@ -49,6 +49,7 @@ tests_require = [
     "pytest>=8.0",
     "pytest-benchmark>=4.0",
     "pytest-postgresql>=6.0",
+    "pytest-timeout>=2.2",
     "pyvips>=2.2",
     "schemathesis>=4.0",
     "selenium>=4.20",

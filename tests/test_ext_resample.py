@@ -206,7 +206,10 @@ def test_child_forked_after_threads_ran():
     if pid == 0:
         code = 1
         try:
-            signal.alarm(60)  # a hang ends the child, not the test run
+            # a hang ends the child, not the test run: the default action, not
+            # the handler the per-test timeout left in the parent (inherited)
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.alarm(60)
             out = resize(image, (90, 70), "bicubic", threads=2).tobytes()
             if out == expected and not _resample.threads_usable():
                 code = 0

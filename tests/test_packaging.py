@@ -13,6 +13,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# building the wheel compiles every extension (up to 900 s allowed per step)
+pytestmark = pytest.mark.timeout(1800)
+
 
 def _run(*argv, **kwargs):
     result = subprocess.run(argv, capture_output=True, text=True, timeout=900, **kwargs)
