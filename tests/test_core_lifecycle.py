@@ -212,10 +212,12 @@ def test_gc_racing_a_repeat_of_an_expired_upload(tmp_path, fresh_pg_url, memcach
             held = repository.expired_pastes(conn, utcnow(), 10)
             assert held == [first.id]
             thread.start()
-            thread.join(0.5)
+            # the upload does not wait for gc's row lock: it finishes, a paste
+            # over the same blob, while gc holds the expired one; then gc removes that
+            thread.join(30)
+            assert not thread.is_alive(), "the repeat upload did not finish while gc held the expired paste"
+            assert errors == [] and len(results) == 1
             repository.remove_pastes(conn, held)
-        thread.join(30)
-        assert errors == [] and len(results) == 1
         paste = results[0]
         assert paste.filehash != first.filehash and paste.expires is None
         service.gc(grace=0)
