@@ -72,18 +72,64 @@ threads = 4
             proc.wait(20)
 
 
+def _upload_on(conn: http.client.HTTPConnection, data: bytes, name: str) -> dict:
+    """An upload on a kept-alive connection (so on the worker holding it)."""
+    boundary = "pastefileworkers"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n\r\n'.encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    conn.request("POST", "/", body, {
+        "Content-Type": f"multipart/form-data; boundary={boundary}", "Accept": "application/json"})
+    response = conn.getresponse()
+    answer = response.read()
+    assert response.status == 200, answer[:300]
+    return json.loads(answer)
+
+
+def _read_on(conn: http.client.HTTPConnection, path: str) -> bytes:
+    conn.request("GET", path)
+    response = conn.getresponse()
+    body = response.read()
+    assert response.status == 200
+    return body
+
+
 def test_workers_share_the_socket_and_stop_together(served):
     proc, base = served
     workers = _wait_for_workers(proc.pid, 2)
     assert len(workers) == 2
-    texts = [unique_text(2000) for _ in range(24)]
-    with ThreadPoolExecutor(8) as pool:
-        docs = list(pool.map(lambda i: _upload(base, texts[i], f"w{i}.txt"), range(len(texts))))
-    assert len({d["filehash"] for d in docs}) == len(texts)
-    # every upload is readable from whichever worker answers
-    for doc, data in zip(docs, texts):
-        with urlopen(f"{base}/i/{doc['filehash']}", timeout=30) as res:
-            assert res.read() == data
+    port = int(base.rsplit(":", 1)[1])
+    clients = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(8)]
+    try:
+        for conn in clients:
+            conn.connect()
+        for conn in clients:
+            assert _read_on(conn, "/")
+        # each kept-alive connection, answered, is held by one worker; both hold some
+        holders = [_holder(workers, port, conn) for conn in clients]
+        assert set(holders) == workers, holders
+        ports = [conn.sock.getsockname()[1] for conn in clients]
+        texts = [unique_text(2000) for _ in range(24)]
+
+        def upload_on(k):
+            return [(i, _upload_on(clients[k], texts[i], f"w{i}.txt")) for i in range(k, len(texts), len(clients))]
+
+        with ThreadPoolExecutor(len(clients)) as pool:
+            docs = dict(pair for pairs in pool.map(upload_on, range(len(clients))) for pair in pairs)
+        assert len({d["filehash"] for d in docs.values()}) == len(texts)
+        # both workers stored uploads; each one is read back from the other worker
+        stored_by = {i: holders[i % len(clients)] for i in docs}
+        assert set(stored_by.values()) == workers
+        for i, doc in docs.items():
+            other = next(conn for conn, pid in zip(clients, holders) if pid != stored_by[i])
+            assert _read_on(other, f"/i/{doc['filehash']}") == texts[i]
+        # on the same connections throughout (none closed and opened again elsewhere)
+        assert [conn.sock.getsockname()[1] for conn in clients] == ports
+    finally:
+        for conn in clients:
+            conn.close()
     # a worker that dies is replaced
     killed = next(iter(workers))
     os.kill(killed, signal.SIGKILL)
@@ -122,6 +168,37 @@ def _connections(pid: int, port: int) -> int:
                 if state == "01" and int(local.rsplit(":", 1)[1], 16) == port and inode in inodes:
                     count += 1
     return count
+
+
+def _holder(workers: set[int], port: int, conn: http.client.HTTPConnection) -> int:
+    """The worker holding the server end of an established client connection."""
+    client_port = conn.sock.getsockname()[1]
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+                if (state == "01" and int(local.rsplit(":", 1)[1], 16) == port
+                        and int(remote.rsplit(":", 1)[1], 16) == client_port):
+                    inodes.add(inode)
+    assert len(inodes) == 1, f"no single server end for client port {client_port}: {inodes}"
+    wanted = f"socket:[{inodes.pop()}]"
+    held = [pid for pid in workers if wanted in _sockets(pid)]
+    assert len(held) == 1, f"connection from port {client_port} held by {held}"
+    return held[0]
+
+
+def _sockets(pid: int) -> set[str]:
+    found = set()
+    fds = f"/proc/{pid}/fd"
+    for fd in os.listdir(fds):
+        try:
+            found.add(os.readlink(f"{fds}/{fd}"))
+        except OSError:
+            continue  # closed meanwhile
+    return found
 
 
 def test_workers_share_keep_alive_connections_evenly(served):
