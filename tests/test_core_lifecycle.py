@@ -63,6 +63,12 @@ def test_a_repeat_of_someone_elses_upload_gets_no_token(service):
     # the same bytes under another name: a paste of its own, with its own token
     other = service.upload(io.BytesIO(data), "other.txt")
     assert other.delete_token and other.sha256 == first.sha256
+    assert other.filehash != first.filehash and other.delete_token != first.delete_token
+    # the first uploader's token still takes the paste back, and only that one
+    service.delete(first.filehash, first.delete_token)
+    assert service.get(first.filehash) is None
+    with service.open(other.filehash) as f:
+        assert f.read() == data
 
 
 @STORAGE

@@ -59,8 +59,16 @@ def test_deleting_a_paste_keeps_a_twin_over_the_same_bytes(webapp):
     data = unique_text()
     a = webapp.upload_json(data, "a.txt")
     b = webapp.upload_json(data, "b.txt")
-    webapp.post(a["url_delete"][a["url_delete"].index("/x/"):], headers=API)
+    assert a["filehash"] != b["filehash"] and a["sha256"] == b["sha256"]
+    res = webapp.post(a["url_delete"][a["url_delete"].index("/x/"):], headers=API)
+    assert res.json == {"deleted": a["filehash"]}
+    # the deleted one is gone everywhere, its twin is whole
+    for route in ("p", "i", "d", "j"):
+        webapp.get(f"/{route}/{a['filehash']}", status=404)
+    webapp.get(f"/s/{a['symlink']}", status=404)
     assert webapp.get(f"/i/{b['filehash']}").body == data
+    assert webapp.get(f"/d/{b['filehash']}").body == data
+    assert webapp.get(f"/j/{b['filehash']}").json["filehash"] == b["filehash"]
 
 
 def test_expiry_on_upload(webapp_factory):
