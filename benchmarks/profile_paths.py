@@ -17,7 +17,9 @@ from line_profiler import LineProfiler
 from PIL import Image
 
 from pastefile.core import PasteFileService
-from pastefile.core import blobstore, imaging, service as service_module
+from pastefile.core import blobstore, imaging
+from pastefile.core.ingest import Ingest
+from pastefile.core.renditions import Renditions
 from pastefile.ext import hashing
 
 
@@ -43,12 +45,11 @@ def main() -> None:
     args = parser.parse_args()
 
     profiler = LineProfiler()
-    svc_cls = service_module.PasteFileService
     for fn in (
-        svc_cls.upload,
-        svc_cls._save,
-        svc_cls.resize,
-        svc_cls._check_type,
+        Ingest.upload,
+        Ingest.save,
+        Renditions.resize,
+        Ingest.check_type,
         blobstore.FileSystemBlobStore.stage,
         blobstore.FileSystemBlobStore.commit,
         imaging.crop_resize,

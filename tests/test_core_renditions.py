@@ -13,7 +13,7 @@ from PIL import Image, ImageEnhance
 from sqlalchemy import func, select
 
 from pastefile.core import Forbidden, InvalidRequest, NotFound, PasteFileService, Unprocessable, UnsupportedType
-from pastefile.core import service as service_module
+from pastefile.core import renditions as renditions_module
 from pastefile.core.imaging import ENCODER_VERSION, RenditionSpec, render
 from pastefile.core.models import Blob, Rendition
 from pastefile.ext.phash import hamming_distance
@@ -237,7 +237,7 @@ class CountingRender:
 
 def test_concurrent_requests_render_once_across_threads(service, monkeypatch, tmp_path):
     counter = CountingRender(tmp_path / "renders", 0.3)
-    monkeypatch.setattr(service_module, "render", counter)
+    monkeypatch.setattr(renditions_module, "render", counter)
     src = service.upload(io.BytesIO(make_image("PNG", (200, 150), seed=41)), "t.png")
     barrier = threading.Barrier(8)
     results, errors = [], []
@@ -269,7 +269,7 @@ def _ask_in_child(settings, filehash, out_path):
 def test_concurrent_requests_render_once_across_processes(monkeypatch, tmp_path):
     settings = settings_for("sqlite", tmp_path)
     counter = CountingRender(tmp_path / "renders", 0.5)
-    monkeypatch.setattr(service_module, "render", counter)
+    monkeypatch.setattr(renditions_module, "render", counter)
     parent = PasteFileService(settings)
     src = parent.upload(io.BytesIO(make_image("PNG", (200, 150), seed=42)), "p.png")
     ctx = multiprocessing.get_context("fork")
@@ -433,7 +433,7 @@ def test_source_deleted_while_rendering_is_a_404_and_leaves_nothing(tmp_path, mo
         service.delete(src.filehash, src.delete_token)  # another request, mid-render
         return out
 
-    monkeypatch.setattr(service_module, "render", render_then_delete)
+    monkeypatch.setattr(renditions_module, "render", render_then_delete)
     with pytest.raises(NotFound):
         service.rendition(src, 50, 50)
     monkeypatch.undo()

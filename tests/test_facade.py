@@ -37,7 +37,7 @@ METHODS = {
     'upload': "(self, fileobj: 'BinaryIO', filename: 'str | None', *, w: 'int | None' = None, h: 'int | None' = None, expires_in: 'int | None' = None) -> 'PasteInfo'",
     'upload_staged': "(self, staged: 'StagedBlob', filename: 'str | None', *, w: 'int | None' = None, h: 'int | None' = None, expires_in: 'int | None' = None) -> 'PasteInfo'",
 }
-PROPERTIES = ["base_url"]
+PROPERTIES = ["base_url", "cache", "engine", "expire", "links", "session_factory", "settings", "store"]
 
 
 def _public(kind) -> dict:

@@ -159,11 +159,11 @@ def test_same_file_twice_gives_same_links(webapp):
 
 
 def test_repeated_upload_is_answered_without_sniffing_again(webapp, monkeypatch):
-    from pastefile.core import service as service_module
+    from pastefile.core import ingest as ingest_module
 
     sniffed = []
-    real_sniff = service_module.sniff
-    monkeypatch.setattr(service_module, "sniff", lambda *a: sniffed.append(1) or real_sniff(*a))
+    real_sniff = ingest_module.sniff
+    monkeypatch.setattr(ingest_module, "sniff", lambda *a: sniffed.append(1) or real_sniff(*a))
     data = unique_text(3000)
     first = webapp.upload_json(data, "again.txt")
     assert len(sniffed) == 1

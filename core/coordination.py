@@ -1,0 +1,133 @@
+"""What the processes of a deployment agree on, behind small ports.
+
+Correctness across processes rests on three things: one render at a time
+per rendition (the single-flight lock), one writer at a time per blob when a
+file is put back or taken away (per-blob locks), and every process hearing
+of changes that its own caches cannot see (announcements: a token that
+changes whenever any process announces).  Each is a port here with the
+implementation a single machine uses today; :func:`local` is the one place
+that chooses them, so a shared implementation (advisory locks, cache
+generation keys, LISTEN/NOTIFY) replaces an implementation, not call sites.
+"""
+from __future__ import annotations
+
+import abc
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import Connection
+
+from . import repository
+from .cache import Cache, MemcachedCache
+from .singleflight import SingleFlight
+
+
+class FlightLock(Protocol):
+    """``with flights(key):`` runs one holder of ``key`` at a time across the
+    deployment; raises Busy past its timeout rather than wait for ever."""
+
+    def __call__(self, key: str) -> AbstractContextManager[None]: ...
+
+
+class BlobLocks(Protocol):
+    def lock(self, conn: Connection, shas: Iterable[bytes]) -> None:
+        """Hold the blobs' locks until ``conn``'s transaction ends (taken in
+        one order everywhere: uploads, renditions, removals, repairs)."""
+
+
+class TransactionBlobLocks:
+    """Per-blob locks taken in the database transaction: advisory locks on
+    PostgreSQL (shared by every node), SQLite's single writer otherwise."""
+
+    def lock(self, conn: Connection, shas: Iterable[bytes]) -> None:
+        repository.lock_blobs(conn, shas)
+
+
+class Announcements(abc.ABC):
+    """A token that changes whenever any process announces."""
+
+    @abc.abstractmethod
+    def token(self) -> object:
+        """The token now; None when it is unknown (a cold or dead cache)."""
+
+    @abc.abstractmethod
+    def announce(self, written: Mapping[str, Any] | None = None) -> None:
+        """Change the token for every process.  ``written``: cache entries
+        the caller has just written; a token kept in the cache that is among
+        them has been announced by that write already."""
+
+
+class StampFile(Announcements):
+    """A file under the storage root (which every process of a host shares),
+    replaced whole on each announcement; its token is (inode, mtime)."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def token(self) -> tuple[int, int]:
+        """(inode, mtime), (0, 0) before the first announcement: one stat."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return (0, 0)
+        return (st.st_ino, st.st_mtime_ns)
+
+    def announce(self, written: Mapping[str, Any] | None = None) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        tmp = f"{self.path}.{os.getpid()}.{threading.get_ident()}"
+        with open(tmp, "w") as f:
+            f.write(os.urandom(8).hex())
+        os.replace(tmp, self.path)  # a new inode: every process sees a change
+
+
+class CacheEntry(Announcements):
+    """A value under ``key`` in the shared cache (memcached), which every
+    node reads: one cache read per look."""
+
+    def __init__(self, cache: Cache, key: str, expire: int = 0):
+        self.cache, self.key, self.expire = cache, key, expire
+
+    def token(self) -> object:
+        return self.cache.get(self.key)
+
+    def announce(self, written: Mapping[str, Any] | None = None) -> None:
+        if written is None or self.key not in written:
+            self.cache.set(self.key, new_token(), self.expire)
+
+
+def new_token() -> str:
+    return os.urandom(8).hex()
+
+
+@dataclass(frozen=True)
+class Coordination:
+    flights: FlightLock
+    blob_locks: BlobLocks
+    # pastes were removed: rows cached in a process are stale
+    removals: Announcements
+    # image pastes were committed: near-duplicate indexes are behind
+    images: Announcements
+
+
+def local(storage_root: str, cache: Cache, image_generation_key: str, expire: int = 0) -> Coordination:
+    """Today's implementations, for processes that share ``storage_root``:
+    flock'ed lock files and stamp files under ``storage_root/locks``, the
+    database's per-blob locks, and, with memcached, the near-duplicate
+    generation in the cache under ``image_generation_key`` (a cache of one
+    process alone cannot carry another process's token: a stamp file does)."""
+    locks = os.path.join(storage_root, "locks")
+    images: Announcements
+    if isinstance(cache, MemcachedCache):
+        images = CacheEntry(cache, image_generation_key, expire)
+    else:
+        images = StampFile(os.path.join(locks, "images"))
+    return Coordination(
+        flights=SingleFlight(locks),
+        blob_locks=TransactionBlobLocks(),
+        removals=StampFile(os.path.join(locks, "removals")),
+        images=images,
+    )

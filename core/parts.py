@@ -1,0 +1,35 @@
+"""The pieces every concern of one service shares."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from sqlalchemy.orm import Session
+
+from .blobstore import FileSystemBlobStore
+from .coordination import Coordination
+from .pastecache import PasteCache
+from .records import PasteInfo, paste_from_row
+from .settings import Settings
+from .shortlink import ShortLinks
+from .uow import UnitOfWork
+
+
+@dataclass(eq=False)
+class Parts:
+    """What the facade wires once; a bound view of the service shares all of
+    it but the unit of work."""
+
+    settings: Settings
+    uow: UnitOfWork
+    store: FileSystemBlobStore
+    links: ShortLinks
+    pastecache: PasteCache
+    coordination: Coordination
+
+    def bound(self, session: Session) -> "Parts":
+        return replace(self, uow=self.uow.bound(session))
+
+    def info(self, row: Mapping, delete_token: str | None = None) -> PasteInfo:
+        """A paste from its row, with its short link."""
+        return paste_from_row(row, self.links.encode(row["id"]), delete_token)
