@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+import time
 
 import magic
 import pytest
@@ -90,8 +91,27 @@ def _sqlite_service(tmp_path, **extra) -> PasteFileService:
     return PasteFileService(settings_for("sqlite", tmp_path, **extra))
 
 
+def _until(condition, what: str, deadline: float = 30.0) -> None:
+    """Waits for ``condition()``; fails the test past the deadline."""
+    give_up = time.monotonic() + deadline
+    while not condition():
+        assert time.monotonic() < give_up, f"never happened: {what}"
+        time.sleep(0.001)
+
+
+def _flock_waiters(path: str) -> int:
+    """Processes or threads blocked in flock() on ``path`` (``->`` lines of /proc/locks)."""
+    inode = os.stat(path).st_ino
+    with open("/proc/locks") as f:
+        return sum(1 for line in f if "->" in line.split() and "FLOCK" in line.split()
+                   and any(field.endswith(f":{inode}") for field in line.split()))
+
+
 def test_concurrent_uploads_share_commits(tmp_path):
+    import fcntl
+
     svc = _sqlite_service(tmp_path)
+    holder = None
     try:
         n = 40
         barrier = threading.Barrier(n)
@@ -101,14 +121,23 @@ def test_concurrent_uploads_share_commits(tmp_path):
             barrier.wait()
             results[i] = svc.upload(io.BytesIO(random_text(1000 + i)), f"f{i}.txt")
 
+        # the writer lock held, as another worker's writer would: the writer
+        # thread takes one upload and waits for the lock, the rest queue
+        holder = os.open(svc._committer.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(holder, fcntl.LOCK_EX)
         threads = [threading.Thread(target=upload, args=(i,)) for i in range(n)]
         for t in threads:
             t.start()
+        _until(lambda: svc._committer._queue is not None and svc._committer._queue.qsize() == n - 1,
+               "the other uploads queued behind the first")
+        os.close(holder)
+        holder = None
         for t in threads:
             t.join()
         assert len({r.id for r in results}) == n
         assert svc.count() == (n, n)
-        assert svc._committer.items == n and svc._committer.batches < n
+        # the writer gathers its batch once it holds the lock: all forty in one commit
+        assert svc._committer.items == n and svc._committer.batches == 1
         # each got its own row back, durable: a new connection sees them all
         with svc.engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM paste_file")).scalar() == n
@@ -117,6 +146,8 @@ def test_concurrent_uploads_share_commits(tmp_path):
             with svc.open(r.filehash) as f:
                 assert f.read() == random_text(1000 + i)
     finally:
+        if holder is not None:
+            os.close(holder)
         svc.close()
 
 
@@ -128,7 +159,7 @@ def test_a_failing_item_fails_alone(tmp_path):
     def record(conn, items):
         calls.append(list(items))
         if len(calls) == 1:
-            gate.wait(5)  # let the others queue behind the first batch
+            gate.wait(60)  # let the others queue behind the first batch (set once they did)
         if "bad" in items:
             raise ValueError("bad item")
         conn.execute(text("SELECT 1"))
@@ -147,13 +178,11 @@ def test_a_failing_item_fails_alone(tmp_path):
 
         first = threading.Thread(target=submit, args=("first",))
         first.start()
-        while not calls:
-            pass
+        _until(lambda: calls, "the first batch was recorded")
         others = [threading.Thread(target=submit, args=(x,)) for x in ("a", "bad", "b")]
         for t in others:
             t.start()
-        while committer._queue.qsize() < 3:
-            pass
+        _until(lambda: committer._queue.qsize() == 3, "three more queued behind the first batch")
         gate.set()
         for t in [first, *others]:
             t.join()
@@ -189,7 +218,9 @@ def test_sqlite_writers_queue_on_the_lock_file(tmp_path):
 
         thread = threading.Thread(target=upload)
         thread.start()
-        assert not done.wait(0.5)
+        # the upload's writer waits in flock() for the held lock
+        _until(lambda: _flock_waiters(lock_path) == 1, "a writer waiting on the lock file")
+        assert not done.is_set()
         assert svc.count() == (1, 1)
         os.close(holder)  # releases the lock
         assert done.wait(10)
