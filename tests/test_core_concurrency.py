@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+import time
 
 import pytest
 
@@ -53,19 +54,55 @@ def test_identical_uploads_same_name(tmp_path, fresh_pg_url, memcached_nodes, in
 
 
 @STORAGE
-def test_identical_uploads_different_names(tmp_path, fresh_pg_url, memcached_nodes, inline_max):
+def test_identical_uploads_different_names(tmp_path, fresh_pg_url, memcached_nodes, inline_max, monkeypatch):
     svc = pg_service(tmp_path, fresh_pg_url, memcached_nodes, inline_max)
     try:
         data = make_image("PNG", (128, 128), seed=502)
         names = [f"copy{i}.png" for i in range(THREADS)]
-        results, errors = _race(svc, data, names)
+        # the batches the writers take wait until every upload reached the
+        # committer: the ones that came meanwhile queue and go in shared commits
+        committer = svc._committer
+        # each writer holds one batch, then takes what queued: at most two
+        # batches per writer unless a batch fails and is retried item by item
+        assert 2 * committer.writers < THREADS
+        record, everyone, held, sizes = committer.record, threading.Event(), [], []
+        before = committer.batches
+
+        def held_record(conn, items):
+            if not everyone.is_set():
+                held.append(len(items))
+                everyone.wait(30)
+            out = record(conn, items)
+            sizes.append(len(items))  # recorded (a failed batch is retried item by item)
+            return out
+
+        monkeypatch.setattr(committer, "record", held_record)
+
+        def all_arrived():
+            queued = committer._queue.qsize() if committer._queue is not None else 0
+            return sum(held) + queued == THREADS
+
+        outcome = []
+        racing = threading.Thread(target=lambda: outcome.extend(_race(svc, data, names)))
+        racing.start()
+        deadline = time.monotonic() + 30
+        try:
+            while not all_arrived():
+                assert time.monotonic() < deadline, f"{sum(held)} held in batches, of {THREADS} uploads"
+                time.sleep(0.001)
+        finally:
+            everyone.set()
+            racing.join(60)
+        assert not racing.is_alive()
+        results, errors = outcome
         assert errors == []
         assert sorted(r.filename for r in results) == sorted(names)
         assert len({r.sha256 for r in results}) == 1
         assert svc.count() == (THREADS, 1)
         assert blob_copies(svc, results[0].sha256) == 1
-        # concurrent uploads shared commits
-        assert svc._committer.batches < THREADS
+        # concurrent uploads shared commits: every upload committed once, in fewer commits
+        assert sum(sizes) == THREADS and max(sizes) > 1
+        assert committer.batches - before == len(sizes) < THREADS
     finally:
         svc.close()
 
