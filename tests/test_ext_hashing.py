@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import array
+import fcntl
 import hashlib
 import io
 import mmap
 import os
 import random
+import select
 import subprocess
 import sys
 import threading
@@ -538,15 +540,52 @@ def test_python_path_write_error(dst_path):
 # ---------------------------------------------------------------------------
 
 
-def _count_iterations_during_copy(src, dst_fd: int, total: int, result: dict) -> int:
-    """Run copy_and_hash in a thread; count main-thread loop iterations that
-    certainly happen inside the C call.
+GATED = r"""
+import hashlib, os, random, select, sys
+mode, first, total, ctrl, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+data = random.Random(seed).randbytes(total) if mode == "write" else b""
+digest, got = hashlib.sha256(), 0
 
-    While ``0 < size(dst) < total`` the call has started (it wrote something)
-    and cannot have returned (it has not written everything), so if the C
-    code held the GIL this count would be exactly 0.
-    """
+def move(upto):
+    # write: data[got:upto] to stdout; read: stdin up to upto bytes (None: EOF)
+    global got
+    while upto is None or got < upto:
+        if mode == "write":
+            got += os.write(1, data[got:upto])
+        else:
+            chunk = os.read(0, 1 << 16 if upto is None else min(1 << 16, upto - got))
+            if not chunk:
+                break
+            digest.update(chunk)
+            got += len(chunk)
 
+move(first)
+os.write(2, b"paused\n")
+ready, _, _ = select.select([ctrl], [], [], 60)  # a deadline: a held GIL fails, never hangs
+os.write(2, b"go\n" if ready else b"timeout\n")
+move(total if mode == "write" else None)
+if mode == "read":
+    os.write(2, f"{got} {digest.hexdigest()}\n".encode())
+"""
+
+
+def _gated(mode: str, first: int, total: int, seed: str, **popen):
+    """A child that writes (``mode="write"``, to its stdout) or reads (from
+    its stdin) ``first`` bytes, says ``paused`` on stderr, and goes on only
+    when the parent writes to the control pipe it returns (``go``), or after
+    a minute (``timeout``)."""
+    ctrl_r, ctrl_w = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", GATED, mode, str(first), str(total), str(ctrl_r), seed],
+            stderr=subprocess.PIPE, pass_fds=(ctrl_r,), **popen,
+        )
+    finally:
+        os.close(ctrl_r)
+    return proc, ctrl_w
+
+
+def _copy_in_thread(src, dst_fd: int, result: dict) -> threading.Thread:
     def run() -> None:
         try:
             result["value"] = copy_and_hash(src, dst_fd)
@@ -554,54 +593,83 @@ def _count_iterations_during_copy(src, dst_fd: int, total: int, result: dict) ->
             result["error"] = exc
 
     worker = threading.Thread(target=run)
-    during = 0
     worker.start()
-    while worker.is_alive():
-        size = os.fstat(dst_fd).st_size
-        if 0 < size < total:
-            during += 1
-    worker.join()
-    assert "error" not in result, result.get("error")
-    return during
+    return worker
+
+
+def _main_thread_runs_while_c_waits(proc, ctrl_w: int, worker: threading.Thread) -> None:
+    """The copy is blocked in C on the paused child: the main thread reads
+    the child's ``paused``, sees the copy still running and lets the child
+    go on.  Were the GIL held during the C call, the main thread could do
+    none of it until the child gave up waiting (``timeout``)."""
+    try:
+        # a deadline: a copy that failed early leaves the child waiting for bytes
+        assert select.select([proc.stderr], [], [], 60)[0], "the child never paused"
+        assert proc.stderr.readline() == b"paused\n"
+        running = worker.is_alive()
+        os.write(ctrl_w, b"g")
+    finally:
+        os.close(ctrl_w)
+    assert proc.stderr.readline() == b"go\n", "the main thread could not run while C copied"
+    assert running, "the copy ended before the child let it go on"
 
 
 def test_copy_and_hash_releases_gil_on_pipe(tmp_path):
-    # The child paces its writes (>= ~0.3 s in total), so the C call lasts
-    # long enough whatever the hashing speed, and it cannot deadlock: the
-    # call ends when the child closes the pipe, GIL or not.
-    total = 2 * MiB
-    proc, data = spawn_writer(total, piece=64 * KiB, delay=0.01, seed="gil")
+    # The writer stops after more than a pipe holds, so the copy is under
+    # way (C read the rest) and cannot end (no EOF yet): C waits in read().
+    total, first = 2 * MiB, 512 * KiB
+    proc, ctrl_w = _gated("write", first, total, "gil", stdout=subprocess.PIPE)
+    data = random.Random("gil").randbytes(total)
+    assert fcntl.fcntl(proc.stdout.fileno(), fcntl.F_GETPIPE_SZ) < first
     dst_fd = open_dst_fd(tmp_path / "gil.bin")
     result: dict = {}
     try:
-        during = _count_iterations_during_copy(proc.stdout.fileno(), dst_fd, total, result)
+        worker = _copy_in_thread(proc.stdout.fileno(), dst_fd, result)
+        _main_thread_runs_while_c_waits(proc, ctrl_w, worker)
+        worker.join(60)
+        assert not worker.is_alive()
     finally:
         os.close(dst_fd)
-        finish_writer(proc)
+        proc.stdout.close()
+        assert proc.wait(timeout=60) == 0
+        proc.stderr.close()
+    assert "error" not in result, result.get("error")
     check_result(result["value"], data)
-    assert during > 50, f"main thread made only {during} iterations while C copied"
+    assert read_file(tmp_path / "gil.bin") == data
 
 
 def test_copy_and_hash_releases_gil_on_regular_file(tmp_path):
-    # A real file object goes through C too.  Any iteration observed while
-    # the copy is half done proves the GIL was free; the file is large enough
-    # for the copy to take tens of milliseconds.
-    total = 48 * MiB
+    # A real file object goes through C too.  The destination is a pipe
+    # whose reader stops after more than a pipe holds: the copy is under way
+    # and cannot end (the rest does not fit), so C waits in write().
+    total, first = 8 * MiB, 1 * MiB
     src_path = tmp_path / "big.bin"
     block = random_bytes(MiB, seed=14)
     with open(src_path, "wb") as f:
         for _ in range(total // MiB):
             f.write(block)
-    dst_fd = open_dst_fd(tmp_path / "gil.bin")
+    r, w = os.pipe()
+    try:
+        assert fcntl.fcntl(w, fcntl.F_GETPIPE_SZ) < min(first, total - first)
+        proc, ctrl_w = _gated("read", first, total, "unused", stdin=r)
+    finally:
+        os.close(r)
     result: dict = {}
     try:
         with open(src_path, "rb") as src:
-            during = _count_iterations_during_copy(src, dst_fd, total, result)
+            worker = _copy_in_thread(src, w, result)
+            _main_thread_runs_while_c_waits(proc, ctrl_w, worker)
+            worker.join(60)
+            assert not worker.is_alive()
     finally:
-        os.close(dst_fd)
+        os.close(w)  # the reader's EOF
+        assert proc.wait(timeout=60) == 0
+    received = proc.stderr.read().decode().split()
+    proc.stderr.close()
+    assert "error" not in result, result.get("error")
     assert result["value"].size == total
     assert result["value"].digest == sha256_of(block * (total // MiB))
-    assert during > 0, "main thread never ran while C copied"
+    assert received == [str(total), sha256_of(block * (total // MiB)).hex()]
 
 
 # ---------------------------------------------------------------------------
