@@ -6,6 +6,7 @@ import io
 import re
 from html import unescape
 
+import pytest
 from PIL import Image, ImageEnhance
 
 from .test_core_renditions import encoded, photo
@@ -86,3 +87,60 @@ def test_meta_and_preview_list_near_duplicates(webapp_factory):
     # a text paste has no similar list
     text = webapp.upload_json(b"words " * 100 + str(unique_seed()).encode(), "t.txt")
     assert "similar" not in webapp.get(f"/j/{text['filehash']}").json
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_cap_holds_for_80_sizes_asked_at_once(request, tmp_path, backend):
+    """80 distinct sizes of one image asked for at once over HTTP: at most
+    the cap is made, every other answer is 403, none is a 5xx."""
+    import http.client
+    import json
+    import threading
+
+    import pastefile.webapp
+
+    from .conftest import webapp_settings
+    from .servers import LiveServer
+
+    cap = 32
+    app = pastefile.webapp.main({}, **webapp_settings(
+        request, backend, tmp_path, **{"pastefile.rendition_max_per_source": str(cap)}))
+    try:
+        with LiveServer(app, threads=16) as server:
+            port = int(server.url.rsplit(":", 1)[1])
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.request("PUT", "/cap.png", body=unique_image("PNG", (160, 120)), headers=API)
+            doc = json.loads(conn.getresponse().read())
+            conn.close()
+            statuses: list[int] = []
+            start = threading.Barrier(16)
+
+            def ask(widths):
+                client = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+                start.wait()
+                for w in widths:
+                    client.request("GET", f"/i/{doc['filehash']}?w={w}&h=20")
+                    response = client.getresponse()
+                    response.read()
+                    statuses.append(response.status)
+                client.close()
+
+            widths = list(range(21, 101))
+            threads = [threading.Thread(target=ask, args=(widths[k::16],)) for k in range(16)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(180)
+        assert len(statuses) == 80 and set(statuses) <= {200, 403}, sorted(statuses)
+        # the count never goes down, so a refusal means the cap was reached
+        made = statuses.count(200)
+        assert made == cap and statuses.count(403) == 80 - cap
+        with app.registry.pastefile._connection() as conn:
+            from sqlalchemy import text
+
+            recorded = conn.execute(
+                text("SELECT count(*) FROM rendition WHERE source_sha256 = :s"), {"s": bytes.fromhex(doc["sha256"])}
+            ).scalar_one()
+        assert recorded == made
+    finally:
+        app.registry.pastefile.close()
