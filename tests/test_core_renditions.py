@@ -16,6 +16,7 @@ from pastefile.core import Forbidden, InvalidRequest, NotFound, PasteFileService
 from pastefile.core import renditions as renditions_module
 from pastefile.core.imaging import ENCODER_VERSION, RenditionSpec, render
 from pastefile.core.models import Blob, Rendition
+from pastefile.core.singleflight import SingleFlight
 from pastefile.ext.phash import hamming_distance
 
 from .conftest import blob_copies, make_image, settings_for
@@ -219,15 +220,24 @@ def test_pixel_limit_is_per_call_and_leaves_pillow_alone(service_factory):
 
 
 class CountingRender:
-    """Wraps the real pipeline; counts renders in a file (shared across forks)."""
+    """Wraps the real pipeline; counts renders in a file (shared across forks).
 
-    def __init__(self, path, delay: float):
-        self.path, self.delay = str(path), delay
+    Before rendering it waits, with a deadline, until ``callers`` requests
+    have arrived at the render lock (:func:`record_arrivals`): the lock is
+    held meanwhile, so the others are waiting on this render, which proves
+    the requests overlapped and did not merely run one after another."""
+
+    def __init__(self, path, arrivals, callers: int, deadline: float = 30.0):
+        self.path, self.arrivals, self.callers, self.deadline = str(path), arrivals, callers, deadline
 
     def __call__(self, *args, **kwargs):
         with open(self.path, "a") as f:
             f.write("x")
-        time.sleep(self.delay)  # widen the window in which others ask
+        give_up = time.monotonic() + self.deadline
+        while self.arrivals.count < self.callers:
+            if time.monotonic() > give_up:
+                raise AssertionError(f"only {self.arrivals.count} of {self.callers} requests reached the render lock")
+            time.sleep(0.01)
         return render(*args, **kwargs)
 
     @property
@@ -235,8 +245,36 @@ class CountingRender:
         return len(open(self.path).read()) if os.path.exists(self.path) else 0
 
 
+class Arrivals:
+    """Counts, in a file (shared across forks), the calls that reached the
+    render lock: the moment a request found no rendition and went to make it."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def record(self) -> None:
+        with open(self.path, "a") as f:
+            f.write("x")
+
+    @property
+    def count(self) -> int:
+        return len(open(self.path).read()) if os.path.exists(self.path) else 0
+
+
+def record_arrivals(monkeypatch, arrivals: Arrivals) -> None:
+    real = SingleFlight.__call__
+
+    def arriving(self, key):
+        arrivals.record()
+        return real(self, key)
+
+    monkeypatch.setattr(SingleFlight, "__call__", arriving)
+
+
 def test_concurrent_requests_render_once_across_threads(service, monkeypatch, tmp_path):
-    counter = CountingRender(tmp_path / "renders", 0.3)
+    arrivals = Arrivals(tmp_path / "arrivals")
+    record_arrivals(monkeypatch, arrivals)
+    counter = CountingRender(tmp_path / "renders", arrivals, callers=8)
     monkeypatch.setattr(renditions_module, "render", counter)
     src = service.upload(io.BytesIO(make_image("PNG", (200, 150), seed=41)), "t.png")
     barrier = threading.Barrier(8)
@@ -255,7 +293,8 @@ def test_concurrent_requests_render_once_across_threads(service, monkeypatch, tm
     for t in threads:
         t.join()
     assert errors == [] and len(results) == 8 and len(set(results)) == 1
-    assert counter.count == 1
+    # all eight went for the lock while the one render held it; that one rendered
+    assert arrivals.count == 8 and counter.count == 1
 
 
 def _ask_in_child(settings, filehash, out_path):
@@ -268,7 +307,9 @@ def _ask_in_child(settings, filehash, out_path):
 
 def test_concurrent_requests_render_once_across_processes(monkeypatch, tmp_path):
     settings = settings_for("sqlite", tmp_path)
-    counter = CountingRender(tmp_path / "renders", 0.5)
+    arrivals = Arrivals(tmp_path / "arrivals")
+    record_arrivals(monkeypatch, arrivals)
+    counter = CountingRender(tmp_path / "renders", arrivals, callers=3)
     monkeypatch.setattr(renditions_module, "render", counter)
     parent = PasteFileService(settings)
     src = parent.upload(io.BytesIO(make_image("PNG", (200, 150), seed=42)), "p.png")
@@ -281,7 +322,8 @@ def test_concurrent_requests_render_once_across_processes(monkeypatch, tmp_path)
         p.join(30)
     assert [p.exitcode for p in procs] == [0, 0, 0]
     shas = {o.read_text() for o in outs}
-    assert len(shas) == 1 and counter.count == 1
+    # all three went for the lock while the one render held it; that one rendered
+    assert len(shas) == 1 and arrivals.count == 3 and counter.count == 1
     assert parent.rendition(src, 64, 48).sha256 in shas  # found, not rendered again
     assert counter.count == 1
     parent.close()
