@@ -9,6 +9,7 @@ from build_ext import cython_extensions  # noqa: E402
 
 PACKAGES = {
     "pastefile.core": "core",
+    "pastefile.core.metadata": "core/metadata",
     "pastefile.core.migrations": "core/migrations",
     "pastefile.core.migrations.versions": "core/migrations/versions",
     "pastefile.ext": "ext",
