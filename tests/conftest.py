@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 import os
+import functools
 import random
 import uuid
 
 import pytest
 from PIL import Image
 from pytest_postgresql.janitor import DatabaseJanitor
-from sqlalchemy.orm import Session
 
 import pastefile.webapp
 from pastefile.core import PasteFileService, db
@@ -44,14 +44,14 @@ def _migrated_database(cluster: PostgresCluster, name: str):
 
 @pytest.fixture(scope="session")
 def pg_url(pg_cluster):
-    """A migrated database shared by the run; tests roll their changes back."""
+    """A migrated database shared by the run's core tests, emptied after each."""
     yield from _migrated_database(pg_cluster, "pastefile_test")
 
 
 @pytest.fixture(scope="session")
 def webapp_pg_url(pg_cluster):
-    """A migrated database for the web apps, which commit for real (kept apart
-    from ``pg_url``, whose tests count rows inside rolled-back transactions)."""
+    """A migrated database for the web apps (kept apart from ``pg_url``,
+    whose tests count rows and empty it after each test)."""
     yield from _migrated_database(pg_cluster, "pastefile_web")
 
 
@@ -113,34 +113,37 @@ def backend(request):
 
 @pytest.fixture
 def service_factory(request, backend, tmp_path):
-    """Build services on the current backend; PostgreSQL ones run inside an
-    outer transaction that is rolled back after the test."""
+    """Build services on the current backend, as production runs them: real
+    commits through the group committer.  PostgreSQL services share one
+    database, emptied after each test (ids keep counting, so a row cached
+    under an id is never mistaken for a later one; each test has its own
+    cache prefix anyway)."""
     cleanups = []
 
     def make(**extra) -> PasteFileService:
         if backend == "sqlite":
             svc = PasteFileService(settings_for("sqlite", tmp_path, **extra))
-            cleanups.append(svc.close)
-            return svc
-        pg_url = request.getfixturevalue("pg_url")
-        nodes = request.getfixturevalue("memcached_nodes")
-        base = PasteFileService(settings_for("postgresql", tmp_path, pg_url=pg_url, memcached=nodes, **extra))
-        connection = base.engine.connect()
-        outer = connection.begin()
-        session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-
-        def cleanup():
-            session.close()
-            outer.rollback()
-            connection.close()
-            base.close()
-
-        cleanups.append(cleanup)
-        return base.bind(session)
+        else:
+            pg_url = request.getfixturevalue("pg_url")
+            nodes = request.getfixturevalue("memcached_nodes")
+            svc = PasteFileService(settings_for("postgresql", tmp_path, pg_url=pg_url, memcached=nodes, **extra))
+            if not cleanups:
+                cleanups.append(functools.partial(_empty_tables, svc.settings.db_url))
+        cleanups.append(svc.close)
+        return svc
 
     yield make
     for cleanup in reversed(cleanups):
         cleanup()
+
+
+def _empty_tables(url: str) -> None:
+    engine = db.make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("TRUNCATE rendition, paste_file, blob")
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture

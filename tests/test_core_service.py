@@ -1,6 +1,7 @@
 """PasteFileService on SQLite (library mode) and PostgreSQL + memcached (bound session)."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -9,7 +10,7 @@ import random
 import pytest
 from PIL import Image
 
-from pastefile.core import EmptyFile, InvalidRequest, NotFound, TooLarge, UnsupportedType
+from pastefile.core import EmptyFile, InvalidRequest, NotFound, PasteFileService, TooLarge, UnsupportedType
 from pastefile.core.blobstore import FileSystemBlobStore
 
 from .conftest import blob_copies, blob_files, make_image, random_text, temp_files
@@ -220,3 +221,35 @@ def test_fsck_finds_and_repairs_orphans(service):
     assert service.fsck(grace=0)["orphan_files"] == 0
     with service.open(paste.filehash) as f:
         assert f.read() == random_text(15)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_bound_service_writes_in_its_owners_transaction(request, tmp_path, backend):
+    """``bind(session)``: uploads join the caller's transaction and are
+    seen once the caller commits; a rollback leaves nothing visible."""
+    from sqlalchemy.orm import Session
+
+    from .conftest import settings_for
+
+    if backend == "sqlite":
+        settings = settings_for("sqlite", tmp_path)
+    else:
+        settings = settings_for("postgresql", tmp_path, pg_url=request.getfixturevalue("fresh_pg_url"),
+                                memcached=request.getfixturevalue("memcached_nodes"))
+    base = PasteFileService(settings)
+    base.initdb()
+    try:
+        with Session(bind=base.engine, expire_on_commit=False) as session:
+            dropped = base.bind(session).upload(io.BytesIO(b"never committed " * 50), "gone.txt")
+            session.rollback()
+        assert base.get(dropped.filehash) is None and base.count() == (0, 0)
+        with Session(bind=base.engine, expire_on_commit=False) as session:
+            bound = base.bind(session)
+            kept = bound.upload(io.BytesIO(b"committed by its owner " * 50), "kept.txt")
+            assert bound.get(kept.filehash) is not None  # its own transaction sees it
+            session.commit()
+        assert base.get(kept.filehash) == dataclasses.replace(kept, delete_token=None)
+        with base.open(kept.filehash) as f:
+            assert f.read() == b"committed by its owner " * 50
+    finally:
+        base.close()
