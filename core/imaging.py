@@ -27,6 +27,8 @@ from pastefile.ext.geometry import crop_resize_geometry
 from pastefile.ext.phash import phash as _phash
 from pastefile.ext.resample import resize as _kernel_resize
 
+from .mimes import PILLOW_FORMATS
+
 # Bump when the same source and spec would give different bytes (encoder
 # options, pipeline changes): renditions are recorded under this version.
 # 2: no metadata in renditions (a JPEG's comment, a PNG's ICC profile were
@@ -37,12 +39,13 @@ FITS = ("crop", "inside")
 # output formats a rendition may ask for; a source in another format keeps it
 FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 _DEFAULT_QUALITY = {"JPEG": 88, "WEBP": 85}
-_SOURCE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 # formats decoded as another: an MPO (phone cameras' JPEG followed by a
 # second, preview or depth, image) is a JPEG whose first frame is the picture
 _DECODED_AS = {"MPO": "JPEG"}
-_MIME_OF = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif", "BMP": "image/bmp", "TIFF": "image/tiff"}
-_FORMAT_OF_MIME = {mime: fmt for fmt, mime in _MIME_OF.items()}
+# derived from mimes.PILLOW_FORMATS, the one table of resizable formats
+_FORMAT_OF_MIME = PILLOW_FORMATS
+_MIME_OF = {fmt: mime for mime, fmt in PILLOW_FORMATS.items()}
+_SOURCE_FORMATS = tuple(_MIME_OF)
 _KERNEL_MODES = ("L", "LA", "RGB", "RGBA")
 # EXIF orientation -> the transposition that shows the picture upright
 # (ImageOps.exif_transpose's table, applied without its EXIF rewrite, which

@@ -89,8 +89,17 @@ ACTIVE_MIMES = frozenset(
     }
 )
 
-# Formats Pillow can decode and re-encode for crop-resize.
-RESIZABLE_MIMES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff"})
+# Formats Pillow can decode and re-encode for crop-resize, with Pillow's name
+# for each: the one table of image formats (core.imaging derives its own).
+PILLOW_FORMATS = {
+    "image/jpeg": "JPEG",
+    "image/png": "PNG",
+    "image/gif": "GIF",
+    "image/webp": "WEBP",
+    "image/bmp": "BMP",
+    "image/tiff": "TIFF",
+}
+RESIZABLE_MIMES = frozenset(PILLOW_FORMATS)
 
 EXTENSIONS = {
     "image/jpeg": "jpg",
