@@ -54,7 +54,7 @@ soak: install
 	  tests/test_faults.py $(PYTEST_ARGS)
 
 bench: install
-	$(BIN)/python -m pytest -p no:cacheprovider benchmarks --benchmark-only \
+	$(BIN)/python -m pytest -p no:cacheprovider benchmarks --benchmark-only --timeout 0 \
 	  --benchmark-json=benchmarks/results.json $(PYTEST_ARGS)
 	$(BIN)/python -m benchmarks.hash_throughput --size-mb 256 | tee benchmarks/throughput.txt
 	$(BIN)/python -m benchmarks.load --json benchmarks/load.json $(LOAD_ARGS)
