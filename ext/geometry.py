@@ -5,9 +5,10 @@ from typing import NamedTuple
 
 from pastefile.ext._geometry import crop_resize_geometry as _geometry
 
-__all__ = ["Geometry", "crop_resize_geometry"]
+__all__ = ["MAX_SIDE", "Geometry", "check_side", "crop_resize_geometry"]
 
-# Dimensions beyond this are refused before they reach C (int64 products stay exact).
+# Dimensions beyond this are refused before they reach C (int64 products stay
+# exact); the one limit for every kernel taking a width or height.
 MAX_SIDE = 1 << 20
 
 
@@ -28,9 +29,8 @@ class Geometry(NamedTuple):
         return (self.out_w, self.out_h)
 
 
-def _side(name: str, value, minimum: int) -> int:
-    if value is None:
-        value = 0
+def check_side(name: str, value, minimum: int = 1) -> int:
+    """A width or height for a kernel: an int from ``minimum`` to MAX_SIDE."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     if not minimum <= value <= MAX_SIDE:
@@ -45,10 +45,11 @@ def crop_resize_geometry(src_w: int, src_h: int, w: int | None, h: int | None, u
     side of 0 or None follows the source aspect ratio.  Without ``upscale``
     the output never exceeds the box.
     """
-    src_w = _side("src_w", src_w, 1)
-    src_h = _side("src_h", src_h, 1)
-    w = _side("w", w, 0)
-    h = _side("h", h, 0)
+    src_w, src_h, w, h = (0 if v is None else v for v in (src_w, src_h, w, h))  # None reads as 0
+    src_w = check_side("src_w", src_w)
+    src_h = check_side("src_h", src_h)
+    w = check_side("w", w, 0)
+    h = check_side("h", h, 0)
     if w == 0 and h == 0:
         raise ValueError("give a width or a height")
     return Geometry(*_geometry(src_w, src_h, w, h, bool(upscale)))

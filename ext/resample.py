@@ -25,12 +25,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from PIL import Image  # noqa: E402
 
 from pastefile.ext import _resample  # noqa: E402
+from pastefile.ext.geometry import MAX_SIDE, check_side  # noqa: E402
 
 __all__ = ["FILTERS", "MAX_SIDE", "MAX_THREADS", "MODES", "check_threads", "default_threads", "resize"]
 
 MODES = ("L", "LA", "RGB", "RGBA")
 FILTERS = ("box", "bilinear", "bicubic", "lanczos")
-MAX_SIDE = 1 << 20
 MAX_THREADS = 256
 
 # The kernel's filter codes, by name and by Pillow's Resampling value.
@@ -82,14 +82,6 @@ def _filter_code(filter) -> int:
     raise TypeError(f"filter must be a name or an Image.Resampling, not {type(filter).__name__}")
 
 
-def _side(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not 1 <= value <= MAX_SIDE:
-        raise ValueError(f"{name} must be between 1 and {MAX_SIDE}, got {value}")
-    return value
-
-
 def _box(box, width: int, height: int) -> tuple[float, float, float, float]:
     try:
         values = tuple(box)
@@ -138,8 +130,8 @@ def resize(
         width, height = size
     except (TypeError, ValueError):
         raise TypeError("size must be a (width, height) pair") from None
-    width = _side("width", width)
-    height = _side("height", height)
+    width = check_side("width", width)
+    height = check_side("height", height)
     code = _filter_code(filter)
     threads = check_threads(threads)
     full = (0.0, 0.0, float(image.width), float(image.height))
