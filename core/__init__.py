@@ -2,6 +2,8 @@
 
 No web framework is imported here; see :class:`PasteFileService`.
 """
+from .blobstore import StagedBlob, StagingWriter
+from .content import Content
 from .errors import (
     Busy,
     EmptyFile,
@@ -20,6 +22,7 @@ from .utils import humanize_bytes
 
 __all__ = [
     "Busy",
+    "Content",
     "EmptyFile",
     "Forbidden",
     "InvalidRequest",
@@ -31,6 +34,8 @@ __all__ = [
     "RenditionSpec",
     "Settings",
     "SettingsError",
+    "StagedBlob",
+    "StagingWriter",
     "TooLarge",
     "Unprocessable",
     "UnsupportedType",

@@ -28,6 +28,8 @@ from typing import BinaryIO
 
 from pastefile.ext.hashing import HEAD_SIZE, CopyResult, Hasher, HashingWriter, SizeLimitExceeded, copy_and_hash
 
+from .content import Content
+
 TEMP_DIR = "tmp"
 TEMP_PREFIX = "upload-"
 # the second name of a file placed at its address whose row is not committed yet
@@ -257,8 +259,18 @@ class FileSystemBlobStore(BlobStore):
         os.makedirs(self.temp_dir, exist_ok=True)
 
     def path(self, sha256: bytes) -> str:
-        hexd = sha256.hex()
-        return os.path.join(self.root, hexd[:2], hexd[2:4], hexd)
+        return os.path.join(self.root, self.relative_path(sha256.hex()))
+
+    @staticmethod
+    def relative_path(sha256_hex: str) -> str:
+        """A blob's file under the root, '/'-separated (X-Accel-Redirect
+        targets are built from it): the one place the layout is spelled."""
+        return f"{sha256_hex[:2]}/{sha256_hex[2:4]}/{sha256_hex}"
+
+    def content(self, sha256_hex: str) -> Content:
+        """How a reader gets a stored blob: its file (no syscall here)."""
+        relative = self.relative_path(sha256_hex)
+        return Content(path=os.path.join(self.root, relative), relative=relative)
 
     def stage(self, fileobj: BinaryIO, limit: int | None = None) -> StagedBlob:
         with self.writer(limit) as writer:

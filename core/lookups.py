@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from . import repository
 from .cache import Cache
 from .cache import cache as read_through
+from .content import Content
 from .errors import InvalidRequest, NotFound
 from .models import Blob, PasteFile
 from .parts import Parts
@@ -108,6 +109,13 @@ class Lookups:
             )
 
     # -- content ----------------------------------------------------------------------
+
+    def content(self, info: PasteInfo | RenditionInfo) -> Content:
+        """What to serve: the bytes of an inline blob (as :meth:`blob_bytes`
+        finds them), else the file the store keeps."""
+        if info.inline:
+            return Content(data=self.blob_bytes(info))
+        return self.parts.store.content(info.sha256)
 
     def path(self, info: PasteInfo | RenditionInfo) -> str | None:
         return None if info.inline else self.parts.store.path(bytes.fromhex(info.sha256))

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from . import coordination, db
 from .blobstore import FileSystemBlobStore, StagedBlob, StagingWriter
 from .cache import Cache, MemoryCache, make_cache
+from .content import Content
 from .groupcommit import GroupCommitter
 from .imaging import RenditionSpec
 from .ingest import Ingest
@@ -134,6 +135,11 @@ class PasteFileService:
     @property
     def expire(self) -> int:
         return self._parts.pastecache.expire
+
+    def new_session(self, info: dict | None = None) -> Session:
+        """A session on the service's engine, for a caller's own transaction
+        (the web app's ``request.dbsession``); :meth:`bind` runs the service in it."""
+        return self._parts.uow.session_factory(info=info or {})
 
     def bind(self, session: Session) -> "PasteFileService":
         """This service running in ``session``'s transaction (not committed here)."""
@@ -239,6 +245,11 @@ class PasteFileService:
         """
         return self._ingest.upload_staged(staged, filename, w=w, h=h, expires_in=expires_in)
 
+    def discard_upload(self, staged: StagedBlob) -> None:
+        """Give up bytes staged by :meth:`receive` that will not be passed to
+        :meth:`upload_staged` (a bad form field, a request gone away)."""
+        self._parts.store.discard(staged)
+
     def check_declared_size(self, length: int | None, overhead: int = 0) -> None:
         """Refuse an upload by its announced length (say Content-Length),
         before reading a byte; ``overhead`` allows for framing such as multipart."""
@@ -270,6 +281,12 @@ class PasteFileService:
         return self._lookups.count()
 
     # -- content --------------------------------------------------------------
+
+    def content(self, info: PasteInfo | RenditionInfo) -> Content:
+        """What to serve for a paste or rendition already looked up: its bytes
+        (a blob kept in its row, from memory or the cache) or the file to send,
+        with its path under the store for X-Accel-Redirect.  No syscall."""
+        return self._lookups.content(info)
 
     def path(self, info: PasteInfo | RenditionInfo) -> str | None:
         """Where the paste's bytes are on disk (for sendfile/X-Accel-Redirect),
@@ -402,6 +419,7 @@ def _after_fork_in_child(ref: weakref.ref) -> None:
 
 
 __all__ = [
+    "Content",
     "LATEST_EXPIRE",
     "LOCAL_ROW_TTL",
     "MAX_LATEST",

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import zope.sqlalchemy
 
+from .services import service_of
 
-def get_tm_session(session_factory, transaction_manager, request=None):
-    """A session whose commit/abort follows ``transaction_manager``."""
-    dbsession = session_factory(info={"request": request})
+
+def get_tm_session(new_session, transaction_manager, request=None):
+    """A session (from ``new_session``, the service's) whose commit/abort
+    follows ``transaction_manager``."""
+    dbsession = new_session(info={"request": request})
     zope.sqlalchemy.register(dbsession, transaction_manager=transaction_manager)
     return dbsession
 
@@ -47,14 +50,14 @@ def includeme(config):
     settings.setdefault("retry.activate_hook", "pastefile.webapp.db.retry_attempts")
     config.include("pyramid_tm")
     config.include("pyramid_retry")
-    session_factory = config.registry.pastefile.session_factory
-    config.registry["dbsession_factory"] = session_factory
+    new_session = service_of(config.registry).new_session
+    config.registry["dbsession_factory"] = new_session
 
     def dbsession(request):
         # tests hand in a session bound to an outer, rolled-back transaction
         session = request.environ.get("app.dbsession")
         if session is None:
-            session = get_tm_session(session_factory, request.tm, request=request)
+            session = get_tm_session(new_session, request.tm, request=request)
         return session
 
     config.add_request_method(dbsession, reify=True)

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 
 from multipart import MultipartError, PushMultipartParser, parse_options_header
 
-from pastefile.core import InvalidRequest
-from pastefile.core.blobstore import StagedBlob, StagingWriter
+from pastefile.core import InvalidRequest, StagedBlob, StagingWriter
 
 READ_SIZE = 256 * 1024
 MAX_FIELD_SIZE = 1024

@@ -21,6 +21,9 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from .responses import error_response
+from .services import service_of
+
 
 @dataclass
 class Verdict:
@@ -78,9 +81,7 @@ def is_upload(request) -> bool:
 
 
 def rate_limit_tween_factory(handler, registry):
-    from .views.errors import error_response
-
-    settings = registry.pastefile.settings
+    settings = service_of(registry).settings
     limiter = UploadLimiter(settings.rate_limit_uploads, settings.rate_limit_bytes, settings.rate_limit_window)
     registry.upload_limiter = limiter
 

@@ -1,19 +1,20 @@
-"""HTTP details of serving user content: caching, ranges, disposition, sandboxing."""
+"""HTTP details of serving user content (caching, ranges, disposition,
+sandboxing) and the answers every part of the app builds: JSON and errors."""
 from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 import threading
 from collections import OrderedDict
 from typing import BinaryIO
 from urllib.parse import quote
 
+from pyramid.renderers import render_to_response
 from pyramid.response import Response
 from webob.acceptparse import create_accept_header
 
-from pastefile.core import mimes
+from pastefile.core import Content, mimes
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 _CHUNK = 64 * 1024
@@ -53,6 +54,23 @@ def json_body_response(body: bytes) -> Response:
 
 def json_body(data) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode("ascii")
+
+
+def error_response(request, status: int, title: str, message: str) -> Response:
+    """An error as JSON for API clients, else as the HTML error page; here,
+    not among the views, so tweens and the content helpers import it at
+    top level."""
+    if wants_json(request):
+        response = json_response({"error": {"status": status, "title": title, "message": message}})
+    else:
+        response = render_to_response(
+            "pastefile.webapp:templates/error.jinja2",
+            {"status": status, "title": title, "message": message},
+            request=request,
+        )
+    response.status_int = status
+    response.cache_control = "no-store"
+    return response
 
 
 def wants_json(request) -> bool:
@@ -112,17 +130,18 @@ _UNKNOWN = object()
 _charsets = _Charsets()
 
 
-def served_type(service, blob, data: bytes | None = None) -> str:
+def served_type(blob, content: Content) -> str:
     """The Content-Type of a blob: its sniffed type, with ``charset=utf-8``
     for text whose bytes are UTF-8 (browsers otherwise guess Latin-1 and
-    show ``hÃ©llo``).  ``data``: the blob's bytes when already at hand."""
+    show ``hÃ©llo``).  ``content``: what the service serves for it."""
     mimetype = blob.mimetype
     if not mimetype.startswith("text/") or mimes.is_active(mimetype):
         return mimetype
     charset = _charsets.get(blob.sha256)
     if charset is _UNKNOWN:
+        data = content.data
         if data is None:
-            with service.open_blob(blob) as fileobj:
+            with content.open() as fileobj:
                 data = fileobj.read(CHARSET_HEAD)
         charset = mimes.utf8_charset(data[:CHARSET_HEAD], complete=blob.size <= CHARSET_HEAD)
         _charsets.put(blob.sha256, charset)
@@ -187,8 +206,6 @@ def _normalize_range(request, size: int, etag: str) -> bool:
 
 def range_not_satisfiable(request, size: int) -> Response:
     """416 with ``Content-Range: bytes */size``, its body an error like any other."""
-    from .views.errors import error_response  # the views import this module
-
     response = error_response(
         request, 416, "Range not satisfiable", f"The range asked for starts at or after the end of the {size} bytes."
     )
@@ -295,12 +312,10 @@ def content_response(
     return response
 
 
-def accel_path(request, blob_path: str) -> str | None:
-    """``X-Accel-Redirect`` target when ``pastefile.accel_redirect`` names the
-    nginx internal location that maps onto the storage root."""
-    location = request.registry.pastefile.settings.accel_redirect
-    if not location:
+def accel_path(request, content: Content) -> str | None:
+    """``X-Accel-Redirect`` target for a file when ``pastefile.accel_redirect``
+    names the nginx internal location that maps onto the storage root."""
+    location = request.pastefile.settings.accel_redirect
+    if not location or content.relative is None:
         return None
-    root = request.registry.pastefile.store.root
-    relative = os.path.relpath(blob_path, root)
-    return location.rstrip("/") + "/" + relative.replace(os.sep, "/")
+    return location.rstrip("/") + "/" + content.relative

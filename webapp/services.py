@@ -8,13 +8,19 @@ from pastefile.core import PasteFileService
 log = logging.getLogger(__name__)
 
 
+def service_of(registry) -> PasteFileService:
+    """The app's core service, for code that has the registry but no request
+    (tween factories, the server); the one place that knows where it is kept."""
+    return registry.pastefile
+
+
 def pastefile_service(request) -> PasteFileService:
     """``request.pastefile``: the core service.
 
     It runs its own short transactions: uploads through its group committer
     (one commit, one flush, for all concurrent uploads), lookups on a pooled
     connection after the cache.  A view that must write in the request's
-    transaction binds it: ``request.registry.pastefile.bind(request.dbsession)``.
+    transaction binds it: ``request.pastefile.bind(request.dbsession)``.
     """
     return request.registry.pastefile
 

@@ -7,7 +7,7 @@ write, fsync) only starts once the last byte is in.  Here the server's
 channel swaps waitress's spool for a :class:`StreamedUpload`: waitress's I/O
 thread appends to it as usual, and blocks of the body go to a thread that
 parses them into the store as they come, the writeback to disk starting on
-the way (see :class:`~pastefile.core.blobstore.StagingWriter`).  When the
+the way (see :class:`~pastefile.core.StagingWriter`).  When the
 request is complete the view takes the staged file part from
 ``wsgi.input`` and goes on as with any upload: fsync, commit, link.
 
@@ -160,7 +160,7 @@ class StreamedUpload:
             stream.queue.put(_ABANDON)
             stream.done.wait()
             if stream.upload is not None:
-                stream.service.store.discard(stream.upload.staged)
+                stream.service.discard_upload(stream.upload.staged)
                 stream.upload = None
 
     def _push(self) -> None:

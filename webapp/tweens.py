@@ -15,6 +15,9 @@ from __future__ import annotations
 
 from pyramid.tweens import INGRESS
 
+from .responses import error_response
+from .services import service_of
+
 PAGE_CSP = (
     "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
     "style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; "
@@ -49,7 +52,7 @@ def request_problem(request) -> tuple[int, str, str] | None:
 
 
 def page_headers_enabled(registry) -> bool:
-    return registry.pastefile.settings.page_security_headers
+    return service_of(registry).settings.page_security_headers
 
 
 _PAGE_HEADER_NAMES = tuple((name.lower(), name, value) for name, value in PAGE_HEADERS.items())
@@ -74,8 +77,6 @@ def _add_nosniff(response) -> None:
 
 
 def input_guard_tween_factory(handler, registry):
-    from .views.errors import error_response
-
     secure = page_headers_enabled(registry)
 
     def input_guard_tween(request):
@@ -109,7 +110,7 @@ def security_headers_tween_factory(handler, registry):
 def includeme(config):
     # outermost: before pyramid_tm's hooks or the debug toolbar read the path
     config.add_tween("pastefile.webapp.tweens.input_guard_tween_factory", under=INGRESS)
-    settings = config.registry.pastefile.settings
+    settings = service_of(config.registry).settings
     if settings.rate_limit_uploads or settings.rate_limit_bytes:
         config.add_tween("pastefile.webapp.ratelimit.rate_limit_tween_factory",
                          under="pastefile.webapp.tweens.input_guard_tween_factory")

@@ -12,14 +12,14 @@ from pyramid.view import view_config
 
 from pastefile.core import Forbidden, NotFound
 
-from ..responses import wants_json, wants_text
+from ..responses import json_response, wants_json, wants_text
 
 
 def _deleted(request, paste) -> Response:
     if wants_text(request):
         response = Response(f"deleted {paste.filehash}\n", content_type="text/plain", charset="utf-8")
     elif wants_json(request):
-        response = Response(json_body={"deleted": paste.filehash})
+        response = json_response({"deleted": paste.filehash})
     else:
         response = render_to_response(
             "pastefile.webapp:templates/delete.jinja2", {"deleted": True, "filename": paste.filename}, request=request

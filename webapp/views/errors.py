@@ -6,7 +6,6 @@ import logging
 import sqlite3
 
 from pyramid.httpexceptions import HTTPException
-from pyramid.renderers import render_to_response
 from pyramid.response import Response
 from pyramid.view import exception_view_config
 from sqlalchemy import exc as sa_exc
@@ -14,7 +13,7 @@ from sqlalchemy import exc as sa_exc
 from pastefile.core import PasteFileError
 from pastefile.core.errors import InsufficientStorage, Unavailable
 
-from ..responses import wants_json
+from ..responses import error_response
 
 log = logging.getLogger(__name__)
 
@@ -26,20 +25,6 @@ NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 # transaction rollback (serialization failure, deadlock)
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57", "40")
 _TRANSIENT_SQLSTATES = ("55P03",)  # lock_not_available
-
-
-def error_response(request, status: int, title: str, message: str) -> Response:
-    if wants_json(request):
-        response = Response(json_body={"error": {"status": status, "title": title, "message": message}})
-    else:
-        response = render_to_response(
-            "pastefile.webapp:templates/error.jinja2",
-            {"status": status, "title": title, "message": message},
-            request=request,
-        )
-    response.status_int = status
-    response.cache_control = "no-store"
-    return response
 
 
 def not_found(request):

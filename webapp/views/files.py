@@ -119,18 +119,19 @@ def preview(request):
 
 def _serve_blob(request, blob, *, filename: str, attachment: bool) -> Response:
     """A paste's bytes or a rendition's: the same ranges, ETag and sendfile."""
-    service = request.pastefile
-    if blob.inline:  # bytes kept in the row: from the cache, else the database
-        data, fileobj, accel = service.blob_bytes(blob), None, None
+    content = request.pastefile.content(blob)
+    data = content.data
+    if data is not None:  # bytes kept in the row: from the cache, else the database
+        fileobj = accel = None
     else:
-        data, accel = None, accel_path(request, service.path(blob))
-        fileobj = None if accel else service.open_blob(blob)
+        accel = accel_path(request, content)
+        fileobj = None if accel else content.open()
     # a download keeps the type of text and its charset, so a client that
     # shows it decodes it right; anything else goes down as opaque bytes
     if attachment and not blob.mimetype.startswith("text/"):
         mimetype = "application/octet-stream"
     else:
-        mimetype = served_type(service, blob, data)
+        mimetype = served_type(blob, content)
     return content_response(
         request,
         fileobj=fileobj,
@@ -178,7 +179,7 @@ def resize(request):
     resized = request.pastefile.resize(paste.filehash, w, h, public=True, signature=signature_param(request.GET))
     data = resized.to_json(request.application_url)
     if "application/json" in (request.headers.get("Accept") or ""):
-        return Response(json_body=data)
+        return json_response(data)
     return Response(data["url_i"], content_type="text/plain", charset="utf-8")
 
 

@@ -55,8 +55,8 @@ def _schemas(max_side: int) -> dict:
     nullable_int = {"type": "integer", "nullable": True, "minimum": 0}
     paste = {
         "type": "object",
-        "description": "A paste. The book's keys (url_d url_i url_s url_p filename size time type quoteurl) "
-        "and exact values; the upload's own answer adds delete_token and url_delete.",
+        "description": "A paste: links and display values (url_d url_i url_s url_p filename size time type quoteurl; "
+        "size human-readable) and exact values; the upload's own answer adds delete_token and url_delete.",
         "required": [
             "url_d", "url_i", "url_s", "url_p", "filename", "size", "time", "type", "quoteurl",
             "mimetype", "bytes", "width", "height", "filehash", "symlink", "sha256", "phash",
@@ -201,7 +201,7 @@ def _content(media: str | tuple[str, ...], description: str) -> dict:
 
 
 def document(request) -> dict:
-    settings = request.registry.pastefile.settings
+    settings = request.pastefile.settings
     side = _ref("Side")
     paths = {
         "/": {

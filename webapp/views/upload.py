@@ -20,7 +20,7 @@ EXPIRY_CHOICES = ((3600, "After 1 hour"), (86400, "After 1 day"), (604800, "Afte
 
 @view_config(route_name="home", request_method="GET", renderer="pastefile.webapp:templates/index.jinja2")
 def home(request):
-    settings = request.registry.pastefile.settings
+    settings = request.pastefile.settings
     return {
         "max_upload_size": settings.max_upload_size,
         "max_upload_size_human": humanize_bytes(settings.max_upload_size),
@@ -31,7 +31,7 @@ def home(request):
 
 
 def upload_response(request, paste) -> Response:
-    """JSON with the book's keys, the short link alone for curl/text clients,
+    """The paste as JSON (``to_json``), the short link alone for curl/text clients,
     or a redirect to the preview page for a plain form post from a browser."""
     data = paste.to_json(request.application_url)
     if wants_text(request):
@@ -62,7 +62,7 @@ def upload(request):
         w, h = size_params(received.fields)
         expires = int_param(received.fields, "expires")
     except InvalidRequest:
-        service.store.discard(received.staged)
+        service.discard_upload(received.staged)
         raise
     paste = service.upload_staged(received.staged, received.filename, w=w, h=h, expires_in=expires)
     return upload_response(request, paste)
