@@ -1,4 +1,4 @@
-"""One cache interface, three backends, and the book's ``cache`` decorator.
+"""One cache interface, three backends, and the ``cache`` decorator (a result cached under a key pattern).
 
 Backends: memcached (pymemcache ``HashClient``, rendezvous hashing over
 several nodes), an in-process LRU with TTL (the embedded default), and null.

@@ -93,9 +93,10 @@ class UndecodableImage(ImageError):
 @dataclass(frozen=True)
 class RenditionSpec:
     """What a rendition should be.  ``width``/``height`` 0 follow the aspect
-    ratio; ``fit`` is ``"crop"`` (the book's crop-the-middle, exactly w x h)
-    or ``"inside"`` (the whole picture within w x h); ``format`` None keeps
-    the source's; ``quality`` None is the format's default."""
+    ratio; ``fit`` is ``"crop"`` (the centred region of the target's aspect
+    ratio, scaled to exactly w x h) or ``"inside"`` (the whole picture within
+    w x h); ``format`` None keeps the source's; ``quality`` None is the
+    format's default."""
 
     width: int = 0
     height: int = 0
@@ -344,7 +345,7 @@ def crop_resize(
     upscale: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> ResizedImage:
-    """The book's crop-resize: the proportional middle of ``source`` at (w, h)
+    """Crop-resize: the proportional middle of ``source`` at (w, h)
     in the source's format (one side 0/None keeps the aspect ratio)."""
     return render(source, RenditionSpec(width or 0, height or 0), upscale=upscale, max_pixels=max_pixels)
 

@@ -112,7 +112,7 @@ EXTENSIONS = {
 
 
 def kind_of(mimetype: str) -> str:
-    """The book's ``type``: image, audio, video, or the major type otherwise."""
+    """A paste's ``type`` key: the major type for image, audio, video and text, else ``"binary"``."""
     major = mimetype.partition("/")[0]
     if major in ("image", "audio", "video", "text"):
         return major

@@ -210,7 +210,7 @@ class Renditions:
         self.uow.after_commit(self.pastecache.made_rendition(info, ENCODER_VERSION, out.data))
         return info, out.data
 
-    # -- a paste of a resize (book route /r/) ------------------------------------
+    # -- a paste of a resize (the /r/ route) ------------------------------------
 
     def resize(self, ingest: "Ingest", filehash: str, w: int | None, h: int | None, *, public: bool = False,
                signature: str | None = None) -> PasteInfo:

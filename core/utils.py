@@ -15,8 +15,9 @@ FILEHASH_RE = re.compile(r"^[0-9a-f]{32}(\.[A-Za-z0-9]{1,10})?$")
 def humanize_bytes(num: int, precision: int = 2) -> str:
     """``100 -> '100.00 bytes'``, ``34500 -> '33.00 kB'``, ``34500000 -> '32.00 MB'``.
 
-    As the book's version: the unit is the largest power of 1024 not above the
-    value, and the quotient is truncated to an integer before formatting.
+    The unit is the largest power of 1024 not above the value, and the
+    quotient is truncated to an integer before formatting (34500 is 33.00 kB,
+    not 33.69 kB).
     """
     if num < 0:
         raise ValueError("size must not be negative")
@@ -45,7 +46,7 @@ def clean_filename(name: str | None) -> str:
 
 
 def extension_of(filename: str) -> str:
-    """The extension kept in the filehash (book: uuid4 hex + '.' + suffix)."""
+    """The lower-cased extension kept in the filehash (uuid4 hex + '.' + extension), or "" if none fits."""
     _, dot, suffix = filename.rpartition(".")
     if dot and _EXT_RE.match(suffix):
         return suffix.lower()
