@@ -24,7 +24,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from pastefile.ext import fallback
+from pastefile.ext import reference
 from pastefile.ext.hamming import HammingIndex
 from pastefile.ext.phash import phash, row_step
 from pastefile.ext.resample import resize
@@ -66,7 +66,7 @@ def main(argv=None) -> None:
             print(line(f"kernel {name}, {threads} thread(s)", t, ref))
 
     print(f"pHash of the 12 MP image (min / median of {runs}; speed-up vs the first line)")
-    exact, fast = fallback.phash(image), fallback.phash(image, row_step(image.height, 32))
+    exact, fast = reference.phash(image), reference.phash(image, row_step(image.height, 32))
     try:
         import imagehash
     except ImportError:
@@ -75,7 +75,7 @@ def main(argv=None) -> None:
         ref = timed(lambda: imagehash.phash(image), runs)
         print(line("imagehash.phash", ref))
     else:
-        ref = timed(lambda: fallback.phash(image), runs)
+        ref = timed(lambda: reference.phash(image), runs)
         print(line("NumPy reference (no imagehash)", ref))
     for threads in (1, 2):
         assert phash(image, threads=threads) == exact

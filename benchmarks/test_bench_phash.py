@@ -3,7 +3,7 @@
 The input is a decoded 12-megapixel JPEG (4000x3000 RGB).  imagehash's
 ``phash`` (``convert("L")``, Lanczos to 32x32, scipy DCT) is the yardstick
 (the report's baseline) when it is installed;
-``pastefile.ext.fallback.phash`` (the same steps with an integer DCT in
+``pastefile.ext.reference.phash`` (the same steps with an integer DCT in
 NumPy) always runs.  Every run checks its hash, so
 ``--benchmark-disable`` makes this a quick correctness pass.
 """
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pastefile.ext import fallback
+from pastefile.ext import reference
 from pastefile.ext.phash import dhash, phash, row_step
 
 SIZE = (4000, 3000)
@@ -45,9 +45,9 @@ def photo():
 @pytest.fixture(scope="module")
 def expected(photo):
     return {
-        "phash": fallback.phash(photo),
-        "phash-fast": fallback.phash(photo, row_step(photo.height, 32)),
-        "dhash": fallback.dhash(photo),
+        "phash": reference.phash(photo),
+        "phash-fast": reference.phash(photo, row_step(photo.height, 32)),
+        "dhash": reference.dhash(photo),
     }
 
 
@@ -61,7 +61,7 @@ def test_reference_imagehash_phash(benchmark, photo, expected):
 
 @pytest.mark.benchmark(group="phash-12MP")
 def test_numpy_fallback_phash(benchmark, photo, expected):
-    assert benchmark(fallback.phash, photo) == expected["phash"]
+    assert benchmark(reference.phash, photo) == expected["phash"]
 
 
 @pytest.mark.benchmark(group="phash-12MP")

@@ -1,6 +1,6 @@
 """Tests for pastefile.ext.hamming (the multi-index-hashing near-duplicate index).
 
-The reference is ``pastefile.ext.fallback.BruteForceIndex``, which compares
+The reference is ``pastefile.ext.reference.BruteForceIndex``, which compares
 the query with every hash.  Results must be equal, order included (by
 distance, then id), for every search strategy.
 """
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pastefile.ext.fallback import BruteForceIndex
+from pastefile.ext.reference import BruteForceIndex
 from pastefile.ext.hamming import STRATEGIES, HammingIndex
 
 U64 = (1 << 64) - 1

@@ -1,6 +1,6 @@
 """Tests for pastefile.ext.metastrip (JPEG, PNG and RIFF container walks).
 
-The reference is ``pastefile.ext.fallback``'s plain-Python walks: the kernel
+The reference is ``pastefile.ext.reference``'s plain-Python walks: the kernel
 must return exactly the same ``(segments, end, status)`` on every input.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from pastefile.ext import _metastrip, fallback, metastrip
+from pastefile.ext import _metastrip, metastrip, reference
 from pastefile.ext.metastrip import (
     WALK_DONE,
     WALK_MALFORMED,
@@ -27,9 +27,9 @@ from pastefile.ext.metastrip import (
 )
 
 WALKS = [
-    (jpeg_segments, fallback.jpeg_segments),
-    (png_chunks, fallback.png_chunks),
-    (riff_chunks, fallback.riff_chunks),
+    (jpeg_segments, reference.jpeg_segments),
+    (png_chunks, reference.png_chunks),
+    (riff_chunks, reference.riff_chunks),
 ]
 BOUNDED = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -1,6 +1,6 @@
 """Tests for pastefile.ext.phash (dHash and DCT pHash from the Cython kernels).
 
-The reference is ``pastefile.ext.fallback``: Pillow's ``convert("L")`` and
+The reference is ``pastefile.ext.reference``: Pillow's ``convert("L")`` and
 Lanczos ``resize`` for the thumbnail, NumPy for the integer DCT, the median
 and the comparisons.  Hashes must be equal, bit for bit.
 
@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from pastefile.ext import _phash, fallback
+from pastefile.ext import _phash, reference
 from pastefile.ext.phash import dhash, hamming_distance, phash, row_step
 
 PILLOW_13 = int(Image.__version__.split(".")[0]) >= 13
@@ -45,7 +45,7 @@ def two_pass(image: Image.Image, out: tuple[int, int], resample=Image.Resampling
 
 
 def reference_thumbnail(image: Image.Image, out: tuple[int, int], row_step: int = 1) -> np.ndarray:
-    """fallback.gray_thumbnail, its resize in Pillow 13's pass order."""
+    """reference.gray_thumbnail, its resize in Pillow 13's pass order."""
     gray = np.asarray(image.convert("L"))
     if row_step > 1:
         count = gray.shape[0] // row_step
@@ -54,11 +54,11 @@ def reference_thumbnail(image: Image.Image, out: tuple[int, int], row_step: int 
 
 
 def reference_phash(image: Image.Image, row_step: int = 1) -> int:
-    return fallback.phash_of_thumbnail(reference_thumbnail(image, (32, 32), row_step))
+    return reference.phash_of_thumbnail(reference_thumbnail(image, (32, 32), row_step))
 
 
 def reference_dhash(image: Image.Image, row_step: int = 1) -> int:
-    return fallback.dhash_of_thumbnail(reference_thumbnail(image, (9, 8), row_step))
+    return reference.dhash_of_thumbnail(reference_thumbnail(image, (9, 8), row_step))
 
 
 def random_image(mode: str, size: tuple[int, int], seed: int = 0, smooth: bool = False):
@@ -137,15 +137,15 @@ def test_thumbnail_filters_and_threads_agree():
 
 
 def test_dct_table():
-    assert _phash.dct_table() == fallback.dct_table()
-    table = fallback.dct_table()
+    assert _phash.dct_table() == reference.dct_table()
+    table = reference.dct_table()
     assert table[0] == [1 << _phash.DCT_BITS] * 32
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(min_size=1024, max_size=1024))
 def test_phash_of_thumbnail(pixels):
-    assert _phash.phash_of_thumbnail(pixels) == fallback.phash_of_thumbnail(
+    assert _phash.phash_of_thumbnail(pixels) == reference.phash_of_thumbnail(
         np.frombuffer(pixels, dtype=np.uint8)
     )
 
@@ -153,7 +153,7 @@ def test_phash_of_thumbnail(pixels):
 @settings(max_examples=200, deadline=None)
 @given(st.binary(min_size=72, max_size=72))
 def test_dhash_of_thumbnail(pixels):
-    assert _phash.dhash_of_thumbnail(pixels) == fallback.dhash_of_thumbnail(
+    assert _phash.dhash_of_thumbnail(pixels) == reference.dhash_of_thumbnail(
         np.frombuffer(pixels, dtype=np.uint8)
     )
 

@@ -1,9 +1,9 @@
 """Plain NumPy/Python references for the Cython kernels' algorithms.
 
 Slow and simple, written from the algorithms' descriptions, for tests and
-benchmarks to check the kernels against (and usable where the compiled
-modules are missing).  NumPy is needed for the hashes; it is a test
-dependency, not a runtime one.
+benchmarks to check the kernels against.  Nothing at run time imports it:
+the service needs the compiled modules and does not fall back to these.
+NumPy is needed for the hashes; it is a test dependency, not a runtime one.
 """
 from __future__ import annotations
 
