@@ -14,18 +14,12 @@ from __future__ import annotations
 import os
 from numbers import Real
 
-# OpenMP threads that finish a loop first otherwise spin at its end; on a
-# server whose cores are shared with other processes, that spinning takes
-# the CPU from the thread still working and two threads end up slower than
-# one.  Sleeping instead costs a few microseconds per loop.  libgomp reads
-# this when it is loaded, i.e. on the first import of the compiled module;
-# an explicit setting in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from PIL import Image
 
-from PIL import Image  # noqa: E402
-
-from pastefile.ext import _resample  # noqa: E402
-from pastefile.ext.geometry import MAX_SIDE, check_side  # noqa: E402
+# the package's __init__ has set OMP_WAIT_POLICY before this loads libgomp
+# (see pastefile.ext.ensure_openmp_policy)
+from pastefile.ext import _resample
+from pastefile.ext.geometry import MAX_SIDE, check_side
 
 __all__ = ["FILTERS", "MAX_SIDE", "MAX_THREADS", "MODES", "check_threads", "default_threads", "resize"]
 
