@@ -444,7 +444,6 @@ def cache(
         wrapper.key = make_key
         wrapper.invalidate = invalidate
         wrapper.many = many
-        wrapper.original = fn
         return wrapper
 
     return deco

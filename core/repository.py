@@ -205,10 +205,6 @@ def inline_hashes(conn: Connection) -> set[bytes]:
     return set(conn.execute(select(blob_table.c.sha256).where(blob_table.c.data.is_not(None))).scalars())
 
 
-def file_hashes(conn: Connection) -> set[bytes]:
-    return set(conn.execute(select(blob_table.c.sha256).where(blob_table.c.data.is_(None))).scalars())
-
-
 # -- renditions ----------------------------------------------------------------
 
 

@@ -70,10 +70,3 @@ class SimilarIndex:
         # the index is not safe to read while another thread adds to it
         with self._lock:
             return self._current(load).search(phash, max_distance)
-
-    def reset(self) -> None:
-        """Forget everything (after a fork, or when pastes were removed)."""
-        with self._lock:
-            self._index = None
-            self._high = 0
-            self._seen = None
