@@ -14,6 +14,7 @@ import logging
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import BinaryIO
 
@@ -43,6 +44,18 @@ STRIPPABLE = frozenset({"image/jpeg", "image/png", "image/webp"})
 Facts = tuple[int | None, int | None, int | None]  # width, height, pHash
 
 
+@dataclass
+class _Pending:
+    """An upload on its way to the database: the rows to record, and what only
+    ingest needs until they are: the staged bytes (put back if their file
+    goes before the commit) and the delete token (handed to the uploader
+    once, stored only as its hash)."""
+
+    paste: NewPaste
+    staged: StagedBlob
+    delete_token: str | None
+
+
 class Ingest:
     def __init__(self, parts: Parts, renditions: Renditions, committer: GroupCommitter | None = None):
         self.parts = parts
@@ -61,7 +74,7 @@ class Ingest:
         return GroupCommitter(
             engine,
             self.record,
-            after_commit=self.pastecache.remember,
+            after_commit=self._remember,
             retry_on=(IntegrityError, OperationalError),
             lock_path=db.writer_lock_path(engine),
             writers=self.settings.commit_writers or (1 if engine.dialect.name == "sqlite" else 4),
@@ -214,7 +227,7 @@ class Ingest:
         first, then the rows in one commit (shared with concurrent uploads by
         the group committer, or the caller's transaction when bound)."""
         token = secrets.token_urlsafe(18) if token else None
-        item = NewPaste(
+        paste = NewPaste(
             sha256=staged.sha256,
             size=staged.size,
             mimetype=mimetype,
@@ -230,9 +243,8 @@ class Ingest:
             resize_h=resize[1] if resize else None,
             delete_token_hash=token_hash(token) if token else None,
             expires=expires,
-            delete_token=token,
-            staged=staged,
         )
+        item = _Pending(paste, staged, token)
         # the same bytes under the same name: the earlier paste, as the
         # writer's ON CONFLICT would answer, without a place in its queue
         earlier = self.earlier_upload(staged.sha256, filename) if shortcut and expires is None else None
@@ -248,24 +260,27 @@ class Ingest:
             info = self.committer.submit(item)
         else:
             info = self.record(session.connection(), [item])[0]
-            db.after_commit(session, lambda: self.pastecache.remember([item], [info]))
+            db.after_commit(session, lambda: self._remember([item], [info]))
         self.store.settle(staged)
         return info
 
-    def record(self, conn: Connection, items: list[NewPaste]) -> list[PasteInfo]:
-        files = [item.staged for item in items if item.staged is not None and not item.staged.inline]
+    def record(self, conn: Connection, items: list[_Pending]) -> list[PasteInfo]:
+        files = [item.staged for item in items if not item.staged.inline]
         # each file blob's lock first (removals take it before the row locks,
         # so the order is the same everywhere), then the rows; a file a
         # removal took since commit() found it is put back before this
         # transaction makes rows point at it
         self.parts.coordination.blob_locks.lock(conn, [f.sha256 for f in files])
-        rows = repository.record(conn, items)
+        rows = repository.record(conn, [item.paste for item in items])
         for staged in files:
             self.store.restore(staged)
         return [
             self.parts.info(row, delete_token=item.delete_token if row["new"] else None)
             for row, item in zip(rows, items)
         ]
+
+    def _remember(self, items: list[_Pending], infos: list[PasteInfo]) -> None:
+        self.pastecache.remember([item.paste for item in items], infos)
 
     def earlier_upload(self, sha256: bytes, filename: str) -> PasteInfo | None:
         """The paste kept until deleted that an earlier upload of the same

@@ -93,10 +93,6 @@ class NewPaste:
     phash: int | None = None  # unsigned 64-bit
     delete_token_hash: bytes | None = None
     expires: datetime | None = None
-    # not stored: the token itself (handed to the uploader once) and the
-    # staged bytes (put back if their file goes before the commit)
-    delete_token: str | None = None
-    staged: object | None = None
 
 
 def to_signed64(value: int | None) -> int | None:
