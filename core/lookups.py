@@ -114,7 +114,9 @@ class Lookups:
         """What to serve: the bytes of an inline blob (as :meth:`blob_bytes`
         finds them), else the file the store keeps."""
         if info.inline:
-            return Content(data=self.blob_bytes(info))
+            # blob_bytes's own steps, one call less on every cached read
+            data = self.pastecache.blob_bytes(info.sha256)
+            return Content.of_bytes(data if data is not None else self._row_bytes(info))
         return self.parts.store.content(info.sha256)
 
     def path(self, info: PasteInfo | RenditionInfo) -> str | None:
@@ -134,8 +136,10 @@ class Lookups:
         always correct (a removed paste is refused by its lookup before its
         bytes are asked for)."""
         data = self.pastecache.blob_bytes(info.sha256)
-        if data is not None:
-            return data
+        return data if data is not None else self._row_bytes(info)
+
+    def _row_bytes(self, info: PasteInfo | RenditionInfo) -> bytes:
+        """An inline blob's bytes from its row, then kept in the caches."""
         with self.uow.connection() as conn:
             data = repository.blob_data(conn, bytes.fromhex(info.sha256))
         if data is None:
