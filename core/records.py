@@ -1,5 +1,5 @@
 """What the service hands out: pastes and renditions as plain values, with
-their JSON form (the book's keys) and the form they take in the cache."""
+their JSON form (the keys every client reads) and the form they take in the cache."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -69,8 +69,8 @@ class PasteInfo:
         return self.get_url(urls.SHORT, base_url, is_symlink=True)
 
     def to_json(self, base_url: str) -> dict:
-        """The book's keys (url_d url_i url_s url_p filename size time type
-        quoteurl) plus exact values a program needs."""
+        """The links and facts every client reads (url_d url_i url_s url_p
+        filename size time type quoteurl) plus exact values a program needs."""
         url_i = self.url_i(base_url)
         return {
             "url_d": self.url_d(base_url),

@@ -348,7 +348,7 @@ class PasteFileService:
 
     def resize(self, filehash: str, w: int | None, h: int | None, *, public: bool = False,
                signature: str | None = None) -> PasteInfo:
-        """A paste holding a crop-resize of an image (book route /r/), made
+        """A paste holding a crop-resize of an image (what GET /r/ makes), made
         from the stored rendition; repeating the request returns the same paste.
 
         ``public`` (a visitor's request): the paste answers no delete token,
