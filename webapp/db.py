@@ -51,7 +51,6 @@ def includeme(config):
     config.include("pyramid_tm")
     config.include("pyramid_retry")
     new_session = service_of(config.registry).new_session
-    config.registry["dbsession_factory"] = new_session
 
     def dbsession(request):
         # tests hand in a session bound to an outer, rolled-back transaction
