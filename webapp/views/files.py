@@ -27,7 +27,12 @@ class _PageCache:
     depends only on the paste (its expiry, which a repeated upload can
     extend, is part of the key) and the host it is seen from; the paste
     itself is still looked up (shared cache or database) on every request,
-    so a removed paste is never shown from here."""
+    so a removed paste is never shown from here.
+
+    Not ``core.cache.MemoryCache``: that one weighs an entry at its length
+    plus 64 bytes, takes only string keys (prefixed, checked, per get) and
+    keeps expiry times; here the key is a tuple, nothing expires and the
+    bound is the pages' own bytes."""
 
     def __init__(self, max_entries: int = 2048, max_bytes: int = 64 << 20):
         self.max_entries = max_entries
