@@ -8,6 +8,9 @@ from these, so the two cannot drift apart.
 """
 from __future__ import annotations
 
+# POST a multipart upload here; GET it for the upload page
+UPLOAD = "/"
+
 PREVIEW = "p"
 DOWNLOAD = "d"
 RAW = "i"

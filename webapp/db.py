@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import zope.sqlalchemy
 
+from pastefile.core.urls import UPLOAD
+
 from .services import service_of
 
 
@@ -39,7 +41,7 @@ def needs_transaction(request) -> bool:
         return False
     # the raw WSGI path: this runs before the input guard has refused an
     # undecodable one, and request.path_info would raise on it
-    return not (method == "POST" and request.environ.get("PATH_INFO", "") in ("", "/"))
+    return not (method == "POST" and request.environ.get("PATH_INFO", "") in ("", UPLOAD))
 
 
 def includeme(config):

@@ -21,6 +21,8 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from pastefile.core.urls import RESIZE, UPLOAD
+
 from .responses import error_response
 from .services import service_of
 
@@ -75,9 +77,12 @@ class UploadLimiter:
 def is_upload(request) -> bool:
     """Requests that store something: POST /, PUT, and GET /r/ (a resized paste)."""
     method = request.method
-    return method == "PUT" or (method == "POST" and request.path_info == "/") or (
-        method == "GET" and request.path_info.startswith("/r/")
+    return method == "PUT" or (method == "POST" and request.path_info == UPLOAD) or (
+        method == "GET" and request.path_info.startswith(_RESIZE_PREFIX)
     )
+
+
+_RESIZE_PREFIX = f"/{RESIZE}/"
 
 
 def rate_limit_tween_factory(handler, registry):

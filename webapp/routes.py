@@ -1,9 +1,9 @@
-from pastefile.core.urls import PATTERNS
+from pastefile.core.urls import PATTERNS, UPLOAD
 
 
 def includeme(config):
     config.add_static_view("static", "pastefile.webapp:static", cache_max_age=3600)
-    config.add_route("home", "/")
+    config.add_route("home", UPLOAD)
     # GET only: PUT /latest and PUT /openapi.json upload files of those names
     config.add_route("latest", "/latest", request_method=("GET", "HEAD"))
     config.add_route("openapi", "/openapi.json", request_method=("GET", "HEAD"))

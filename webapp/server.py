@@ -40,6 +40,7 @@ from waitress.server import BaseWSGIServer
 from waitress.utilities import RequestEntityTooLarge
 
 from pastefile.core import TooLarge
+from pastefile.core.urls import UPLOAD
 
 from .multipart_upload import FORM_OVERHEAD
 
@@ -76,7 +77,7 @@ def bind_sockets(addresses: list[tuple[str, int]], backlog: int = 1024) -> list[
 
 # -- request framing (RFC 9112) ----------------------------------------------
 
-UPLOAD_PATH = "/"  # POST here: a multipart upload (the "home" route)
+UPLOAD_PATH = UPLOAD  # POST here: a multipart upload (the "home" route)
 PUT_PATH = re.compile(r"/[^/]+")  # PUT here: a raw upload (the "put" route, /{filename})
 # the fields a front end frames or routes a request by: they must read the
 # same to it and to waitress
