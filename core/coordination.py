@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 
 from . import repository
 from .cache import Cache, MemcachedCache
+from .ratelimit import UploadLimiter, Verdict
 from .singleflight import SingleFlight
 
 
@@ -45,6 +46,12 @@ class TransactionBlobLocks:
 
     def lock(self, conn: Connection, shas: Iterable[bytes]) -> None:
         repository.lock_blobs(conn, shas)
+
+
+class UploadCounters(Protocol):
+    def admit(self, client: str, length: int | None) -> Verdict:
+        """Count an upload of ``length`` bytes by ``client`` against its
+        allowance, or say why not (413: never fits, 429: not yet)."""
 
 
 class Announcements(abc.ABC):
@@ -111,14 +118,21 @@ class Coordination:
     removals: Announcements
     # image pastes were committed: near-duplicate indexes are behind
     images: Announcements
+    # uploads per client address and window
+    uploads: UploadCounters
 
 
-def local(storage_root: str, cache: Cache, image_generation_key: str, expire: int = 0) -> Coordination:
+def local(
+    storage_root: str, cache: Cache, image_generation_key: str, expire: int = 0,
+    upload_limits: tuple[int, int, float] = (0, 0, 60.0),
+) -> Coordination:
     """Today's implementations, for processes that share ``storage_root``:
     flock'ed lock files and stamp files under ``storage_root/locks``, the
     database's per-blob locks, and, with memcached, the near-duplicate
     generation in the cache under ``image_generation_key`` (a cache of one
-    process alone cannot carry another process's token: a stamp file does)."""
+    process alone cannot carry another process's token: a stamp file does),
+    and upload counters kept in this process (``upload_limits``: uploads,
+    bytes, window seconds)."""
     locks = os.path.join(storage_root, "locks")
     images: Announcements
     if isinstance(cache, MemcachedCache):
@@ -130,4 +144,5 @@ def local(storage_root: str, cache: Cache, image_generation_key: str, expire: in
         blob_locks=TransactionBlobLocks(),
         removals=StampFile(os.path.join(locks, "removals")),
         images=images,
+        uploads=UploadLimiter(*upload_limits),
     )

@@ -46,6 +46,7 @@ from .maintenance import Maintenance
 from .parts import Parts
 from .pastecache import LATEST_EXPIRE, LOCAL_ROW_TTL, SIMILAR_GENERATION, PasteCache
 from .pastecache import named_key as _named_key  # noqa: F401 - the name tests import from here
+from .ratelimit import Verdict
 from .records import PasteInfo, RenditionInfo
 from .removal import Removal
 from .renditions import Renditions
@@ -74,7 +75,10 @@ class PasteFileService:
             max_bytes=settings.cache_memory_bytes,
         )
         store = FileSystemBlobStore(settings.storage_root, settings.inline_max)
-        coordinated = coordination.local(store.root, backend, SIMILAR_GENERATION, settings.cache_expire)
+        coordinated = coordination.local(
+            store.root, backend, SIMILAR_GENERATION, settings.cache_expire,
+            (settings.rate_limit_uploads, settings.rate_limit_bytes, settings.rate_limit_window),
+        )
         self._wire(Parts(
             settings=settings,
             uow=UnitOfWork(engine, db.make_session_factory(engine)),
@@ -249,6 +253,12 @@ class PasteFileService:
         """Give up bytes staged by :meth:`receive` that will not be passed to
         :meth:`upload_staged` (a bad form field, a request gone away)."""
         self._parts.store.discard(staged)
+
+    def admit_upload(self, client: str, length: int | None) -> Verdict:
+        """Count an upload from ``client`` (an address) of ``length`` bytes
+        against the ``rate_limit`` settings: ``Verdict(0)`` admits it, 429
+        says when to retry, 413 that it never fits a window."""
+        return self._parts.coordination.uploads.admit(client, length)
 
     def check_declared_size(self, length: int | None, overhead: int = 0) -> None:
         """Refuse an upload by its announced length (say Content-Length),

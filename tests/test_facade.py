@@ -7,6 +7,7 @@ import inspect
 from pastefile.core import PasteFileService
 
 METHODS = {
+    'admit_upload': "(self, client: 'str', length: 'int | None') -> 'Verdict'",
     'bind': '(self, session: \'Session\') -> "\'PasteFileService\'"',
     'blob_bytes': "(self, info: 'PasteInfo | RenditionInfo') -> 'bytes'",
     'can_delete': "(self, filehash: 'str', token: 'str') -> 'bool'",

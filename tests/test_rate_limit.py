@@ -9,7 +9,7 @@ import pytest
 
 import pastefile.webapp
 from pastefile.core import Settings
-from pastefile.webapp.ratelimit import UploadLimiter
+from pastefile.core.ratelimit import UploadLimiter
 
 from .conftest import blob_files, settings_for, temp_files
 from .rawhttp import exchange, request_bytes
