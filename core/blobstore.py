@@ -208,7 +208,17 @@ def _has_fd(fileobj) -> bool:
 
 
 class BlobStore(abc.ABC):
-    """Where blob bytes live.  A filesystem store now; an object store can follow."""
+    """Where blob bytes live: every method the core calls on a store, and
+    nothing else.  The file store below now; an object store can follow.
+
+    Lifecycle of an upload's bytes: ``stage``/``writer`` (hashed while
+    written, private) -> ``commit`` (durable under its address, before any
+    row points at it) -> ``restore`` (under the blob's lock, put back if a
+    removal took it meanwhile) -> ``settle`` once the rows are committed, or
+    ``discard``.  Removal: ``trash`` inside the removing transaction, then
+    ``purge`` after its commit or ``untrash`` after a rollback."""
+
+    # -- staging and committing -------------------------------------------------
 
     @abc.abstractmethod
     def stage(self, fileobj: BinaryIO, limit: int | None = None) -> StagedBlob:
@@ -227,6 +237,11 @@ class BlobStore(abc.ABC):
         there.  Inline blobs are made durable by their row instead."""
 
     @abc.abstractmethod
+    def restore(self, staged: StagedBlob) -> bool:
+        """Put ``staged`` in place again if its blob went since :meth:`commit`;
+        True if it had to."""
+
+    @abc.abstractmethod
     def discard(self, staged: StagedBlob) -> None:
         """Drop staged bytes that will not be committed."""
 
@@ -234,14 +249,34 @@ class BlobStore(abc.ABC):
         """The rows of ``staged`` are committed: release what stayed staged."""
         self.discard(staged)
 
+    # -- reading -------------------------------------------------------------------
+
     @abc.abstractmethod
-    def exists(self, sha256: bytes) -> bool: ...
+    def content(self, sha256_hex: str) -> Content:
+        """How a reader gets a stored blob (a file to send, later a URL)."""
 
     @abc.abstractmethod
     def open(self, sha256: bytes) -> BinaryIO: ...
 
     @abc.abstractmethod
-    def delete(self, sha256: bytes) -> None: ...
+    def path(self, sha256: bytes) -> str | None:
+        """A local file holding the blob, or None where the store has none."""
+
+    # -- removal ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def trash(self, sha256: bytes) -> str | None:
+        """Take the blob away from its address, undoably; None if it was not there."""
+
+    @abc.abstractmethod
+    def untrash(self, trashed: str, sha256: bytes) -> None:
+        """Undo :meth:`trash` (the removing transaction rolled back)."""
+
+    @abc.abstractmethod
+    def purge(self, trashed: str) -> None:
+        """Remove for good what :meth:`trash` took."""
+
+    # -- maintenance (fsck, sweep, repair) -------------------------------------------
 
     @abc.abstractmethod
     def iter_hashes(self) -> Iterator[bytes]: ...
@@ -249,6 +284,22 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     def mtime(self, sha256: bytes) -> float:
         """When the blob was stored (seconds since the epoch)."""
+
+    @abc.abstractmethod
+    def trashed(self) -> list[tuple[str, bytes]]:
+        """What a crash left trashed but neither purged nor put back."""
+
+    @abc.abstractmethod
+    def sweep_temp(self) -> tuple[int, list[tuple[str, int]]]:
+        """Remove staged bytes no live upload holds; the blobs a crash left
+        placed without their rows, for the caller to check against the database."""
+
+    @abc.abstractmethod
+    def unplace(self, sha256: bytes, fd: int) -> bool:
+        """Take back a blob a crashed upload placed (its rows never came)."""
+
+    @abc.abstractmethod
+    def count_stale_temp(self, older_than: float = 3600.0) -> int: ...
 
 
 class FileSystemBlobStore(BlobStore):
@@ -391,9 +442,6 @@ class FileSystemBlobStore(BlobStore):
     def open(self, sha256: bytes) -> BinaryIO:
         return open(self.path(sha256), "rb")
 
-    def delete(self, sha256: bytes) -> None:
-        _unlink(self.path(sha256))
-
     def trash(self, sha256: bytes) -> str | None:
         """Move a blob's file out of its address (a rename, undone by
         :meth:`untrash`); None if there was no file."""
@@ -450,13 +498,6 @@ class FileSystemBlobStore(BlobStore):
 
     def count_stale_temp(self, older_than: float = 3600.0) -> int:
         return len(self._stale_temp(older_than))
-
-    def remove_stale_temp(self, older_than: float = 3600.0) -> int:
-        """Delete temp files left by crashed uploads; returns how many."""
-        stale = self._stale_temp(older_than)
-        for path in stale:
-            _unlink(path)
-        return len(stale)
 
 
 def _release(staged: StagedBlob) -> None:

@@ -71,7 +71,13 @@ class PasteFile(Base):
             sqlite_where=text("expires IS NULL"), postgresql_where=text("expires IS NULL"),
         ),
         Index("ix_paste_file_uploadtime", "uploadtime"),
-        Index("ix_paste_file_expires", "expires"),
+        # only pastes that expire: gc's "expires <= now" implies it, and a
+        # lookup of kept pastes ("expires IS NULL") is never steered onto it
+        # instead of the index above
+        Index(
+            "ix_paste_file_expires", "expires",
+            sqlite_where=text("expires IS NOT NULL"), postgresql_where=text("expires IS NOT NULL"),
+        ),
         # ids are never handed out twice (short links are made from them);
         # SQLite would reuse the largest id once its row is deleted
         {"sqlite_autoincrement": True},

@@ -89,3 +89,19 @@ def test_the_scan_catches_what_it_is_for():
     lines = ["service.store.discard(x)", "root = svc.store.root", "config.registry.pastefile.session_factory"]
     assert all(any(re.search(p, line) for p in FORBIDDEN) for line in lines)
     assert not any(re.search(p, 'response.cache_control = "no-store"') for p in FORBIDDEN)
+
+
+def test_core_calls_only_what_the_blob_store_port_declares():
+    """Every method core calls on its blob store is part of ``BlobStore``,
+    and the port declares nothing core leaves unused: an object store that
+    implements the port is enough to run the service."""
+    from pastefile.core.blobstore import BlobStore
+
+    declared = {name for name in dir(BlobStore) if not name.startswith("_")}
+    called: set[str] = set()
+    for path in Path(pastefile.core.__file__).parent.glob("*.py"):
+        # the blob store is reached as self.store or parts.store
+        called |= set(re.findall(r"(?:self|parts)\.store\.([a-z_]+)\(", path.read_text(encoding="utf-8")))
+    assert {"stage", "commit", "content", "trash"} <= called, "the scan no longer finds the store calls"
+    assert called <= declared, sorted(called - declared)
+    assert declared <= called, sorted(declared - called)

@@ -23,6 +23,7 @@ branch_labels = None
 depends_on = None
 
 PERMANENT = sa.text("expires IS NULL")
+EXPIRING = sa.text("expires IS NOT NULL")
 
 
 def upgrade() -> None:
@@ -36,6 +37,11 @@ def upgrade() -> None:
         "uq_paste_file_blob_filename_permanent", "paste_file", ["blob_sha256", "filename"], unique=True,
         sqlite_where=PERMANENT, postgresql_where=PERMANENT,
     )
+    # the expiry index holds expiring pastes only: a lookup of kept ones
+    # (expires IS NULL) would otherwise be planned on it, a scan of them all
+    op.drop_index("ix_paste_file_expires", table_name="paste_file")
+    op.create_index("ix_paste_file_expires", "paste_file", ["expires"], sqlite_where=EXPIRING,
+                    postgresql_where=EXPIRING)
 
 
 def downgrade() -> None:
@@ -45,6 +51,8 @@ def downgrade() -> None:
         " AND p.filename = paste_file.filename AND p.id < paste_file.id)"
     )
     op.drop_index("uq_paste_file_blob_filename_permanent", table_name="paste_file")
+    op.drop_index("ix_paste_file_expires", table_name="paste_file")
+    op.create_index("ix_paste_file_expires", "paste_file", ["expires"])
     sqlite = op.get_bind().dialect.name == "sqlite"
     kwargs = {"recreate": "always", "table_kwargs": {"sqlite_autoincrement": False}} if sqlite else {}
     with op.batch_alter_table("paste_file", **kwargs) as batch:
