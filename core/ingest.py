@@ -25,7 +25,7 @@ from pastefile.ext.hashing import SizeLimitExceeded
 
 from . import db, metadata, mimes, repository
 from .blobstore import StagedBlob, StagingWriter
-from .errors import EmptyFile, InvalidRequest, TooLarge, UnsupportedType, Unprocessable
+from .errors import EmptyFile, TooLarge, UnsupportedType, Unprocessable
 from .groupcommit import GroupCommitter
 from .imaging import image_facts
 from .models import utcnow
@@ -34,7 +34,7 @@ from .records import PasteInfo
 from .renditions import Renditions
 from .repository import NewPaste
 from .sniff import sniff
-from .utils import clean_filename, humanize_bytes, new_filehash
+from .utils import clean_filename, expiry_out_of_bounds, humanize_bytes, new_filehash, parse_expiry
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +114,9 @@ class Ingest:
         if expires_in is None:
             return None
         limit = self.settings.max_expiry
-        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or not 1 <= expires_in <= limit:
-            raise InvalidRequest(f"expires must be a number of seconds between 1 and {limit}")
-        return utcnow() + timedelta(seconds=expires_in)
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int):
+            raise expiry_out_of_bounds(limit)
+        return utcnow() + timedelta(seconds=parse_expiry(expires_in, limit))
 
     # -- checking ------------------------------------------------------------------
 

@@ -5,11 +5,46 @@ import re
 import unicodedata
 import uuid
 
+from .errors import InvalidRequest
 from .models import FILENAME_MAX
 
 _UNITS = ("bytes", "kB", "MB", "GB", "TB", "PB", "EB")
 _EXT_RE = re.compile(r"^[A-Za-z0-9]{1,10}$")
 FILEHASH_RE = re.compile(r"^[0-9a-f]{32}(\.[A-Za-z0-9]{1,10})?$")
+
+
+# an upload's lifetime: seconds, or a number with one of these units
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"([+-]?[0-9]{1,19})([smhdw]?)")
+
+
+def parse_expiry(raw: object, limit: int) -> int | None:
+    """``expires`` as an upload gives it (a form field, a query parameter,
+    the CLI): seconds (``3600``) or a duration (``90s``, ``30m``, ``1h``,
+    ``7d``, ``2w``), between 1 second and ``limit`` (``max_expiry``).  None
+    when absent or empty; InvalidRequest (400) naming the bounds otherwise."""
+    if raw is None:
+        return None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        seconds = raw
+    else:
+        text = str(raw).strip().lower()
+        if not text:
+            return None
+        match = _DURATION.fullmatch(text)
+        if match is None:
+            shown = repr(str(raw)[:40])
+            raise InvalidRequest(
+                f"expires must be a number of seconds or a duration like 30m, 1h, 7d, 2w, got {shown}"
+            )
+        seconds = int(match.group(1)) * DURATION_UNITS.get(match.group(2), 1)
+    if not 1 <= seconds <= limit:
+        raise expiry_out_of_bounds(limit)
+    return seconds
+
+
+def expiry_out_of_bounds(limit: int) -> InvalidRequest:
+    return InvalidRequest(f"expires must be a number of seconds between 1 and {limit} (or a duration like 1h, 7d)")
 
 
 def humanize_bytes(num: int, precision: int = 2) -> str:

@@ -84,6 +84,20 @@ def test_expiry_on_upload(webapp_factory):
     assert app.upload_json(unique_text(), "kept.txt")["expires"] is None
 
 
+def test_expiry_takes_durations(webapp_factory):
+    app = webapp_factory(**{"pastefile.max_expiry": "86400"})
+    half = app.upload_json(unique_text(), "half.txt", expires="30m")["expires"]
+    hour = app.put("/hour.txt?expires=1h", unique_text(), headers=API).json["expires"]
+    day = app.upload_json(unique_text(), "day.txt", expires="1d")["expires"]
+    assert half < hour < day
+    assert app.upload_json(unique_text(), "secs.txt", expires="90s")["expires"]
+    for bad in ("2d", "1w", "0m", "1y", "1 h", "h", "1.5h"):
+        err = error_of(app.upload(unique_text(), "bad.txt", status=400, headers=API, expires=bad))
+        assert err["message"].startswith("expires must be"), bad
+        assert error_of(app.put(f"/bad.txt?expires={bad}", unique_text(), headers=API, status=400))["message"] == err["message"]
+    assert "between 1 and 86400" in error_of(app.upload(unique_text(), "b.txt", status=400, headers=API, expires="2d"))["message"]
+
+
 def test_a_repeated_upload_never_changes_the_expiry_it_shows(webapp_factory):
     """Anyone can upload the same bytes under the same name: that never
     keeps the first uploader's expiring paste alive, nor shortens a kept one."""

@@ -8,11 +8,12 @@ from pyramid.response import Response
 from pyramid.view import view_config
 
 from pastefile.core import InvalidRequest, humanize_bytes
+from pastefile.core.utils import parse_expiry
 
 from ..multipart_upload import FORM_OVERHEAD, receive_multipart
 from ..responses import json_response, wants_json, wants_text
 from ..streaming import StreamedUpload
-from .params import int_param, size_params
+from .params import size_params
 
 
 EXPIRY_CHOICES = ((3600, "After 1 hour"), (86400, "After 1 day"), (604800, "After 1 week"), (2592000, "After 30 days"))
@@ -60,7 +61,7 @@ def upload(request):
         received = receive_multipart(request, _body_source(request), service)
     try:
         w, h = size_params(received.fields)
-        expires = int_param(received.fields, "expires")
+        expires = parse_expiry(received.fields.get("expires"), service.settings.max_expiry)
     except InvalidRequest:
         service.discard_upload(received.staged)
         raise
@@ -95,7 +96,7 @@ def put(request):
     """``curl -T cat.jpg http://host/`` uploads the raw body as cat.jpg."""
     request.pastefile.check_declared_size(request.content_length)
     w, h = size_params(request.GET)
-    expires = int_param(request.GET, "expires")
+    expires = parse_expiry(request.GET.get("expires"), request.pastefile.settings.max_expiry)
     paste = request.pastefile.upload(
         _body_source(request), request.matchdict["filename"], w=w, h=h, expires_in=expires
     )
