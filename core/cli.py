@@ -1,8 +1,9 @@
 """The ``pastefile`` command: initdb, upload, info, latest, similar, delete, gc, fsck.
 
-Embedded mode by default (SQLite and files under ./var); ``-c FILE.ini``
-reads the ``[app:main]`` section of a deployment config instead, and
-``PASTEFILE_*`` environment variables override either.
+It works on the deployment the server uses: the ``[app:main]`` section of
+``-c FILE.ini``, else of ``$PASTEFILE_CONFIG``, else of ./development.ini.
+``--embedded`` uses the built-in defaults instead (SQLite and files under
+./var).  ``PASTEFILE_*`` environment variables override any of them.
 """
 from __future__ import annotations
 
@@ -11,31 +12,74 @@ import configparser
 import json
 import os
 import sys
+from importlib import metadata
 
-from .errors import NotFound, PasteFileError
+from . import urls
+from .errors import InvalidRequest, NotFound, PasteFileError
 from .service import PasteFileService
+from .settings import DEV_SYMLINK_KEY, Settings, SettingsError
+from .utils import parse_expiry
+
+CONFIG_ENV = "PASTEFILE_CONFIG"
+DEFAULT_CONFIG = "development.ini"
+
+
+class ConfigError(Exception):
+    """The deployment config cannot be found or read (exit code 2)."""
+
+
+def config_path(args, environ=os.environ) -> str | None:
+    """The ini file to read, or None for the embedded defaults (``--embedded``).
+
+    Without ``-c`` the CLI must not quietly make a store of its own under
+    ./var and print links no server answers, so it looks where the server's
+    config is and says so when there is none."""
+    if args.config:
+        return args.config
+    if args.embedded:
+        return None
+    if environ.get(CONFIG_ENV):
+        return environ[CONFIG_ENV]
+    if os.path.isfile(DEFAULT_CONFIG):
+        return DEFAULT_CONFIG
+    raise ConfigError(
+        f"no config: pass -c FILE.ini, set ${CONFIG_ENV}, or run where ./{DEFAULT_CONFIG} is "
+        "(--embedded uses the built-in defaults under ./var)"
+    )
 
 
 def load_settings(config_path: str | None) -> dict:
     if not config_path:
         return {}
     parser = configparser.ConfigParser(defaults={"here": os.path.dirname(os.path.abspath(config_path))})
-    if not parser.read(config_path):
-        raise SystemExit(f"pastefile: cannot read {config_path}")
-    if not parser.has_section("app:main"):
-        raise SystemExit(f"pastefile: {config_path} has no [app:main] section")
-    return {k: v for k, v in parser.items("app:main") if k.startswith("pastefile.")}
+    try:
+        if not parser.read(config_path):
+            raise ConfigError(f"cannot read {config_path}")
+        if not parser.has_section("app:main"):
+            raise ConfigError(f"{config_path} has no [app:main] section")
+        return {k: v for k, v in parser.items("app:main") if k.startswith("pastefile.")}
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot parse {config_path}: {' '.join(str(exc).split())}") from None
 
 
-def _service(args) -> PasteFileService:
-    settings = load_settings(args.config)
+def _service(args, links: bool = True) -> PasteFileService:
+    """The service on the configured deployment; ``links``: the command
+    prints or decodes short links, so a development key is worth a warning."""
+    settings = load_settings(config_path(args))
     if args.base_url:
         settings["pastefile.base_url"] = args.base_url
-    return PasteFileService(settings)
+    checked = Settings.from_dict(settings)
+    if links and checked.symlink_key == DEV_SYMLINK_KEY:
+        print(
+            "pastefile: warning: the short-link key is the built-in development key; "
+            "short links will not match a server with its own pastefile.symlink_key",
+            file=sys.stderr,
+        )
+    return PasteFileService(checked)
 
 
 def cmd_initdb(args) -> int:
-    service = _service(args)
+    service = _service(args, links=False)
     service.initdb()
     print(f"database ready: {service.engine.url.render_as_string(hide_password=True)}")
     return 0
@@ -45,6 +89,11 @@ def cmd_upload(args) -> int:
     from tqdm import tqdm
 
     service = _service(args)
+    try:
+        expires = parse_expiry(args.expires, service.settings.max_expiry)
+    except InvalidRequest as exc:
+        print(f"pastefile: {exc}", file=sys.stderr)
+        return 1
     service.initdb()
     failures = 0
     base = service.base_url
@@ -54,7 +103,7 @@ def cmd_upload(args) -> int:
             try:
                 with open(path, "rb") as f:
                     paste = service.upload(
-                        f, os.path.basename(path), w=args.width, h=args.height, expires_in=args.expires
+                        f, os.path.basename(path), w=args.width, h=args.height, expires_in=expires
                     )
             except (OSError, PasteFileError) as exc:
                 failures += 1
@@ -68,9 +117,16 @@ def cmd_upload(args) -> int:
     return 1 if failures else 0
 
 
-def _paste(service: PasteFileService, key: str):
-    """The paste named by a filehash or a short link; NotFound otherwise."""
-    paste = service.get(key) or service.get_by_symlink(key)
+def _paste(service: PasteFileService, text: str):
+    """The paste named by a filehash, a short id or a link to either
+    (``https://host/s/AbC123``, ``/p/<filehash>``); NotFound otherwise."""
+    kind, key = urls.key_of(text)
+    if kind == urls.SHORT:
+        paste = service.get_by_symlink(key)
+    elif kind is not None:
+        paste = service.get(key)
+    else:
+        paste = service.get(key) or service.get_by_symlink(key)
     if paste is None:
         raise NotFound(f"no file {key!r}")
     return paste
@@ -110,19 +166,25 @@ def cmd_delete(args) -> int:
 
 
 def cmd_gc(args) -> int:
-    print(json.dumps(_service(args).gc(grace=args.grace)))
+    print(json.dumps(_service(args, links=False).gc(grace=args.grace)))
     return 0
 
 
 def cmd_fsck(args) -> int:
-    report = _service(args).fsck(repair=args.repair, grace=args.grace, verify=args.verify)
+    report = _service(args, links=False).fsck(repair=args.repair, grace=args.grace, verify=args.verify)
     print(json.dumps(report))
     return 0 if not (report["missing_files"] or report["corrupt_files"]) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pastefile", description=__doc__.split("\n")[0])
-    parser.add_argument("-c", "--config", help="a PasteDeploy .ini whose [app:main] holds pastefile.* settings")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "-c", "--config",
+        help=f"a PasteDeploy .ini whose [app:main] holds pastefile.* settings (default: ${CONFIG_ENV}, else ./{DEFAULT_CONFIG})",
+    )
+    where.add_argument("--embedded", action="store_true", help="use the built-in defaults: SQLite and files under ./var")
     parser.add_argument("--base-url", help="host part of printed links (pastefile.base_url)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -133,11 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("-W", "--width", type=int, help="crop-resize images to this width")
     up.add_argument("-H", "--height", type=int, help="crop-resize images to this height")
     up.add_argument("--json", action="store_true", help="print the full JSON record per file (with its delete token)")
-    up.add_argument("--expires", type=int, metavar="SECONDS", help="remove the pastes after this many seconds")
+    up.add_argument("--expires", metavar="DURATION", help="remove the pastes after this long: seconds, or 30m, 1h, 7d, 2w")
     up.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     up.set_defaults(func=cmd_upload)
 
-    info = sub.add_parser("info", help="show a paste by filehash or short link")
+    info = sub.add_parser("info", help="show a paste by filehash, short id or link (https://host/s/AbC123, /p/...)")
     info.add_argument("filehash")
     info.set_defaults(func=cmd_info)
 
@@ -167,10 +229,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    try:
+        return metadata.version("pastefile")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except (ConfigError, SettingsError) as exc:
+        print(f"pastefile: {exc}", file=sys.stderr)
+        return 2
     except NotFound as exc:
         print(f"pastefile: {exc}", file=sys.stderr)
         return 1

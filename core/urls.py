@@ -8,6 +8,8 @@ from these, so the two cannot drift apart.
 """
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 # POST a multipart upload here; GET it for the upload page
 UPLOAD = "/"
 
@@ -43,3 +45,23 @@ def delete_link(base_url: str, filehash: str, token: str) -> str:
 
 def with_query(url: str, params: list[str]) -> str:
     return f"{url}?{'&'.join(params)}"
+
+
+# the kinds of link that name a paste by its filehash (/x/ also carries a token)
+_FILEHASH_KINDS = frozenset({PREVIEW, DOWNLOAD, RAW, RESIZE, META, DELETE})
+
+
+def key_of(text: str) -> tuple[str | None, str]:
+    """The kind and key a link names: ``https://host/s/AbC123`` ->
+    ("s", "AbC123"), ``/i/<filehash>?w=80`` -> ("i", filehash).  Text that
+    is no such link (a bare filehash or short id) comes back as (None, text)."""
+    path = urlsplit(text.strip()).path
+    parts = [part for part in path.split("/") if part]
+    # the last /kind/key pair, so a base URL with a path of its own still works
+    for i in range(len(parts) - 2, -1, -1):
+        kind = parts[i]
+        if kind == SHORT or kind in _FILEHASH_KINDS:
+            if kind != DELETE and i != len(parts) - 2:
+                continue
+            return kind, parts[i + 1]
+    return None, text.strip()
