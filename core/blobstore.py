@@ -34,6 +34,8 @@ TEMP_DIR = "tmp"
 TEMP_PREFIX = "upload-"
 # the second name of a file placed at its address whose row is not committed yet
 PLACED_PREFIX = "placed-"
+# readiness's probe of the temp dir
+PROBE_PREFIX = "probe-"
 # files of blobs being removed: renamed here inside the removing transaction,
 # unlinked after it commits, renamed back if it does not
 TRASH_DIR = "trash"
@@ -301,6 +303,10 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     def count_stale_temp(self, older_than: float = 3600.0) -> int: ...
 
+    @abc.abstractmethod
+    def probe_writable(self) -> None:
+        """Create and remove a tiny staging object; raises OSError when uploads could not be staged."""
+
 
 class FileSystemBlobStore(BlobStore):
     def __init__(self, root: str, inline_max: int = 0):
@@ -498,6 +504,12 @@ class FileSystemBlobStore(BlobStore):
 
     def count_stale_temp(self, older_than: float = 3600.0) -> int:
         return len(self._stale_temp(older_than))
+
+    def probe_writable(self) -> None:
+        # a prefix sweep_temp ignores: the file is gone before anyone could look
+        fd, path = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=self.temp_dir)
+        os.close(fd)
+        os.unlink(path)
 
 
 def _release(staged: StagedBlob) -> None:

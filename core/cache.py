@@ -70,6 +70,10 @@ class Cache:
     def after_fork(self) -> None:
         """Called in a forked child: drop connections shared with the parent."""
 
+    def reachable(self) -> bool:
+        """Whether the cache answers now (readiness); an in-process cache always does."""
+        return True
+
 
 NullCache = Cache
 
@@ -320,6 +324,17 @@ class MemcachedCache(Cache):
             self.client.delete_many(keys, noreply=False)
         except Exception as exc:  # noqa: BLE001
             self._failed("delete_many", exc)
+
+    def reachable(self) -> bool:
+        # each node's own client: HashClient answers a miss for a node in its
+        # retry window, which would hide that the node is down
+        key = self.full_key("readiness-probe")
+        try:
+            for node in self.client.clients.values():
+                node.get(key)
+        except Exception:  # noqa: BLE001 - any failure means not reachable
+            return False
+        return True
 
     def close(self):
         self.client.close()

@@ -34,11 +34,12 @@ from typing import BinaryIO
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import coordination, db
+from . import coordination, db, health
 from .blobstore import FileSystemBlobStore, StagedBlob, StagingWriter
 from .cache import Cache, MemoryCache, make_cache
 from .content import Content
 from .groupcommit import GroupCommitter
+from .health import Readiness
 from .imaging import RenditionSpec
 from .ingest import Ingest
 from .lookups import MAX_LATEST, MAX_SIMILAR, Lookups
@@ -154,6 +155,18 @@ class PasteFileService:
     def initdb(self) -> None:
         """Create or upgrade the schema (Alembic ``upgrade head``)."""
         db.upgrade(self.engine)
+
+    def readiness(self) -> Readiness:
+        """Whether this process can serve now: the database answers at the
+        head revision, the blob store's temp dir takes a file, the cache
+        answers (a dead cache is ``degraded``, still ready).  Cheap: one
+        query, one tiny file made and removed, one cache get per server."""
+        return health.readiness(self._parts)
+
+    def require_current_schema(self) -> None:
+        """Raise :class:`pastefile.core.health.SchemaBehind` (naming the fix)
+        when the database's schema is older than this code; start-up calls it."""
+        health.require_current_schema(self._parts)
 
     def close(self) -> None:
         self._ingest.committer.close()

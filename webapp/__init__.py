@@ -3,6 +3,8 @@ from pyramid.config import Configurator
 from pyramid.interfaces import IRequestExtensions, IRequestFactory
 from pyramid.request import Request
 
+from .services import service_of
+
 
 def default_locale_only(request):
     """The locale negotiator: always the default locale (the app has one).
@@ -20,11 +22,14 @@ def main(global_config, **settings):
 
     Raises :class:`pastefile.core.SettingsError` for a setting that cannot
     be used, among them a placeholder ``symlink_key`` when
-    ``pastefile.environment`` is ``production``.
+    ``pastefile.environment`` is ``production``, and
+    :class:`pastefile.core.health.SchemaBehind` for a database whose schema
+    is older than the code while ``pastefile.auto_migrate`` is off.
     """
     with Configurator(settings=settings) as config:
         config.set_locale_negotiator(default_locale_only)
         config.include(".services")
+        _refuse_a_schema_behind(config)
         config.include(".db")
         config.include("pyramid_jinja2")
         config.add_jinja2_renderer(".jinja2")
@@ -34,6 +39,17 @@ def main(global_config, **settings):
         config.scan(".views")
         _extensions_on_the_request_class(config)
     return config.make_wsgi_app()
+
+
+def _refuse_a_schema_behind(config) -> None:
+    """Stop here, with the fix in the message, rather than answer 500s on
+    the first query that needs a newer column (auto_migrate has run by now)."""
+    service = service_of(config.registry)
+    try:
+        service.require_current_schema()
+    except Exception:
+        service.close()
+        raise
 
 
 def _extensions_on_the_request_class(config) -> None:

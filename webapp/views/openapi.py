@@ -129,6 +129,24 @@ def _schemas(max_side: int) -> dict:
             "additionalProperties": False,
             "properties": {"deleted": {"type": "string", "pattern": FILEHASH_RE.pattern}},
         },
+        "Health": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {"status": {"type": "string", "enum": ["ok"]}},
+        },
+        "Readiness": {
+            "type": "object",
+            "required": ["status", "checks"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ready", "unavailable"]},
+                "checks": {
+                    "type": "object",
+                    "required": ["database", "store", "cache"],
+                    "additionalProperties": {"type": "string", "enum": ["ok", "degraded", "failing"]},
+                },
+                "reasons": {"type": "array", "items": {"type": "string"}, "description": "why not ready"},
+            },
+        },
         "Error": {
             "type": "object",
             "required": ["error"],
@@ -363,6 +381,28 @@ def document(request) -> dict:
                         "content": {JSON: {"schema": _ref("Deleted")}, TEXT: {"schema": {"type": "string"}}},
                     },
                     **_errors(400, 403, 404, 503),
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "operationId": "getHealth",
+                "summary": "Liveness: the process answers (touches neither database nor cache)",
+                "responses": {"200": {"description": "alive", "content": {JSON: {"schema": _ref("Health")}}}},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "getReadiness",
+                "summary": "Readiness: database at the schema's head revision, blob store writable, cache",
+                "description": "A cache that does not answer is 'degraded': slower, still ready (200).",
+                "responses": {
+                    "200": {"description": "ready", "content": {JSON: {"schema": _ref("Readiness")}}},
+                    "503": {
+                        "description": "not ready: the reasons say which check fails",
+                        "headers": _RETRY_AFTER,
+                        "content": {JSON: {"schema": _ref("Readiness")}},
+                    },
                 },
             }
         },
