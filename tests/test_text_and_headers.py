@@ -219,3 +219,26 @@ def test_page_cache_is_bounded_by_bytes_too():
     assert cache.get(("p", 2)) is not None and cache.get(("p", 5)) is not None
     cache.put(("big",), bytes(5000))  # larger than the whole bound: not kept
     assert cache.get(("big",)) is None
+
+
+def test_errors_as_plain_text_for_curl_and_text_clients(webapp_factory):
+    """The rule upload answers follow: curl and Accept: text/plain get the
+    error's message as one line, with the status and headers of the JSON
+    and HTML errors; browsers keep the page, JSON clients the JSON."""
+    app = webapp_factory(**{"pastefile.rate_limit.uploads": "1"})
+    one = {"REMOTE_ADDR": "192.0.2.7"}
+    for headers in (CURL, {"Accept": "text/plain"}):
+        res = app.get("/p/0123456789abcdef0123456789abcdef.txt", headers=headers, status=404)
+        assert res.content_type == "text/plain" and res.text == "There is no file at this address.\n"
+        assert res.headers["Cache-Control"] == "no-store" and nosniff(res)
+    assert app.get("/p/nothing", headers={**CURL, "Accept": "application/json"}, status=404).json["error"]["status"] == 404
+    assert app.get("/p/nothing", headers=BROWSER, status=404).content_type == "text/html"
+    bad = app.put("/a.txt?expires=soon", unique_text(300), headers=CURL, status=400)
+    assert bad.text == "expires must be a number of seconds or a duration like 30m, 1h, 7d, 2w, got 'soon'\n"
+    app.put("/first.txt", unique_text(300), headers=CURL, extra_environ=one)
+    over = app.put("/second.txt", unique_text(300), headers=CURL, extra_environ=one, status=429)
+    assert over.content_type == "text/plain" and over.text.count("\n") == 1 and over.text.endswith("\n")
+    assert int(over.headers["Retry-After"]) >= 1
+    doc = app.put("/r.txt", unique_text(300), headers=API, extra_environ={"REMOTE_ADDR": "192.0.2.8"}).json
+    ranged = app.get(f"/i/{doc['filehash']}", headers={**CURL, "Range": "bytes=5000-"}, status=416)
+    assert ranged.content_type == "text/plain" and ranged.headers["Content-Range"] == "bytes */300"

@@ -152,6 +152,8 @@ def test_not_found_and_not_allowed_never_leak_tracebacks(webapp, method, path):
         if headers is BROWSER:
             assert res.content_type == "text/html"
             assert res.html.select_one(".error-page__status").text == str(res.status_int)
+        elif headers is CURL:
+            assert res.content_type == "text/plain" and res.text.count("\n") == 1
         else:
             assert error_of(res)["status"] == res.status_int
 

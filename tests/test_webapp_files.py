@@ -103,8 +103,11 @@ def test_preview_not_found(webapp, path):
     api = webapp.get(path, headers=API, status=404)
     err = error_of(api)
     assert err == {"status": 404, "title": "Not found", "message": "There is no file at this address."}
-    # curl (Accept: */*) is an API client too
-    assert error_of(webapp.get(path, headers=CURL, status=404))["status"] == 404
+    # curl (Accept: */*) gets the message as one line of text, as its upload answers
+    text = webapp.get(path, headers=CURL, status=404)
+    assert text.content_type == "text/plain" and text.text == "There is no file at this address.\n"
+    assert text.headers["Cache-Control"] == "no-store"
+    assert error_of(webapp.get(path, headers={**CURL, "Accept": "application/json"}, status=404))["status"] == 404
 
 
 # -- /d/ ----------------------------------------------------------------------

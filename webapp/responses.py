@@ -57,10 +57,15 @@ def json_body(data) -> bytes:
 
 
 def error_response(request, status: int, title: str, message: str) -> Response:
-    """An error as JSON for API clients, else as the HTML error page; here,
-    not among the views, so tweens and the content helpers import it at
-    top level."""
-    if wants_json(request):
+    """An error as one line of text for curl and text/plain clients (the
+    rule upload answers follow), JSON for other API clients, else the HTML
+    error page; here, not among the views, so tweens and the content
+    helpers import it at top level."""
+    if wants_text(request):
+        # one line: a shell script reads it with `read` or prints it as is
+        response = Response(" ".join(message.split()) + "\n", content_type="text/plain", charset="utf-8")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+    elif wants_json(request):
         response = json_response({"error": {"status": status, "title": title, "message": message}})
     else:
         response = render_to_response(
