@@ -179,8 +179,13 @@ FILEHASH_PARAM = _param(
 )
 W = _param("w", "query", _ref("Side"), "width; 0 or absent follows the aspect ratio")
 H = _param("h", "query", _ref("Side"), "height; 0 or absent follows the aspect ratio")
-EXPIRES_DESCRIPTION = "seconds until the paste goes away (1 up to the service's max_expiry); absent: kept"
-EXPIRES = _param("expires", "query", {"type": "integer", "minimum": 1}, EXPIRES_DESCRIPTION)
+EXPIRES_DESCRIPTION = (
+    "how long until the paste goes away: seconds, or a duration like 90s, 30m, 1h, 7d, 2w "
+    "(1 second up to the service's max_expiry); absent: kept"
+)
+# what core.utils.parse_expiry reads
+EXPIRES_SCHEMA = {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": "^[0-9]{1,19}[smhdwSMHDW]?$"}]}
+EXPIRES = _param("expires", "query", EXPIRES_SCHEMA, EXPIRES_DESCRIPTION)
 SIG = _param("sig", "query", {"type": "string"}, "signature, needed when the service has a rendition_secret")
 RANGE = _param("Range", "header", {"type": "string"}, "one byte range (bytes=first-last); others are ignored")
 
@@ -237,7 +242,7 @@ def document(request) -> dict:
                                     "file": {"type": "string", "format": "binary"},
                                     "w": side,
                                     "h": side,
-                                    "expires": {"type": "integer", "minimum": 1, "description": EXPIRES_DESCRIPTION},
+                                    "expires": {**EXPIRES_SCHEMA, "description": EXPIRES_DESCRIPTION},
                                 },
                             }
                         }
