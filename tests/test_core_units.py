@@ -156,3 +156,37 @@ def test_migration_makes_existing_sqlite_ids_never_reused(tmp_path):
         ))
         assert conn.execute(text("SELECT max(id) FROM paste_file")).scalar() == 4
     engine.dispose()
+
+
+@pytest.mark.parametrize("raw, seconds", [
+    (None, None), ("", None), ("  ", None), (3600, 3600), ("3600", 3600), ("90s", 90), ("30m", 1800),
+    ("1h", 3600), ("7d", 604800), ("2w", 1209600), (" 1H ", 3600),
+])
+def test_parse_expiry_reads_seconds_and_durations(raw, seconds):
+    from pastefile.core.utils import parse_expiry
+
+    assert parse_expiry(raw, 10**7) == seconds
+
+
+@pytest.mark.parametrize("raw", ["0", "0m", "-1", "-1h", "3w", "1y", "1.5h", "1 h", "h", "soon", "\uff11\uff12", True, 0])
+def test_parse_expiry_refuses_with_the_bounds(raw):
+    from pastefile.core import InvalidRequest
+    from pastefile.core.utils import parse_expiry
+
+    with pytest.raises(InvalidRequest, match="^expires must be"):
+        parse_expiry(raw, 14 * 86400)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("https://files.example/s/AbC123", ("s", "AbC123")),
+    ("https://files.example/p/0123456789abcdef0123456789abcdef.png", ("p", "0123456789abcdef0123456789abcdef.png")),
+    ("/i/0123456789abcdef0123456789abcdef.png?w=80&h=60", ("i", "0123456789abcdef0123456789abcdef.png")),
+    ("http://h/base/d/ab.txt", ("d", "ab.txt")),
+    ("https://h/x/ab.txt/token", ("x", "ab.txt")),
+    ("AbC123", (None, "AbC123")),
+    ("0123456789abcdef0123456789abcdef.png", (None, "0123456789abcdef0123456789abcdef.png")),
+])
+def test_key_of_link(text, expected):
+    from pastefile.core.urls import key_of
+
+    assert key_of(text) == expected
