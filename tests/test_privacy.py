@@ -76,10 +76,11 @@ def test_cli_lists_latest_and_similar_for_the_operator(tmp_path):
     (tmp_path / "a.jpg").write_bytes(one)
     (tmp_path / "b.png").write_bytes(twin)
     (tmp_path / "c.txt").write_bytes(b"plain words " * 20)
-    docs = [json.loads(line) for line in run(tmp_path, "upload", "--json", "a.jpg", "b.png", "c.txt").stdout.splitlines()]
-    lines = run(tmp_path, "latest", "-n", "2").stdout.splitlines()
+    uploaded = run(tmp_path, "--embedded", "upload", "--json", "a.jpg", "b.png", "c.txt")
+    docs = [json.loads(line) for line in uploaded.stdout.splitlines()]
+    lines = run(tmp_path, "--embedded", "latest", "-n", "2").stdout.splitlines()
     assert len(lines) == 2 and docs[2]["url_p"] in lines[0] and docs[1]["url_p"] in lines[1]
     assert lines[0].rstrip().endswith("c.txt")
-    assert len(run(tmp_path, "latest", "--offset", "2").stdout.splitlines()) == 1
-    similar = run(tmp_path, "similar", docs[0]["filehash"]).stdout.splitlines()
+    assert len(run(tmp_path, "--embedded", "latest", "--offset", "2").stdout.splitlines()) == 1
+    similar = run(tmp_path, "--embedded", "similar", docs[0]["filehash"]).stdout.splitlines()
     assert len(similar) == 1 and docs[1]["url_p"] in similar[0]
