@@ -122,7 +122,8 @@ class Pserve:
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen | None = None
         self.console = os.path.join(directory, "console.log")
-        self.error_log = os.path.join(directory, "pastefile-error.log")
+        # production.ini logs to stderr, which the console file takes
+        self.error_log = self.console
 
     def start(self, timeout: float = 60.0) -> "Pserve":
         if not os.path.exists(PSERVE):
@@ -207,13 +208,10 @@ class Pserve:
             return ""
 
     def unhandled_errors(self) -> list[str]:
-        """Lines of the app's error log that report an unhandled exception (a 500)
+        """Lines of the app's log that report an unhandled exception (a 500)
         or a worker that died."""
-        try:
-            with open(self.error_log, errors="replace") as f:
-                return [line for line in f if "unhandled error" in line or "worker" in line and "failed" in line]
-        except FileNotFoundError:
-            return []
+        with open(self.error_log, errors="replace") as f:
+            return [line for line in f if "unhandled error" in line or "worker" in line and "failed" in line]
 
 
 def run_cli(ini: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

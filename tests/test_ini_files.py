@@ -49,4 +49,22 @@ def test_production_settings():
     assert server["trusted_proxy"]
     # enough requests in flight across the workers for group commit to batch
     assert int(server["workers"]) * int(server["threads"]) >= 8
-    assert "RotatingFileHandler" in parser["handler_file"]["class"]
+    # logs go to stderr (the journal), so no log folder must exist first
+    assert parser["logger_root"]["handlers"].strip() == "console"
+    assert parser["handler_console"]["args"].strip() == "(sys.stderr,)"
+
+
+def test_production_logging_starts_without_a_log_folder(tmp_path):
+    """The logging section loads as pserve loads it, on a machine with no
+    /var/log/pastefile, and what the app logs reaches stderr."""
+    import subprocess
+    import sys
+
+    script = (
+        "import logging, logging.config; "
+        f"logging.config.fileConfig({os.path.join(ROOT, 'production.ini')!r}, disable_existing_loggers=False); "
+        "logging.getLogger('pastefile.test').warning('hello from production logging')"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "hello from production logging" in done.stderr and "pastefile.test" in done.stderr
