@@ -37,6 +37,14 @@ def head_revision() -> str:
     return _revisions()[0]
 
 
+def _behind(revision: str | None) -> bool:
+    """Whether a database at ``revision`` (None: no schema) is older than this
+    code.  A revision the code does not know is newer (a rolled-back deploy):
+    not behind, so it starts and is ready."""
+    head, known = _revisions()
+    return revision is None or (revision != head and revision in known)
+
+
 @dataclass(frozen=True)
 class Readiness:
     """Each check's state (``ok``, ``degraded`` or ``failing``) and why the
@@ -77,10 +85,9 @@ def readiness(parts: Parts) -> Readiness:
         checks["database"] = FAILING
         reasons.append(f"database unreachable: {type(exc).__name__}")
     else:
-        head = head_revision()
-        checks["database"] = OK if revision == head else FAILING
-        if revision != head:
-            reasons.append(f"database schema at revision {revision or 'none'}, code needs {head}")
+        checks["database"] = FAILING if _behind(revision) else OK
+        if _behind(revision):
+            reasons.append(f"database schema at revision {revision or 'none'}, code needs {head_revision()}")
     try:
         parts.store.probe_writable()
     except OSError as exc:
@@ -105,10 +112,9 @@ def require_current_schema(parts: Parts) -> None:
     except SQLAlchemyError:
         log.warning("could not read the schema revision at start-up", exc_info=True)
         return
-    head, known = _revisions()
-    if revision == head or (revision is not None and revision not in known):
+    if not _behind(revision):
         return
     raise SchemaBehind(
-        f"the database schema is at revision {revision or 'none'} but this code needs {head}: "
+        f"the database schema is at revision {revision or 'none'} but this code needs {head_revision()}: "
         "run `pastefile -c YOUR.ini initdb`, or set pastefile.auto_migrate = true"
     )
