@@ -208,9 +208,9 @@ def test_every_answer_is_nosniff(webapp_factory, page_headers):
 
 def test_page_cache_is_bounded_by_bytes_too():
     """Preview pages of long texts are kept, but never more bytes than allowed."""
-    from pastefile.webapp.views.files import _PageCache
+    from pastefile.webapp.localcache import LocalLRU
 
-    cache = _PageCache(max_entries=100, max_bytes=1000)
+    cache = LocalLRU(max_entries=100, max_bytes=1000)
     for i in range(5):
         cache.put(("p", i), bytes(300))
     assert [cache.get(("p", i)) is not None for i in range(5)] == [False, False, True, True, True]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-import threading
-from collections import OrderedDict
 from typing import BinaryIO
 from urllib.parse import quote
 
@@ -15,6 +13,8 @@ from pyramid.response import Response
 from webob.acceptparse import create_accept_header
 
 from pastefile.core import Content, mimes
+
+from .localcache import LocalLRU
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 _CHUNK = 64 * 1024
@@ -111,28 +111,10 @@ def content_disposition(kind: str, filename: str) -> str:
 CHARSET_HEAD = 64 * 1024
 
 
-class _Charsets:
-    """Charset of each text blob, decided once per process: the bytes under
-    a content hash never change, so an entry never goes stale."""
-
-    def __init__(self, max_entries: int = 16384):
-        self.max_entries = max_entries
-        self._known: OrderedDict[str, str | None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, sha256: str):
-        with self._lock:
-            return self._known.get(sha256, _UNKNOWN)
-
-    def put(self, sha256: str, charset: str | None) -> None:
-        with self._lock:
-            self._known[sha256] = charset
-            while len(self._known) > self.max_entries:
-                self._known.popitem(last=False)
-
-
 _UNKNOWN = object()
-_charsets = _Charsets()
+# charset of each text blob, decided once per process: the bytes under a
+# content hash never change, so an entry never goes stale
+_charsets = LocalLRU(16384)
 
 
 def served_type(blob, content: Content) -> str:
@@ -142,7 +124,7 @@ def served_type(blob, content: Content) -> str:
     mimetype = blob.mimetype
     if not mimetype.startswith("text/") or mimes.is_active(mimetype):
         return mimetype
-    charset = _charsets.get(blob.sha256)
+    charset = _charsets.get(blob.sha256, _UNKNOWN)
     if charset is _UNKNOWN:
         data = content.data
         if data is None:

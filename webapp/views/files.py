@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import codecs
-import threading
-from collections import OrderedDict
 
 from pyramid.renderers import render
 from pyramid.response import Response
@@ -11,6 +9,7 @@ from pyramid.view import view_config
 
 from pastefile.core import NotFound, mimes
 
+from ..localcache import LocalLRU
 from ..responses import accel_path, content_response, json_body, json_body_response, json_response, served_type
 from .params import choice_param, int_param, signature_param, size_params
 
@@ -22,44 +21,17 @@ def _paste(request, key: str = "filehash"):
     return paste
 
 
-class _PageCache:
-    """Rendered answers (preview pages, JSON), per process.  A paste's page
-    depends only on the paste (its expiry, which a repeated upload can
-    extend, is part of the key) and the host it is seen from; the paste
-    itself is still looked up (shared cache or database) on every request,
-    so a removed paste is never shown from here.
-
-    Not ``core.cache.MemoryCache``: that one weighs an entry at its length
-    plus 64 bytes, takes only string keys (prefixed, checked, per get) and
-    keeps expiry times; here the key is a tuple, nothing expires and the
-    bound is the pages' own bytes."""
-
-    def __init__(self, max_entries: int = 2048, max_bytes: int = 64 << 20):
-        self.max_entries = max_entries
-        # text previews make pages of up to a few hundred KB: bounded by size too
-        self.max_bytes = max_bytes
-        self._bytes = 0
-        self._pages: OrderedDict[tuple, bytes] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple) -> bytes | None:
-        with self._lock:
-            page = self._pages.get(key)
-            if page is not None:
-                self._pages.move_to_end(key)
-            return page
-
-    def put(self, key: tuple, page: bytes) -> None:
-        with self._lock:
-            old = self._pages.pop(key, None)
-            self._bytes += len(page) - (len(old) if old is not None else 0)
-            self._pages[key] = page
-            while len(self._pages) > self.max_entries or self._bytes > self.max_bytes:
-                self._bytes -= len(self._pages.popitem(last=False)[1])
-
-
-_previews = _PageCache()
-_metas = _PageCache()
+# Rendered answers (preview pages, JSON), per process.  A paste's page
+# depends only on the paste (its expiry is part of the key) and the host it
+# is seen from; the paste itself is still looked up (shared cache or
+# database) on every request, so a removed paste is never shown from here.
+# Bounded by bytes too: text previews make pages of a few hundred KB.  (Not
+# core.cache.MemoryCache: string keys only, checked on every get, expiry
+# times and a per-entry overhead in its weight.)
+PAGES_MAX_ENTRIES = 2048
+PAGES_MAX_BYTES = 64 << 20
+_previews = LocalLRU(PAGES_MAX_ENTRIES, PAGES_MAX_BYTES)
+_metas = LocalLRU(PAGES_MAX_ENTRIES, PAGES_MAX_BYTES)
 
 
 def _similar(request, paste) -> list[dict]:
