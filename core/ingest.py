@@ -29,7 +29,7 @@ from .errors import EmptyFile, TooLarge, UnsupportedType, Unprocessable
 from .groupcommit import GroupCommitter
 from .imaging import image_facts
 from .models import utcnow
-from .parts import Parts
+from .parts import Concern, Parts
 from .records import PasteInfo
 from .renditions import Renditions
 from .repository import NewPaste
@@ -56,13 +56,9 @@ class _Pending:
     delete_token: str | None
 
 
-class Ingest:
+class Ingest(Concern):
     def __init__(self, parts: Parts, renditions: Renditions, committer: GroupCommitter | None = None):
-        self.parts = parts
-        self.settings = parts.settings
-        self.uow = parts.uow
-        self.store = parts.store
-        self.pastecache = parts.pastecache
+        super().__init__(parts)
         self.renditions = renditions
         # shared by every bound view: one writer queue per service
         self.committer = committer if committer is not None else self._new_committer()

@@ -14,7 +14,7 @@ from .cache import cache as read_through
 from .content import Content
 from .errors import InvalidRequest, NotFound
 from .models import Blob, PasteFile
-from .parts import Parts
+from .parts import Concern
 from .pastecache import LATEST, LATEST_EXPIRE, PASTE_BY_FILEHASH, PASTE_BY_ID
 from .records import PasteInfo, RenditionInfo, live
 from .utils import is_filehash
@@ -23,11 +23,7 @@ MAX_LATEST = 100
 MAX_SIMILAR = 50
 
 
-class Lookups:
-    def __init__(self, parts: Parts):
-        self.parts = parts
-        self.uow = parts.uow
-        self.pastecache = parts.pastecache
+class Lookups(Concern):
 
     # what the @cache loaders below read through
     @property

@@ -14,14 +14,10 @@ from sqlalchemy import Connection
 from pastefile.ext.hashing import copy_and_hash
 
 from . import repository
-from .parts import Parts
+from .parts import Concern
 
 
-class Maintenance:
-    def __init__(self, parts: Parts):
-        self.parts = parts
-        self.uow = parts.uow
-        self.store = parts.store
+class Maintenance(Concern):
 
     def fsck(self, repair: bool = False, grace: float = 3600.0, verify: bool = False) -> dict[str, int]:
         report = {"stale_temp": 0, "trash": 0, "orphan_files": 0, "missing_files": 0, "corrupt_files": 0,

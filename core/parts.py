@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session
 
-from .blobstore import FileSystemBlobStore
+from .blobstore import BlobStore
 from .coordination import Coordination
 from .pastecache import PasteCache
 from .records import PasteInfo, paste_from_row
@@ -22,7 +22,7 @@ class Parts:
 
     settings: Settings
     uow: UnitOfWork
-    store: FileSystemBlobStore
+    store: BlobStore
     links: ShortLinks
     pastecache: PasteCache
     coordination: Coordination
@@ -33,3 +33,15 @@ class Parts:
     def info(self, row: Mapping, delete_token: str | None = None) -> PasteInfo:
         """A paste from its row, with its short link."""
         return paste_from_row(row, self.links.encode(row["id"]), delete_token)
+
+
+class Concern:
+    """One concern of the service (ingest, lookups, renditions, removal,
+    maintenance), with the shared pieces it reads at hand."""
+
+    def __init__(self, parts: Parts):
+        self.parts = parts
+        self.settings = parts.settings
+        self.uow = parts.uow
+        self.store = parts.store
+        self.pastecache = parts.pastecache

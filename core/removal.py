@@ -20,7 +20,7 @@ from . import repository
 from .errors import Forbidden, NotFound
 from .ingest import token_hash
 from .models import utcnow
-from .parts import Parts
+from .parts import Concern
 from .records import PasteInfo
 from .utils import is_filehash
 
@@ -28,12 +28,7 @@ from .utils import is_filehash
 Work = Callable[[Connection], tuple[Any, repository.Removed, list[bytes]]]
 
 
-class Removal:
-    def __init__(self, parts: Parts):
-        self.parts = parts
-        self.uow = parts.uow
-        self.store = parts.store
-        self.pastecache = parts.pastecache
+class Removal(Concern):
 
     def delete(self, filehash: str, token: str) -> PasteInfo:
         if not isinstance(filehash, str) or not is_filehash(filehash):

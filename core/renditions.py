@@ -21,7 +21,7 @@ from .errors import Forbidden, InvalidRequest, NotFound, UnsupportedType, Unproc
 from .imaging import ENCODER_VERSION, ImageError, ImageTooLarge, RenditionSpec, UndecodableImage, image_facts, render
 from .lookups import Lookups
 from .models import utcnow
-from .parts import Parts
+from .parts import Concern, Parts
 from .pastecache import rendition_key
 from .records import PasteInfo, RenditionInfo, rendition_from_row
 from .settings import parse_size
@@ -30,13 +30,9 @@ if TYPE_CHECKING:
     from .ingest import Ingest
 
 
-class Renditions:
+class Renditions(Concern):
     def __init__(self, parts: Parts, lookups: Lookups):
-        self.parts = parts
-        self.settings = parts.settings
-        self.uow = parts.uow
-        self.store = parts.store
-        self.pastecache = parts.pastecache
+        super().__init__(parts)
         self.lookups = lookups
         self._offered_sizes = frozenset(parse_size(size) for size in self.settings.rendition_sizes)
 
