@@ -311,3 +311,54 @@ def test_single_flight_threads_on_postgresql(engine):
     for t in threads:
         t.join(60)
     assert most[0] == 1 and engine.pool.checkedout() == 0
+
+
+# -- two nodes of one deployment -----------------------------------------------------------
+
+
+@pytest.fixture
+def two_nodes(tmp_path, fresh_pg_url, memcached_nodes, monkeypatch):
+    """Two services as two machines: their own storage roots, one database,
+    one memcached key space, coordination chosen by the factory."""
+    from pastefile.core import PasteFileService, coordination
+
+    from .conftest import settings_for
+
+    flights_engine = db.make_engine(fresh_pg_url)
+    monkeypatch.setattr(
+        coordination, "local",
+        lambda root, cache, key, expire=0, limits=(0, 0, 60.0): for_deployment(
+            root, cache, flights_engine, key, expire, limits),
+    )
+    settings = settings_for("postgresql", tmp_path / "one", pg_url=fresh_pg_url, memcached=memcached_nodes,
+                            **{"pastefile.rate_limit.uploads": "3"})
+    one = PasteFileService(settings)
+    one.initdb()
+    two = PasteFileService({**settings, "pastefile.storage_root": str(tmp_path / "two" / "files")})
+    assert one.store.root != two.store.root
+    yield one, two
+    two.close()
+    one.close()
+    flights_engine.dispose()
+
+
+def test_a_paste_removed_on_one_node_is_gone_on_the_other_within_a_second(two_nodes):
+    import io
+
+    from .conftest import random_text
+
+    one, two = two_nodes
+    paste = one.upload(io.BytesIO(random_text(777)), "shared.txt")
+    assert two.get(paste.filehash) == paste  # now kept in the other node's process
+    one.delete(paste.filehash, paste.delete_token)
+    assert one.get(paste.filehash) is None
+    deadline = time.monotonic() + 1.0
+    while two.get(paste.filehash) is not None:
+        assert time.monotonic() < deadline, "the other node still answers the removed paste"
+        time.sleep(0.02)
+
+
+def test_upload_allowance_is_shared_by_the_nodes(two_nodes):
+    one, two = two_nodes
+    statuses = [(one if i % 2 else two).admit_upload("192.0.2.77", 100).status for i in range(5)]
+    assert statuses.count(0) == 3 and statuses[3:] == [429, 429]
