@@ -60,6 +60,9 @@ class StagedBlob:
     fd: int = -1
     # tmp/placed-*: the file's second name once it is placed at its address
     marker: str | None = None
+    # an object store's staging object holding the bytes (a multipart upload
+    # streamed while they arrived), copied to the address on commit
+    key: str | None = None
 
     @property
     def hexdigest(self) -> str:
@@ -264,6 +267,26 @@ class BlobStore(abc.ABC):
     def path(self, sha256: bytes) -> str | None:
         """A local file holding the blob, or None where the store has none."""
 
+    @abc.abstractmethod
+    def exists(self, sha256: bytes) -> bool: ...
+
+    @abc.abstractmethod
+    def size(self, sha256: bytes) -> int | None:
+        """The stored blob's size; None when it is not there."""
+
+    @abc.abstractmethod
+    def hash(self, sha256: bytes) -> CopyResult | None:
+        """SHA-256 and size of the stored bytes, re-read through the C
+        hasher; None when the blob is not there."""
+
+    def ensure_bucket(self) -> bool:
+        """Create what the store needs before the first upload (an object
+        store's bucket); False when there was nothing to create."""
+        return False
+
+    def after_fork(self) -> None:
+        """Drop what a forked child must not share with its parent (sockets)."""
+
     # -- removal ---------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -405,25 +428,8 @@ class FileSystemBlobStore(BlobStore):
         (path, descriptor holding their lock) for the caller to settle
         against the database (:meth:`unplace`, then unlink and close).
         Returns (removed, placed)."""
-        removed, placed = 0, []
-        for entry in os.scandir(self.temp_dir):
-            if not entry.name.startswith((TEMP_PREFIX, PLACED_PREFIX)):
-                continue
-            try:
-                fd = os.open(entry.path, os.O_RDONLY)
-            except FileNotFoundError:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)  # an upload in flight
-                continue
-            if entry.name.startswith(PLACED_PREFIX):
-                placed.append((entry.path, fd))
-                continue
-            _unlink(entry.path)
-            os.close(fd)
-            removed += 1
+        placed: list[tuple[str, int]] = []
+        removed = sweep_local_temp(self.temp_dir, placed)
         return removed, placed
 
     def unplace(self, sha256: bytes, fd: int) -> bool:
@@ -444,6 +450,19 @@ class FileSystemBlobStore(BlobStore):
 
     def exists(self, sha256: bytes) -> bool:
         return os.path.exists(self.path(sha256))
+
+    def size(self, sha256: bytes) -> int | None:
+        try:
+            return os.path.getsize(self.path(sha256))
+        except FileNotFoundError:
+            return None
+
+    def hash(self, sha256: bytes) -> CopyResult | None:
+        try:
+            with open(self.path(sha256), "rb") as src, open(os.devnull, "wb") as sink:
+                return copy_and_hash(src, sink)
+        except FileNotFoundError:
+            return None
 
     def open(self, sha256: bytes) -> BinaryIO:
         return open(self.path(sha256), "rb")
@@ -510,6 +529,35 @@ class FileSystemBlobStore(BlobStore):
         fd, path = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=self.temp_dir)
         os.close(fd)
         os.unlink(path)
+
+
+def sweep_local_temp(temp_dir: str, placed: list[tuple[str, int]] | None = None) -> int:
+    """Remove the staged temp files under ``temp_dir`` whose writer is gone
+    (nobody holds their flock), at any age; with ``placed``, collect the
+    ``placed-*`` markers a dead writer left, each with a descriptor holding
+    its lock.  Returns how many staged files went."""
+    removed = 0
+    for entry in os.scandir(temp_dir):
+        if not entry.name.startswith((TEMP_PREFIX, PLACED_PREFIX)):
+            continue
+        if entry.name.startswith(PLACED_PREFIX) and placed is None:
+            continue
+        try:
+            fd = os.open(entry.path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)  # an upload in flight
+            continue
+        if entry.name.startswith(PLACED_PREFIX):
+            placed.append((entry.path, fd))
+            continue
+        _unlink(entry.path)
+        os.close(fd)
+        removed += 1
+    return removed
 
 
 def _release(staged: StagedBlob) -> None:

@@ -176,6 +176,21 @@ def cmd_fsck(args) -> int:
     return 0 if not (report["missing_files"] or report["corrupt_files"]) else 1
 
 
+def cmd_migrate_store(args) -> int:
+    from tqdm import tqdm
+
+    service = _service(args, links=False)
+    with tqdm(unit="blob", disable=args.quiet, file=sys.stderr, desc=f"to {args.to}") as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        report = service.migrate_store(args.to, progress)
+    print(json.dumps(report))
+    return 0 if not report["corrupt"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pastefile", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -226,6 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
     fsck.add_argument("--verify", action="store_true", help="re-hash every file (slow; sizes are always checked)")
     fsck.add_argument("--grace", type=float, default=3600.0, help="leave files younger than this many seconds (default 3600)")
     fsck.set_defaults(func=cmd_fsck)
+
+    move = sub.add_parser(
+        "migrate-store",
+        help="copy every blob to the other store (file <-> s3), verified; resumable, safe while serving",
+    )
+    move.add_argument("--to", required=True, choices=("s3", "file"), help="the store the blobs go to")
+    move.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    move.set_defaults(func=cmd_migrate_store)
     return parser
 
 

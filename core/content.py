@@ -3,6 +3,7 @@ where blobs live: the bytes themselves, or a file it may send."""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -12,14 +13,18 @@ _new = object.__new__
 @dataclass(frozen=True)
 class Content:
     """Exactly one of ``data`` (bytes kept in the row, read from a cache or
-    the database) and ``path`` (a file on this host).  ``relative`` is that
+    the database), ``path`` (a file on this host) and ``opener`` (an object
+    in an object store, opened as a seekable stream).  ``relative`` is the
     file's '/'-separated path under the store's root, what an nginx internal
-    location mapped onto the root needs for ``X-Accel-Redirect``.  An object
-    store would add a ``url`` to redirect to."""
+    location mapped onto the root needs for ``X-Accel-Redirect``.
+    ``presign(content_type, content_disposition)``, when the store serves
+    by redirect, gives a short-lived URL that answers with those headers."""
 
     data: bytes | None = None
     path: str | None = None
     relative: str | None = None
+    opener: Callable[[], BinaryIO] | None = None
+    presign: Callable[[str, str], str] | None = None
 
     @classmethod
     def of_bytes(cls, data: bytes) -> "Content":
@@ -33,4 +38,8 @@ class Content:
 
     def open(self) -> BinaryIO:
         """The bytes as a binary file object (the caller closes it)."""
-        return io.BytesIO(self.data) if self.data is not None else open(self.path, "rb")
+        if self.data is not None:
+            return io.BytesIO(self.data)
+        if self.opener is not None:
+            return self.opener()
+        return open(self.path, "rb")

@@ -4,9 +4,10 @@ start-up).  Every change to a blob's file is made under the blob's lock, so
 a concurrent upload of the same bytes keeps its file."""
 from __future__ import annotations
 
+import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection
@@ -14,7 +15,10 @@ from sqlalchemy import Connection
 from pastefile.ext.hashing import copy_and_hash
 
 from . import repository
+from .blobstore import BlobStore
 from .parts import Concern
+
+log = logging.getLogger(__name__)
 
 
 class Maintenance(Concern):
@@ -76,16 +80,11 @@ class Maintenance(Concern):
             yield conn
 
     def _file_matches(self, sha: bytes, size: int, verify: bool) -> bool:
-        path = self.store.path(sha)
-        try:
-            if os.path.getsize(path) != size:
-                return False
-            if not verify:
-                return True
-            result = hash_file(path)
-        except FileNotFoundError:
-            return True  # removed meanwhile: not corrupt
-        return result.digest == sha and result.size == size
+        if not verify:
+            stored = self.store.size(sha)
+            return stored is None or stored == size  # None: removed meanwhile, not corrupt
+        result = self.store.hash(sha)
+        return result is None or (result.digest == sha and result.size == size)
 
     def _repair(self, trashed: list[tuple[str, bytes]], orphans: set[bytes]) -> None:
         for path, sha in trashed:
@@ -112,3 +111,60 @@ def hash_file(path: str):
     """SHA-256 and size of a file, read by the C extension without the GIL."""
     with open(path, "rb") as src, open(os.devnull, "wb") as sink:
         return copy_and_hash(src, sink)
+
+
+class StoreMigration(Concern):
+    """Copy every file-backed blob (pastes' and renditions') from one store
+    to the other while the service keeps serving: each copy is re-hashed as
+    it streams and must match its address; what is there already is left
+    alone, so an interrupted run resumes where it stopped and a second run
+    finds nothing to do."""
+
+    def run(self, source: BlobStore, target: BlobStore, progress: Callable[[int, int], None] | None = None,
+            ) -> dict[str, int]:
+        report = {"blobs": 0, "copied": 0, "present": 0, "gone": 0, "corrupt": 0, "bytes": 0}
+        target.ensure_bucket()
+        with self.uow.connection() as conn:
+            sizes = sorted(repository.blob_sizes(conn).items())
+        report["blobs"] = len(sizes)
+        for done, (sha, size) in enumerate(sizes, 1):
+            outcome = self._move(source, target, sha, size)
+            report[outcome] += 1
+            if outcome == "copied":
+                report["bytes"] += size
+            if progress is not None:
+                progress(done, len(sizes))
+        return report
+
+    def _move(self, source: BlobStore, target: BlobStore, sha: bytes, size: int) -> str:
+        there = target.size(sha)
+        if there == size:
+            return "present"
+        try:
+            reader = source.open(sha)
+        except FileNotFoundError:
+            return "present" if there == size else "gone"
+        with reader:
+            staged = target.stage(reader)
+        try:
+            if staged.sha256 != sha or staged.size != size:
+                log.error("blob %s does not match its address in the old store; not copied", sha.hex())
+                return "corrupt"
+            if there is not None:
+                # a wrong object at the address (a torn earlier copy): replace it
+                trashed = target.trash(sha)
+                if trashed:
+                    target.purge(trashed)
+            target.commit(staged)
+            # removed while it was copied? then the copy must not stay behind
+            with self.blob_locked(sha) as conn:
+                if not repository.has_blob(conn, sha):
+                    trashed = target.trash(sha)
+                    if trashed:
+                        target.purge(trashed)
+                    return "gone"
+            return "copied"
+        finally:
+            target.settle(staged)
+
+    blob_locked = Maintenance.blob_locked

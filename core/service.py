@@ -24,6 +24,7 @@ transactions, ``coordination`` for what processes agree on).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import weakref
@@ -35,7 +36,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import coordination, db, health
-from .blobstore import FileSystemBlobStore, StagedBlob, StagingWriter
+from .blobstore import BlobStore, StagedBlob, StagingWriter
 from .cache import Cache, MemoryCache, make_cache
 from .content import Content
 from .groupcommit import GroupCommitter
@@ -43,7 +44,7 @@ from .health import Readiness
 from .imaging import RenditionSpec
 from .ingest import Ingest
 from .lookups import MAX_LATEST, MAX_SIMILAR, Lookups
-from .maintenance import Maintenance
+from .maintenance import Maintenance, StoreMigration
 from .parts import Parts
 from .pastecache import LATEST_EXPIRE, LOCAL_ROW_TTL, SIMILAR_GENERATION, PasteCache
 from .pastecache import named_key as _named_key  # noqa: F401 - the name tests import from here
@@ -54,6 +55,7 @@ from .renditions import Renditions
 from .settings import Settings
 from .shortlink import ShortLinks
 from .similar import SimilarIndex
+from .stores import configured_store, make_store
 from .uow import UnitOfWork
 
 
@@ -75,9 +77,9 @@ class PasteFileService:
             max_entries=settings.cache_memory_size,
             max_bytes=settings.cache_memory_bytes,
         )
-        store = FileSystemBlobStore(settings.storage_root, settings.inline_max)
+        store = configured_store(settings)
         coordinated = coordination.local(
-            store.root, backend, SIMILAR_GENERATION, settings.cache_expire,
+            settings.storage_root, backend, SIMILAR_GENERATION, settings.cache_expire,
             (settings.rate_limit_uploads, settings.rate_limit_bytes, settings.rate_limit_window),
         )
         self._wire(Parts(
@@ -130,7 +132,7 @@ class PasteFileService:
         self._parts.pastecache.backend = backend
 
     @property
-    def store(self) -> FileSystemBlobStore:
+    def store(self) -> BlobStore:
         return self._parts.store
 
     @property
@@ -153,8 +155,10 @@ class PasteFileService:
         return bound
 
     def initdb(self) -> None:
-        """Create or upgrade the schema (Alembic ``upgrade head``)."""
+        """Create or upgrade the schema (Alembic ``upgrade head``), and the
+        object store's bucket when it is missing."""
         db.upgrade(self.engine)
+        self._parts.store.ensure_bucket()
 
     def readiness(self) -> Readiness:
         """Whether this process can serve now: the database answers at the
@@ -424,6 +428,19 @@ class PasteFileService:
         """
         return self._maintenance.fsck(repair, grace, verify)
 
+    def migrate_store(self, to: str, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+        """Copy every file-backed blob (pastes' and renditions') into the
+        ``to`` store ("s3" or "file") from the other one, each re-hashed
+        while it streams; resumable, and a no-op once everything is there.
+        Run it while the service reads through ``store.fallback``; then
+        switch ``store``.  ``progress(blobs_done, blobs_in_all)``."""
+        if to not in ("s3", "file"):
+            raise ValueError(f"expected s3 or file, got {to!r}")
+        # every blob goes to the target as an object or a file, whatever its size
+        settings = dataclasses.replace(self.settings, inline_max=0)
+        source = make_store(settings, "file" if to == "s3" else "s3")
+        return StoreMigration(self._parts).run(source, make_store(settings, to), progress)
+
     def sweep(self) -> dict[str, int]:
         """Settle what crashed or failed uploads left, at any age, reading
         only the store's tmp/: staged files nobody writes any more are
@@ -439,6 +456,7 @@ def _after_fork_in_child(ref: weakref.ref) -> None:
     if service is not None:
         service.engine.dispose(close=False)
         service._parts.pastecache.after_fork()
+        service._parts.store.after_fork()
 
 
 __all__ = [

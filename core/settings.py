@@ -35,7 +35,9 @@ PLACEHOLDER_SYMLINK_KEYS = frozenset({DEV_SYMLINK_KEY, "development-only-key", "
 ENVIRONMENTS = ("development", "production")
 STRIP_LEVELS = ("location", "all", "none")
 # field name prefixes that stand for a dotted group: cache_servers <-> pastefile.cache.servers
-_GROUPS = ("cache_", "rate_limit_")
+_GROUPS = ("cache_", "rate_limit_", "s3_", "store_")
+STORES = ("file", "s3")
+S3_SERVE = ("proxy", "redirect")
 
 
 def env_name(key: str) -> str:
@@ -147,6 +149,23 @@ class Settings:
     rate_limit_uploads: int = 0
     rate_limit_bytes: int = 0
     rate_limit_window: int = 60
+    # where blobs live: "file" (under storage_root) or "s3" (an
+    # S3-compatible object store; storage_root then only holds this node's
+    # scratch files).  While blobs move between stores (pastefile
+    # migrate-store), store.fallback names the old one: reads look there for
+    # what has not moved yet
+    store: str = "file"
+    store_fallback: str = ""
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_region: str = "us-east-1"
+    # empty: the standard AWS chain (AWS_ACCESS_KEY_ID, shared config, ...)
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    # "proxy": the app streams objects; "redirect": a 302 to a presigned GET
+    s3_serve: str = "proxy"
+    s3_part_size: int = 16 << 20
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -205,6 +224,16 @@ class Settings:
             raise SettingsError(PREFIX + "strip_metadata", f"expected one of {', '.join(STRIP_LEVELS)}, got {self.strip_metadata!r}")
         if self.similar_distance > 64:
             raise SettingsError(PREFIX + "similar_distance", "must be between 0 and 64")
+        if self.store not in STORES:
+            raise SettingsError(PREFIX + "store", f"expected file or s3, got {self.store!r}")
+        if self.store_fallback and (self.store_fallback not in STORES or self.store_fallback == self.store):
+            raise SettingsError(PREFIX + "store.fallback", f"expected the other store than {self.store!r}, got {self.store_fallback!r}")
+        if "s3" in (self.store, self.store_fallback) and not self.s3_bucket:
+            raise SettingsError(PREFIX + "s3.bucket", "the s3 store needs a bucket")
+        if self.s3_serve not in S3_SERVE:
+            raise SettingsError(PREFIX + "s3.serve", f"expected proxy or redirect, got {self.s3_serve!r}")
+        if self.s3_part_size < 5 << 20:
+            raise SettingsError(PREFIX + "s3.part_size", "must be at least 5M (the smallest part S3 takes)")
         if "://" not in self.db_url:
             raise SettingsError(PREFIX + "db_url", f"expected an SQLAlchemy URL, got {self.db_url!r}")
 
@@ -231,7 +260,7 @@ _INT_FIELDS = {
     "rate_limit_uploads": 0,
     "rate_limit_window": 1,
 }
-_SIZE_FIELDS = {"max_upload_size", "cache_variant_max", "cache_memory_bytes", "cache_local_bytes"}
+_SIZE_FIELDS = {"max_upload_size", "cache_variant_max", "cache_memory_bytes", "cache_local_bytes", "s3_part_size"}
 _ZERO_SIZE_FIELDS = {"inline_max", "rate_limit_bytes"}
 _BOOL_FIELDS = {"allow_upscale", "auto_migrate", "page_security_headers", "public_latest", "public_similar"}
 _LIST_FIELDS = {"allowed_types", "cache_servers", "rendition_sizes"}
@@ -248,6 +277,6 @@ def _convert(key: str, name: str, raw: object) -> object:
         return to_bool(key, raw)
     if name in _LIST_FIELDS:
         return _to_list(raw)
-    if name == "strip_metadata":
+    if name in ("strip_metadata", "store", "store_fallback", "s3_serve"):
         return str(raw).strip().lower()
     return str(raw).strip()

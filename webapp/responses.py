@@ -299,6 +299,25 @@ def content_response(
     return response
 
 
+def redirect_response(request, content: Content, *, mimetype: str, etag: str, filename: str,
+                      attachment: bool) -> Response:
+    """A 302 to a presigned GET of the object, which answers with the
+    headers the app would send (type, disposition); a 304 for a matching
+    If-None-Match, without going to the store.  The redirect itself is not
+    cached: its URL expires."""
+    if mimes.is_active(mimetype.partition(";")[0].strip()):
+        attachment = True
+        mimetype = "application/octet-stream"
+    headerlist = [("ETag", f'"{etag}"'), ("X-Content-Type-Options", "nosniff")]
+    if etag in request.if_none_match:
+        headerlist.append(("Cache-Control", IMMUTABLE))
+        return Response(status=304, headerlist=headerlist)
+    disposition = content_disposition("attachment" if attachment else "inline", filename)
+    headerlist += [("Location", content.presign(mimetype, disposition)), ("Cache-Control", "no-store"),
+                   ("Content-Length", "0")]
+    return Response(status=302, headerlist=headerlist)
+
+
 def accel_path(request, content: Content) -> str | None:
     """``X-Accel-Redirect`` target for a file when ``pastefile.accel_redirect``
     names the nginx internal location that maps onto the storage root."""

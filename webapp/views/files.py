@@ -10,7 +10,9 @@ from pyramid.view import view_config
 from pastefile.core import NotFound, mimes
 
 from ..localcache import LocalLRU
-from ..responses import accel_path, content_response, json_body, json_body_response, json_response, served_type
+from ..responses import (
+    accel_path, content_response, json_body, json_body_response, json_response, redirect_response, served_type,
+)
 from .params import choice_param, int_param, signature_param, size_params
 
 
@@ -98,6 +100,13 @@ def _serve_blob(request, blob, *, filename: str, attachment: bool) -> Response:
     """A paste's bytes or a rendition's: the same ranges, ETag and sendfile."""
     content = request.pastefile.content(blob)
     data = content.data
+    if content.presign is not None:  # an object store that serves by redirect
+        if attachment and not blob.mimetype.startswith("text/"):
+            mimetype = "application/octet-stream"
+        else:
+            mimetype = served_type(blob, content)
+        return redirect_response(request, content, mimetype=mimetype, etag=blob.etag, filename=filename,
+                                 attachment=attachment)
     if data is not None:  # bytes kept in the row: from the cache, else the database
         fileobj = accel = None
     else:
