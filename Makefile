@@ -13,6 +13,9 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := build-essential python3-dev python3-venv postgresql memcached libpq-dev libssl-dev \
 	libmagic1 libjpeg-dev zlib1g-dev libvips42 chromium chromium-driver fonts-liberation wrk curl \
 	libimage-exiftool-perl
+# installed with --no-install-recommends (the recommends pull in ceph-mgr, its
+# Python modules and more); the throwaway S3 gateway of the tests (tests/ceph.py)
+APT_NORECOMMENDS := radosgw ceph-mon ceph-osd
 PYTEST_ARGS ?=
 # e.g. make bench LOAD_ARGS="--seconds 4 --repeats 1" or LOAD_ARGS="--only upload-64k read-i"
 LOAD_ARGS ?=
@@ -32,6 +35,18 @@ deps:
 	  else echo "root is needed to install:$$missing" >&2; exit 1; fi; \
 	  $$sudo apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi; \
+	missing=""; \
+	for p in $(APT_NORECOMMENDS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages without recommends:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+	  else echo "root is needed to install:$$missing" >&2; exit 1; fi; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 $(BIN)/python:

@@ -17,7 +17,11 @@ from pastefile.core import PasteFileService, db
 
 from .servers import Memcached, PostgresCluster
 
-BACKENDS = ["sqlite", "postgresql"]
+# sqlite: the embedded default (SQLite, in-process cache, files);
+# postgresql: PostgreSQL + memcached + files; s3: the several-node stack,
+# PostgreSQL + memcached + objects in a real Ceph RADOS Gateway
+BACKENDS = ["sqlite", "postgresql", "s3"]
+S3_BUCKET = "pastefile-tests"
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +77,18 @@ def memcached_nodes():
         node.stop()
 
 
-def settings_for(backend: str, tmp_path, *, pg_url: str | None = None, memcached=None, **extra) -> dict:
+@pytest.fixture(scope="session")
+def rgw():
+    """One throwaway Ceph RADOS Gateway (S3) for the session; a missing or
+    broken Ceph raises ServerError, so the tests that use it fail."""
+    from .ceph import CephRGW
+
+    gateway = CephRGW().start()
+    yield gateway
+    gateway.stop()
+
+
+def settings_for(backend: str, tmp_path, *, pg_url: str | None = None, memcached=None, rgw=None, **extra) -> dict:
     settings = {
         "pastefile.storage_root": str(tmp_path / "files"),
         "pastefile.symlink_key": "test-key",
@@ -93,8 +108,30 @@ def settings_for(backend: str, tmp_path, *, pg_url: str | None = None, memcached
             "pastefile.cache.backend": "memcached",
             "pastefile.cache.servers": " ".join(node.address for node in memcached),
         })
+    if backend == "s3":
+        settings.update(s3_settings(rgw, tmp_path))
     settings.update(extra)
     return settings
+
+
+def s3_settings(rgw, tmp_path) -> dict:
+    """The s3 store on the session's gateway, under a prefix of this test's
+    own (services of one test share it, as nodes share a bucket)."""
+    return {
+        "pastefile.store": "s3",
+        "pastefile.s3.endpoint_url": rgw.endpoint_url,
+        "pastefile.s3.bucket": S3_BUCKET,
+        "pastefile.s3.prefix": "t" + uuid.uuid5(uuid.NAMESPACE_URL, str(tmp_path)).hex[:16],
+        "pastefile.s3.access_key_id": rgw.access_key,
+        "pastefile.s3.secret_access_key": rgw.secret_key,
+        # the smallest part S3 takes: tests reach multipart with small bodies
+        "pastefile.s3.part_size": "5M",
+    }
+
+
+def needs_s3(request, backend: str):
+    """The session's gateway when ``backend`` stores objects, else None."""
+    return request.getfixturevalue("rgw") if backend == "s3" else None
 
 
 def pg_service(tmp_path, url: str, nodes, inline_max: str) -> PasteFileService:
@@ -126,7 +163,9 @@ def service_factory(request, backend, tmp_path):
         else:
             pg_url = request.getfixturevalue("pg_url")
             nodes = request.getfixturevalue("memcached_nodes")
-            svc = PasteFileService(settings_for("postgresql", tmp_path, pg_url=pg_url, memcached=nodes, **extra))
+            svc = PasteFileService(settings_for(backend, tmp_path, pg_url=pg_url, memcached=nodes,
+                                                rgw=needs_s3(request, backend), **extra))
+            svc.store.ensure_bucket()
             if not cleanups:
                 cleanups.append(functools.partial(_empty_tables, svc.settings.db_url))
         cleanups.append(svc.close)
@@ -157,10 +196,11 @@ def webapp_settings(request, backend: str, tmp_path, **extra) -> dict:
     if backend == "sqlite":
         return settings_for("sqlite", tmp_path, **extra)
     return settings_for(
-        "postgresql",
+        backend,
         tmp_path,
         pg_url=request.getfixturevalue("webapp_pg_url"),
         memcached=request.getfixturevalue("memcached_nodes"),
+        rgw=needs_s3(request, backend),
         **extra,
     )
 
@@ -176,6 +216,7 @@ def webapp_factory(request, backend, tmp_path):
 
     def make(**extra):
         app = WebApp(pastefile.webapp.main({}, **webapp_settings(request, backend, tmp_path, **extra)))
+        app.service.store.ensure_bucket()
         apps.append(app)
         return app
 
@@ -190,7 +231,10 @@ def webapp(webapp_factory):
 
 
 def blob_files(service) -> list[str]:
-    """Committed blob files (not temp files, locks or files being removed)."""
+    """Committed blob files (not temp files, locks or files being removed);
+    on an object store, the stored blobs' hex names."""
+    if not hasattr(service.store, "root"):
+        return sorted(sha.hex() for sha in service.store.iter_hashes())
     root = service.store.root
     skip = tuple(os.path.join(root, d) for d in ("tmp", "locks", "trash"))
     return sorted(os.path.join(d, f) for d, _, files in os.walk(root) if not d.startswith(skip) for f in files)
