@@ -122,8 +122,8 @@ class StampAndCacheEntry(Announcements):
     their next look (one stat), other nodes within ``interval`` seconds,
     since each process reads memcached at most once per ``interval``.
 
-    The token is None while memcached cannot be reached, never a stale
-    value that would let rows cached in a process be trusted.  A key missing
+    The token is None once a read of memcached fails (until one succeeds),
+    so a dead cache is never mistaken for "nothing removed".  A key missing
     from memcached (a cold or restarted node, an eviction) is replaced by a
     new token, which reads as a change: processes drop rows they keep.
     """
@@ -196,7 +196,8 @@ def local(
     storage_root: str, cache: Cache, image_generation_key: str, expire: int = 0,
     upload_limits: tuple[int, int, float] = (0, 0, 60.0),
 ) -> Coordination:
-    """Today's implementations, for processes that share ``storage_root``:
+    """The implementations of one host, for processes that share ``storage_root``
+    (:func:`for_deployment` picks shared ones where the deployment has them):
     flock'ed lock files and stamp files under ``storage_root/locks``, the
     database's per-blob locks, and, with memcached, the near-duplicate
     generation in the cache under ``image_generation_key`` (a cache of one

@@ -362,3 +362,38 @@ def test_upload_allowance_is_shared_by_the_nodes(two_nodes):
     one, two = two_nodes
     statuses = [(one if i % 2 else two).admit_upload("192.0.2.77", 100).status for i in range(5)]
     assert statuses.count(0) == 3 and statuses[3:] == [429, 429]
+
+
+def test_the_same_resize_on_two_nodes_is_rendered_once(two_nodes):
+    import io
+
+    from .conftest import make_image
+
+    one, two = two_nodes
+    source = one.upload(io.BytesIO(make_image("PNG", (96, 64), seed=9191)), "source.png")
+    renders, barrier = [], threading.Barrier(2)
+    for node in (one, two):
+        produce = node._renditions.produce
+
+        def slow_produce(*args, _produce=produce, **kwargs):
+            renders.append(1)
+            time.sleep(0.3)  # long enough for the other node to ask meanwhile
+            return _produce(*args, **kwargs)
+
+        node._renditions.produce = slow_produce
+    results, errors = {}, []
+
+    def ask(node):
+        try:
+            barrier.wait(10)
+            results[node] = node.rendition(source.filehash, 32, 32)
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask, args=(node,)) for node in (one, two)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and len(renders) == 1
+    assert results[one].sha256 == results[two].sha256
