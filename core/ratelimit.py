@@ -14,9 +14,9 @@ its own.  :class:`UploadLimiter` keeps the buckets in its process: with
 ``workers = N`` a client spread over N processes may get up to N times the
 limit.  It is the local implementation of
 :class:`pastefile.core.coordination.UploadCounters`.
-:class:`SharedUploadCounters` keeps counters in memcached instead, so the
-allowance holds across every worker of every node; while memcached cannot
-be reached it falls back to an :class:`UploadLimiter` of its own.
+:class:`SharedUploadCounters` keeps the same buckets in memcached instead,
+so the allowance holds across every worker of every node; while memcached
+cannot be reached it falls back to an :class:`UploadLimiter` of its own.
 """
 from __future__ import annotations
 
@@ -83,19 +83,25 @@ class _CacheDown(Exception):
 
 # memcached reads an expiry past 30 days as a point in time
 _MAX_RELATIVE_EXPIRE = 30 * 24 * 3600
+# compare-and-swap rounds one admission tries: each lost round is another
+# request of the same client that won, so only a flood of them exhausts it
+_CAS_ROUNDS = 64
 
 
 class SharedUploadCounters:
-    """Counters in memcached per client and fixed window of ``window``
-    seconds (the window is ``floor(time / window)``, the same on every node
-    with a synchronized clock): ``uploads`` requests and ``max_bytes``
-    declared bytes per window (0: that limit is off).
+    """The buckets of :class:`UploadLimiter`, for ``uploads`` requests and
+    ``max_bytes`` declared bytes per ``window`` seconds (0: that limit is
+    off), kept in memcached so that they hold across every worker of every
+    node: the same verdicts and ``Retry-After`` as in one process.
 
-    A request increments its client's counters (``incr``, or ``add`` for
-    the first of a window), so at most ``uploads`` are admitted per window
-    whatever worker or node they reach; a refused request gives back what
-    it took.  Refusals wait for the window to turn (``Retry-After``), and a
-    client may send up to twice its allowance across the turn of a window.
+    Each bucket is one value per client, the moment it will be full again
+    (GCRA: a bucket of ``limit`` units refilled at ``limit / window`` per
+    second is full at ``tat``; a request of ``n`` units fits while
+    ``max(tat, now) + n * window / limit`` is at most ``now + window``),
+    changed with ``gets``/``cas`` so that concurrent requests never both
+    take the last unit.  A refused request takes nothing.  The moment is
+    wall-clock time: nodes need synchronized clocks (a node ``s`` seconds
+    ahead sees ``s * limit / window`` more units).
 
     When memcached fails (an error, a timeout, a node in the client's retry
     window) the request is judged by a process-local :class:`UploadLimiter`
@@ -105,76 +111,87 @@ class SharedUploadCounters:
 
     def __init__(self, cache, uploads: int, max_bytes: int, window: float = 60.0, *, clock=time.time,
                  fallback: UploadLimiter | None = None):
-        # ``cache``: a MemcachedCache (its client and key scheme; counters
-        # need incr/decr and to tell a miss from a failure)
+        # ``cache``: a MemcachedCache (its client and key scheme: buckets
+        # need gets/cas and to tell a miss from a failure)
         self.cache = cache
         self.uploads = uploads
         self.max_bytes = max_bytes
         self.window = window
         self.clock = clock
         self.fallback = fallback or UploadLimiter(uploads, max_bytes, window)
-        self.expire = min(_MAX_RELATIVE_EXPIRE, math.ceil(window) + 1)
         self._last_warning = -math.inf
 
     def admit(self, client: str, length: int | None) -> Verdict:
         length = max(0, length or 0)
         if self.max_bytes and length > self.max_bytes:
             return Verdict(413)
-        if not self.uploads and not self.max_bytes:
-            return Verdict(0)
         now = self.clock()
-        slot = math.floor(now / self.window)
-        prefix = f"ratelimit:{self.window:g}:{slot}:{client}"
-        try:
-            if self._take(prefix, length):
-                return Verdict(0)
-        except _CacheDown as exc:
-            self._warn(exc.__cause__ or exc)
-            return self.fallback.admit(client, length)
-        return Verdict(429, max(1, math.ceil((slot + 1) * self.window - now - 1e-9)))
-
-    def _take(self, prefix: str, length: int) -> bool:
-        """Count one upload of ``length`` bytes; False (and nothing counted)
-        when either allowance is exceeded."""
-        taken: list[tuple[str, int]] = []
+        prefix = f"ratelimit:{self.window:g}:{client}"
+        taken: list[tuple[str, float]] = []
         try:
             for suffix, amount, limit in ((":n", 1, self.uploads), (":b", length, self.max_bytes)):
                 if not limit or not amount:
                     continue
                 key = self.cache.full_key(prefix + suffix)
-                count = self._incr(key, amount)
-                taken.append((key, amount))
-                if count > limit:
-                    self._give_back(taken)
-                    return False
-        except _CacheDown:
-            self._give_back(taken)
-            raise
-        return True
+                cost = amount * self.window / limit
+                wait = self._take(key, cost, now)
+                if wait:
+                    self._give_back(taken, now)
+                    return Verdict(429, max(1, math.ceil(wait - 1e-9)))
+                taken.append((key, cost))
+        except _CacheDown as exc:
+            self._give_back(taken, now)
+            self._warn(exc.__cause__ or exc)
+            return self.fallback.admit(client, length)
+        return Verdict(0)
 
-    def _incr(self, key: str, amount: int) -> int:
+    def _take(self, key: str, cost: float, now: float) -> float:
+        """Take ``cost`` seconds of the bucket at ``key``: 0.0, or the
+        seconds until it would fit (and nothing taken)."""
         client = self.cache.client
         try:
-            count = client.incr(key, amount, noreply=False)
-            if count is None:  # the first of this window (or of its node's life)
-                # a decimal string: memcached's incr works on it
-                if client.add(key, amount, expire=self.expire, noreply=False):
-                    return amount
-                count = client.incr(key, amount, noreply=False)  # another request added it
+            for _ in range(_CAS_ROUNDS):
+                got = client.gets(key)
+                if got is None:  # HashClient: a node in its retry window
+                    raise _CacheDown("memcached node in its retry window")
+                tat, cas = got
+                new = max(float(tat or 0.0), now) + cost
+                wait = new - now - self.window
+                if wait > 1e-9:
+                    return wait
+                expire = self._expire(new, now)
+                if tat is None:
+                    if client.add(key, new, expire=expire, noreply=False):
+                        return 0.0
+                elif client.cas(key, new, cas, expire=expire, noreply=False):
+                    return 0.0
+                # another request changed it meanwhile (or the node failed:
+                # the next gets tells)
+        except _CacheDown:
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure of the cache
             raise _CacheDown() from exc
-        # HashClient answers False (not None) for a node in its retry window
-        if count is None or count is False:
-            raise _CacheDown("memcached node in its retry window")
-        return int(count)
+        return 1.0  # a flood of this client's requests at once: refused, briefly
 
-    def _give_back(self, taken: list[tuple[str, int]]) -> None:
+    def _give_back(self, taken: list[tuple[str, float]], now: float) -> None:
+        """Return what a request took before another bucket refused it."""
         client = self.cache.client
-        for key, amount in taken:
+        for key, cost in taken:
             try:
-                client.decr(key, amount, noreply=False)
-            except Exception:  # noqa: BLE001 - then the window keeps the count
+                for _ in range(_CAS_ROUNDS):
+                    got = client.gets(key)
+                    if got is None or got[0] is None:
+                        break
+                    tat, cas = got
+                    new = float(tat) - cost
+                    if client.cas(key, new, cas, expire=self._expire(new, now), noreply=False) is not False:
+                        break
+            except Exception:  # noqa: BLE001 - then the bucket keeps the cost
                 pass
+
+    def _expire(self, tat: float, now: float) -> int:
+        # the value means nothing once the bucket is full again
+        return max(1, min(_MAX_RELATIVE_EXPIRE, math.ceil(tat - now) + 1))
 
     def _warn(self, exc: BaseException) -> None:
         now = time.monotonic()

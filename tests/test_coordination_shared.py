@@ -33,8 +33,7 @@ from .servers import free_port
 
 SPAWN = multiprocessing.get_context("spawn")
 WINDOW = 60.0
-# a fixed moment 10 s into a window: a test never straddles the turn of one
-NOW = 1_000_000 * WINDOW + 10
+NOW = 1_800_000_000.0  # a fixed wall-clock moment for the shared buckets
 
 
 def _memcached(nodes, prefix: str) -> MemcachedCache:
@@ -169,15 +168,30 @@ def _admit_many(addresses: list[str], prefix: str, attempts: int, start, results
 
 
 def test_uploads_per_window_across_nodes(memcached_nodes, prefix):
-    nodes = [SharedUploadCounters(_memcached(memcached_nodes, prefix), 5, 0, WINDOW, clock=lambda: NOW)
-             for _ in range(3)]
+    def node(clock=lambda: NOW):
+        return SharedUploadCounters(_memcached(memcached_nodes, prefix), 5, 0, WINDOW, clock=clock)
+
+    nodes = [node() for _ in range(3)]
     verdicts = [nodes[i % 3].admit("192.0.2.1", 10) for i in range(12)]
     assert [v.status for v in verdicts] == [0] * 5 + [429] * 7
-    assert {v.retry_after for v in verdicts[5:]} == {50}  # when the window turns
-    assert nodes[0].admit("192.0.2.2", 10).status == 0  # another client, its own count
-    # the next window starts afresh
-    later = SharedUploadCounters(_memcached(memcached_nodes, prefix), 5, 0, WINDOW, clock=lambda: NOW + 50)
+    assert {v.retry_after for v in verdicts[5:]} == {12}  # one upload every 12 s
+    assert nodes[0].admit("192.0.2.2", 10).status == 0  # another client, its own bucket
+    later = node(lambda: NOW + 12)
     assert later.admit("192.0.2.1", 10).status == 0
+    assert later.admit("192.0.2.1", 10).status == 429
+
+
+def test_same_verdicts_as_one_process(memcached_nodes, prefix):
+    """The shared buckets answer what UploadLimiter answers in one process."""
+    now = [NOW]
+    shared = SharedUploadCounters(_memcached(memcached_nodes, prefix), 3, 1000, WINDOW, clock=lambda: now[0])
+    alone = UploadLimiter(3, 1000, WINDOW, clock=lambda: now[0])
+    steps = [(0, 400), (0, 400), (1, 300), (0, 10), (5, 100), (20, 600), (0, 0), (40, 900), (3, 50), (60, 1000),
+             (0, 1), (7, 120), (0, 2000)]
+    for advance, length in steps:
+        now[0] += advance
+        one, other = shared.admit("c", length), alone.admit("c", length)
+        assert one.status == other.status and abs(one.retry_after - other.retry_after) <= 1, (advance, length)
 
 
 def test_uploads_per_window_across_processes(memcached_nodes, prefix):
@@ -200,7 +214,7 @@ def test_bytes_per_window_across_nodes(memcached_nodes, prefix):
     assert one.admit("a", 1001).status == 413  # never fits, waiting does not help
     assert one.admit("a", 600).status == 0
     refused = two.admit("a", 600)
-    assert refused.status == 429 and refused.retry_after == 50
+    assert refused.status == 429 and refused.retry_after == 12  # 200 bytes missing, 1000 per minute
     assert two.admit("a", 400).status == 0  # a refused request took nothing
     assert one.admit("a", 1).status == 429
 
