@@ -339,6 +339,7 @@ def two_nodes(tmp_path, fresh_pg_url, memcached_nodes, monkeypatch):
     from .conftest import settings_for
 
     flights_engine = db.make_engine(fresh_pg_url)
+    # a service that still calls local() gets the factory's choice too
     monkeypatch.setattr(
         coordination, "local",
         lambda root, cache, key, expire=0, limits=(0, 0, 60.0): for_deployment(
