@@ -120,15 +120,15 @@ class StoreMigration(Concern):
     alone, so an interrupted run resumes where it stopped and a second run
     finds nothing to do."""
 
-    def run(self, source: BlobStore, target: BlobStore, progress: Callable[[int, int], None] | None = None,
+    def run(self, from_store: BlobStore, to_store: BlobStore, progress: Callable[[int, int], None] | None = None,
             ) -> dict[str, int]:
         report = {"blobs": 0, "copied": 0, "present": 0, "gone": 0, "corrupt": 0, "bytes": 0}
-        target.ensure_bucket()
+        to_store.ensure_bucket()
         with self.uow.connection() as conn:
             sizes = sorted(repository.blob_sizes(conn).items())
         report["blobs"] = len(sizes)
         for done, (sha, size) in enumerate(sizes, 1):
-            outcome = self._move(source, target, sha, size)
+            outcome = self._move(from_store, to_store, sha, size)
             report[outcome] += 1
             if outcome == "copied":
                 report["bytes"] += size
@@ -136,35 +136,35 @@ class StoreMigration(Concern):
                 progress(done, len(sizes))
         return report
 
-    def _move(self, source: BlobStore, target: BlobStore, sha: bytes, size: int) -> str:
-        there = target.size(sha)
+    def _move(self, from_store: BlobStore, to_store: BlobStore, sha: bytes, size: int) -> str:
+        there = to_store.size(sha)
         if there == size:
             return "present"
         try:
-            reader = source.open(sha)
+            reader = from_store.open(sha)
         except FileNotFoundError:
             return "present" if there == size else "gone"
         with reader:
-            staged = target.stage(reader)
+            staged = to_store.stage(reader)
         try:
             if staged.sha256 != sha or staged.size != size:
                 log.error("blob %s does not match its address in the old store; not copied", sha.hex())
                 return "corrupt"
             if there is not None:
                 # a wrong object at the address (a torn earlier copy): replace it
-                trashed = target.trash(sha)
+                trashed = to_store.trash(sha)
                 if trashed:
-                    target.purge(trashed)
-            target.commit(staged)
+                    to_store.purge(trashed)
+            to_store.commit(staged)
             # removed while it was copied? then the copy must not stay behind
             with self.blob_locked(sha) as conn:
                 if not repository.has_blob(conn, sha):
-                    trashed = target.trash(sha)
+                    trashed = to_store.trash(sha)
                     if trashed:
-                        target.purge(trashed)
+                        to_store.purge(trashed)
                     return "gone"
             return "copied"
         finally:
-            target.settle(staged)
+            to_store.settle(staged)
 
     blob_locked = Maintenance.blob_locked

@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import queue
+import tempfile
 import threading
 import time
 import uuid
@@ -447,7 +448,11 @@ class S3BlobStore(BlobStore):
         return local + len(objects) + len(uploads)
 
     def probe_writable(self) -> None:
-        """A tiny object written and removed: raises OSError when uploads could not be stored."""
+        """A scratch file and a tiny object, each made and removed: raises
+        OSError when uploads could not be staged or stored."""
+        fd, path = tempfile.mkstemp(prefix="probe-", dir=self.temp_dir)
+        os.close(fd)
+        os.unlink(path)
         key = self._key(f"{STAGING_DIR}/probe-{uuid.uuid4().hex}")
         try:
             self.call(self.client.put_object, Bucket=self.bucket, Key=key, Body=b"")

@@ -78,8 +78,8 @@ class PasteFileService:
             max_bytes=settings.cache_memory_bytes,
         )
         store = configured_store(settings)
-        coordinated = coordination.local(
-            settings.storage_root, backend, SIMILAR_GENERATION, settings.cache_expire,
+        coordinated = coordination.for_deployment(
+            settings.storage_root, backend, engine, SIMILAR_GENERATION, settings.cache_expire,
             (settings.rate_limit_uploads, settings.rate_limit_bytes, settings.rate_limit_window),
         )
         self._wire(Parts(

@@ -272,3 +272,43 @@ def random_text(seed: int, size: int = 2000) -> bytes:
     words = ["paste", "file", "blob", "hash", "cache", "image", "link", "store"]
     text = " ".join(rng.choice(words) + str(rng.randrange(10**6)) for _ in range(size // 8))
     return text.encode()[:size]
+
+
+# the backends whose blobs are files: for tests of the file layout itself
+# (paths, X-Accel-Redirect onto the storage root)
+FILE_BACKENDS = ["sqlite", "postgresql"]
+only_file_stores = pytest.mark.parametrize("backend", FILE_BACKENDS)
+
+
+def raw_store(service):
+    """A second store of the same kind and place as ``service``'s, keeping
+    every blob out of rows: for putting bytes in behind the service's back."""
+    import dataclasses
+
+    from pastefile.core.stores import make_store
+
+    return make_store(dataclasses.replace(service.settings, inline_max=0))
+
+
+def overwrite_blob(service, sha256_hex: str, data: bytes) -> None:
+    """Replace a stored blob's bytes at its address (a corruption)."""
+    store = service.store
+    if hasattr(store, "root"):
+        with open(store.path(bytes.fromhex(sha256_hex)), "wb") as f:
+            f.write(data)
+    else:
+        store.client.put_object(Bucket=store.bucket, Key=store.key(sha256_hex), Body=data)
+
+
+def read_blob(service, sha256_hex: str) -> bytes:
+    with service.store.open(bytes.fromhex(sha256_hex)) as f:
+        return f.read()
+
+
+def drop_blob(service, sha256_hex: str) -> None:
+    """Remove a stored blob's bytes behind the database's back."""
+    store = service.store
+    if hasattr(store, "root"):
+        os.unlink(store.path(bytes.fromhex(sha256_hex)))
+    else:
+        store.client.delete_object(Bucket=store.bucket, Key=store.key(sha256_hex))

@@ -9,7 +9,7 @@ import pytest
 
 from pastefile.core import Content
 
-from .conftest import temp_files
+from .conftest import only_file_stores, temp_files
 
 
 def test_content_of_an_inline_paste_is_its_bytes(service_factory):
@@ -24,6 +24,7 @@ def test_content_of_an_inline_paste_is_its_bytes(service_factory):
         assert f.read() == data
 
 
+@only_file_stores
 def test_content_of_a_stored_file_is_its_path_under_the_root(service_factory):
     service = service_factory(**{"pastefile.inline_max": "4k"})
     data = os.urandom(4).hex().encode() + b" a file on disk\n" * 1000

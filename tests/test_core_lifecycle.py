@@ -16,7 +16,7 @@ from pastefile.core import Forbidden, InvalidRequest, NotFound, PasteFileService
 from pastefile.core.models import Blob, PasteFile, Rendition, utcnow
 from pastefile.core.service import _named_key
 
-from .conftest import blob_copies, make_image, pg_service, random_text, settings_for
+from .conftest import blob_copies, make_image, overwrite_blob, pg_service, random_text, read_blob, settings_for
 
 STORAGE = pytest.mark.parametrize("inline_max", ["128k", "0"], ids=["inline", "file"])
 
@@ -97,8 +97,8 @@ def test_deleting_an_image_takes_its_renditions(service_factory):
     service.delete(src.filehash, src.delete_token)
     # the source and its cached rendition are gone; the child paste keeps its bytes
     assert rows(service, Rendition) == 0
-    assert not os.path.exists(service.store.path(bytes.fromhex(src.sha256)))
-    assert not os.path.exists(service.store.path(bytes.fromhex(made.sha256)))
+    assert not service.store.exists(bytes.fromhex(src.sha256))
+    assert not service.store.exists(bytes.fromhex(made.sha256))
     kept = service.get(child.filehash)
     assert kept is not None and kept.parent_id is None
     with service.open(child.filehash) as f:
@@ -271,12 +271,9 @@ def test_fsck_reports_corruption_and_puts_back_trashed_files(service_factory):
     service = service_factory(**{"pastefile.inline_max": "0"})
     good = service.upload(io.BytesIO(random_text(111, 3000)), "good.txt")
     bad = service.upload(io.BytesIO(random_text(112, 3000)), "bad.txt")
-    path = service.store.path(bytes.fromhex(bad.sha256))
-    with open(path, "r+b") as f:  # same size, one byte flipped
-        f.seek(10)
-        byte = f.read(1)
-        f.seek(10)
-        f.write(bytes([byte[0] ^ 0xFF]))
+    flipped = bytearray(read_blob(service, bad.sha256))
+    flipped[10] ^= 0xFF  # same size, one byte flipped
+    overwrite_blob(service, bad.sha256, bytes(flipped))
     assert service.fsck(grace=0)["corrupt_files"] == 0  # sizes agree
     assert service.fsck(grace=0, verify=True)["corrupt_files"] == 1
     # a removal that crashed between its rename and its commit
@@ -284,7 +281,7 @@ def test_fsck_reports_corruption_and_puts_back_trashed_files(service_factory):
     report = service.fsck(grace=0)
     assert report["trash"] == 1 and report["missing_files"] == 1
     service.fsck(repair=True, grace=0)
-    assert not os.path.exists(trashed)
+    assert trashed and service.store.trashed() == []
     report = service.fsck(grace=0, verify=True)
     assert report["trash"] == 0 and report["missing_files"] == 0 and report["corrupt_files"] == 1
     with service.open(good.filehash) as f:

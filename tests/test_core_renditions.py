@@ -134,7 +134,7 @@ def test_rendition_files_are_counted_by_fsck_not_orphans(service_factory):
     service = service_factory(**{"pastefile.inline_max": "0"})
     src = service.upload(io.BytesIO(make_image("PNG", (200, 200), seed=32)), "f.png")
     made = service.rendition(src, 50, 50)
-    assert service.path(made) is not None and os.path.exists(service.path(made))
+    assert not made.inline and service.store.exists(bytes.fromhex(made.sha256))
     report = service.fsck(grace=0)
     assert report == {"stale_temp": 0, "trash": 0, "orphan_files": 0, "missing_files": 0, "corrupt_files": 0,
                       "renditions": 1}
@@ -261,19 +261,21 @@ class Arrivals:
         return len(open(self.path).read()) if os.path.exists(self.path) else 0
 
 
-def record_arrivals(monkeypatch, arrivals: Arrivals) -> None:
-    real = SingleFlight.__call__
+def record_arrivals(monkeypatch, arrivals: Arrivals, lock_class: type = SingleFlight) -> None:
+    """Count arrivals at the render lock of ``lock_class`` (the flock lock;
+    the PostgreSQL advisory lock on a deployment over PostgreSQL)."""
+    real = lock_class.__call__
 
     def arriving(self, key):
         arrivals.record()
         return real(self, key)
 
-    monkeypatch.setattr(SingleFlight, "__call__", arriving)
+    monkeypatch.setattr(lock_class, "__call__", arriving)
 
 
 def test_concurrent_requests_render_once_across_threads(service, monkeypatch, tmp_path):
     arrivals = Arrivals(tmp_path / "arrivals")
-    record_arrivals(monkeypatch, arrivals)
+    record_arrivals(monkeypatch, arrivals, type(service._parts.coordination.flights))
     counter = CountingRender(tmp_path / "renders", arrivals, callers=8)
     monkeypatch.setattr(renditions_module, "render", counter)
     src = service.upload(io.BytesIO(make_image("PNG", (200, 150), seed=41)), "t.png")

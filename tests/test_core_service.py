@@ -13,7 +13,7 @@ from PIL import Image
 from pastefile.core import EmptyFile, InvalidRequest, NotFound, PasteFileService, TooLarge, UnsupportedType
 from pastefile.core.blobstore import FileSystemBlobStore
 
-from .conftest import blob_copies, blob_files, make_image, random_text, temp_files
+from .conftest import blob_copies, blob_files, make_image, only_file_stores, random_text, raw_store, temp_files
 
 
 def test_upload_returns_book_fields(service):
@@ -61,6 +61,7 @@ def test_other_name_gets_own_paste_over_same_blob(service):
     assert blob_copies(service, a.sha256) == 1
 
 
+@only_file_stores
 def test_blob_is_content_addressed_on_disk(service_factory):
     service = service_factory(**{"pastefile.inline_max": "4k"})
     data = random_text(4, 5000)
@@ -78,7 +79,7 @@ def test_small_blob_is_kept_in_its_row(service_factory):
     small = service.upload(io.BytesIO(random_text(40, 4096)), "small.txt")
     large = service.upload(io.BytesIO(random_text(41, 4097)), "large.txt")
     assert small.inline and not large.inline
-    assert service.path(small) is None and blob_files(service) == [service.path(large)]
+    assert service.path(small) is None and [os.path.basename(p) for p in blob_files(service)] == [large.sha256]
     assert temp_files(service) == []
     for paste, size in ((small, 4096), (large, 4097)):
         with service.open(paste.filehash) as f:
@@ -208,8 +209,8 @@ def test_latest_newest_first(service):
 
 def test_fsck_finds_and_repairs_orphans(service):
     paste = service.upload(io.BytesIO(random_text(15)), "f.txt")
-    # a file store over the same root (no inline blobs) leaves a file behind
-    orphan = FileSystemBlobStore(service.store.root).stage_bytes(b"orphan bytes")
+    # a store of the same kind over the same place (no inline blobs) leaves bytes behind
+    orphan = raw_store(service).stage_bytes(b"orphan bytes")
     service.store.commit(orphan)
     # a fresh orphan may be an upload still committing: left alone
     assert service.fsck(repair=True)["orphan_files"] == 0

@@ -82,7 +82,7 @@ def test_upload_rate_per_client(webapp_factory):
                    status=429)
     err = error_of(res)
     assert err["status"] == 429 and err["title"] == "Too many requests"
-    assert 1 <= int(res.headers["Retry-After"]) <= 20
+    assert 1 <= int(res.headers["Retry-After"]) <= 60  # at most the window
     assert app.service.count() == before and temp_files(app.service) == []
     # reads are never limited; another address has its own allowance
     app.get("/openapi.json", headers=API, extra_environ=one)

@@ -12,7 +12,7 @@ import pastefile.webapp
 from pastefile.core import Settings, SettingsError
 from pastefile.core.settings import DEV_SYMLINK_KEY, env_name
 
-from .conftest import settings_for
+from .conftest import only_file_stores, settings_for
 from .webapp_helpers import API, BROWSER, unique_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,6 +65,7 @@ def test_web_front_keys_from_ini_and_environment():
     assert info.value.key == "pastefile.page_security_headers"
 
 
+@only_file_stores
 def test_accel_redirect_from_environment(webapp_factory, monkeypatch):
     monkeypatch.setenv("PASTEFILE_ACCEL_REDIRECT", "/_env_blobs")
     app = webapp_factory(**{"pastefile.inline_max": "0"})

@@ -9,6 +9,7 @@ import os
 import pytest
 from PIL import Image
 
+from .conftest import drop_blob
 from .servers import free_port
 from .webapp_helpers import (
     public,
@@ -164,7 +165,7 @@ def test_server_error_is_clean(webapp_factory, caplog):
     data = unique_text(800)
     doc = webapp.upload_json(data, "lost.txt")
     sha = doc["sha256"]
-    os.unlink(os.path.join(webapp.service.store.root, sha[:2], sha[2:4], sha))
+    drop_blob(webapp.service, sha)
     caplog.set_level(logging.ERROR, logger="pastefile")
     page = webapp.get(f"/i/{doc['filehash']}", headers=BROWSER, status=500)
     assert page.content_type == "text/html"

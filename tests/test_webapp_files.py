@@ -15,6 +15,7 @@ from PIL import Image
 from pastefile.core.shortlink import ShortLinks
 from pastefile.webapp.responses import content_disposition
 
+from .conftest import only_file_stores
 from .webapp_helpers import (
     public,
     API,
@@ -332,6 +333,7 @@ def test_active_types_served_as_attachments(webapp_factory, name, body, mimetype
     assert not page.find("meta", property="og:image")
 
 
+@only_file_stores
 def test_accel_redirect(webapp_factory):
     app = webapp_factory(**{"pastefile.accel_redirect": "/_blobs/", "pastefile.inline_max": "2k"})
     small = unique_text(2000)
@@ -360,6 +362,7 @@ def test_accel_redirect(webapp_factory):
         assert f.read() == data
 
 
+@only_file_stores
 def test_accel_redirect_keeps_header_on_conditional_and_head(webapp_factory):
     app = webapp_factory(**{"pastefile.accel_redirect": "/_blobs", "pastefile.inline_max": "0"})
     doc = app.upload_json(unique_image("PNG"), "a.png")
