@@ -19,7 +19,7 @@ Start-up takes about 0.8-1.2 s on a 2-core machine, up to ~2 s under load
 
     with CephRGW() as rgw:
         s3 = rgw.client()          # boto3, path-style, checksums when required
-        s3.create_bucket(Bucket="b")
+        s3.create_bucket(Bucket="bucket")
 
 ``python -m tests.ceph`` runs one in the foreground until Ctrl-C.
 """
@@ -107,14 +107,17 @@ class CephRGW:
         self.memory_bytes = memory_bytes
         self.lc_debug_interval = lc_debug_interval
         self.timeout = timeout
+        self.root: str | None = None
+        self._pick_ports()
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.start_seconds: float | None = None
+
+    def _pick_ports(self) -> None:
         self.mon_port = free_port()
         self.port = free_port()
         while self.port == self.mon_port:
             self.port = free_port()
         self.fsid = str(uuid.uuid4())
-        self.root: str | None = None
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.start_seconds: float | None = None
 
     # -- paths and configuration ------------------------------------------------
 
@@ -244,20 +247,30 @@ rgw lifecycle work time = 00:00-23:59
 
     # -- life cycle -----------------------------------------------------------------
 
-    def start(self) -> "CephRGW":
+    def start(self, attempts: int = 3) -> "CephRGW":
+        """Bootstrap the cluster and wait until S3 answers; a port taken by
+        someone else between ``free_port()`` and the bind means another try
+        on fresh ports (up to ``attempts``)."""
         if self.root is not None:
             raise ServerError("this CephRGW was started already")
         t0 = time.monotonic()
         remove_stale_dirs()
-        self.root = tempfile.mkdtemp(prefix=DIR_PREFIX)
-        _running.add(self)
-        with open(os.path.join(self.root, "owner"), "w") as f:
-            f.write(_owner_id(os.getpid()))
-        try:
-            self._bootstrap()
-        except BaseException:
-            self.stop()
-            raise
+        for attempt in range(1, attempts + 1):
+            self.root = tempfile.mkdtemp(prefix=DIR_PREFIX)
+            _running.add(self)
+            with open(os.path.join(self.root, "owner"), "w") as f:
+                f.write(_owner_id(os.getpid()))
+            try:
+                self._bootstrap()
+                break
+            except ServerError as e:
+                self.stop()
+                if attempt == attempts or "Address already in use" not in str(e):
+                    raise
+                self._pick_ports()
+            except BaseException:
+                self.stop()
+                raise
         self.start_seconds = time.monotonic() - t0
         return self
 
