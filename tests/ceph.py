@@ -172,7 +172,8 @@ mon max pg per osd = 1000
 paxos propose interval = 0.01
 paxos min wait = 0.01
 mon osd full ratio = 0.99
-mon osd nearfull ratio = 0.98
+mon osd nearfull ratio = 0.97
+mon osd backfillfull ratio = 0.98
 osd failsafe full ratio = 0.995
 
 [mon]
