@@ -134,13 +134,21 @@ def needs_s3(request, backend: str):
     return request.getfixturevalue("rgw") if backend == "s3" else None
 
 
-def pg_service(tmp_path, url: str, nodes, inline_max: str) -> PasteFileService:
-    """An unbound service on its own PostgreSQL database (real commits), for races."""
-    svc = PasteFileService(
-        settings_for("postgresql", tmp_path, pg_url=url, memcached=nodes, **{"pastefile.inline_max": inline_max})
-    )
+def pg_service(tmp_path, url: str, nodes, inline_max: str, rgw=None) -> PasteFileService:
+    """An unbound service on its own PostgreSQL database (real commits), for
+    races; its blobs are objects on ``rgw`` when given, else files."""
+    svc = PasteFileService(settings_for(
+        "s3" if rgw is not None else "postgresql", tmp_path, pg_url=url, memcached=nodes, rgw=rgw,
+        **{"pastefile.inline_max": inline_max},
+    ))
     svc.initdb()
     return svc
+
+
+@pytest.fixture(params=["file", "s3"])
+def race_rgw(request):
+    """Races run on both stores: the gateway for s3, None for files."""
+    return request.getfixturevalue("rgw") if request.param == "s3" else None
 
 
 @pytest.fixture(params=BACKENDS)
