@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from . import config
 from .clients import CHILDREN, curl_upload, make_text_file, require, run_wrk, stamp
+from . import s3 as s3_store
 from .procs import HarnessError, Memcached, PostgresCluster, PserveServer, alive, wait_idle
 from .scenarios import BY_NAME, CONTENDERS, KB, MB, SCENARIOS, Scenario, evaluate, summarize
 
@@ -38,7 +39,8 @@ APPS = {
     "book-sqlite": "call:benchmarks.load.book_app:make_app",
     "book-pg": "call:benchmarks.load.book_app:make_app",
 }
-PG_SERVERS = {"pastefile-pg", "book-pg"}
+PG_SERVERS = {"pastefile-pg", "book-pg", s3_store.SERVER}
+MEMCACHED_SERVERS = {"pastefile-pg", s3_store.SERVER}
 SMOKE_RETRIES = 2
 READ_ROUTES = ("s", "p", "j", "i")
 BOOK_ROUTES = ("s", "p", "i")
@@ -89,6 +91,8 @@ def versions(pg_bindir: str | None) -> dict:
             out[dist] = None
     if pg_bindir:
         out["postgresql"] = _first_line([os.path.join(pg_bindir, "postgres"), "--version"])
+    if shutil.which("radosgw"):
+        out["ceph"] = s3_store.ceph_version()
     memcached = shutil.which("memcached")
     out["memcached"] = _first_line([memcached, "-V"]) if memcached else None
     wrk = _first_line(["wrk", "-v"])
@@ -140,6 +144,10 @@ class Run:
         self.pg_pids: set[int] = set()
         self.memcached: list[Memcached] = []
         self.memcached_pids: list[int] = []
+        # the Ceph gateway of pastefile-s3 (s3.py), when a scenario needs it
+        self.gateway: s3_store.Gateway | None = None
+        self.s3_memory_bytes = s3_store.DEFAULT_MEMORY_BYTES
+        self.s3_part_size: str | None = None
         self.read_paths: dict[tuple[str, str], str] = {}
         self.server_section: dict[str, str] = {}
         self.cleaned = False
@@ -165,11 +173,15 @@ class Run:
             self.pg = PostgresCluster(fsync=True)
             self.pg.start()
             self.pg_pids.update(self.pg.pids())
-        if "pastefile-pg" in self.needed:
+        if self.needed & MEMCACHED_SERVERS:
             for i in range(2):
                 node = Memcached(os.path.join(self.tmp, f"memcached-{i}.log")).start()
                 self.memcached.append(node)
                 self.memcached_pids.append(node.proc.pid)
+        if s3_store.SERVER in self.needed:
+            self.log(f"starting a Ceph RADOS Gateway (memstore up to {self.s3_memory_bytes >> 20} MB) ...")
+            self.gateway = s3_store.Gateway(self.s3_memory_bytes, prefix=f"bench-{self.nonce}")
+            self.gateway.start()
         source = config.read()
         env = config.server_env(self.tmp)
         env["TMPDIR"] = self.spool
@@ -209,6 +221,13 @@ class Run:
                 db_url = self._database("pastefile_bench")
                 cache = {"pastefile.cache.backend": "memcached",
                          "pastefile.cache.servers": " ".join(m.address for m in self.memcached)}
+            elif name == s3_store.SERVER:
+                # pastefile-pg's setup on a database and a cache prefix of its own, blobs in the gateway
+                db_url = self._database("pastefile_s3_bench")
+                cache = {"pastefile.cache.backend": "memcached",
+                         "pastefile.cache.servers": " ".join(m.address for m in self.memcached),
+                         "pastefile.cache.prefix": "pastefile-s3",
+                         **self.gateway.app_settings(self.s3_part_size)}
             else:
                 db_url = f"sqlite:///{self.tmp}/pastefile.sqlite"
                 cache = {"pastefile.cache.backend": "memory"}
@@ -243,6 +262,8 @@ class Run:
         out = {name: sorted(server.seen_pids) for name, server in self.servers.items()}
         out["memcached"] = sorted(self.memcached_pids)
         out["postgresql"] = sorted(self.pg_pids)
+        if self.gateway is not None:
+            out["ceph"] = self.gateway.pids()
         return out
 
     def cleanup(self) -> None:
@@ -258,6 +279,12 @@ class Run:
             server.remember_pids()
         with ThreadPoolExecutor(max_workers=max(1, len(self.servers))) as pool:
             list(pool.map(lambda s: s.stop(), self.servers.values()))
+        if self.gateway is not None:
+            self.log("stopping the Ceph gateway ...")
+            try:
+                self.gateway.stop()
+            except Exception as exc:  # noqa: BLE001 - stopping must go on
+                self.log(f"stopping the Ceph gateway failed: {exc}")
         if self.memcached or self.pg is not None:
             self.log("stopping memcached and PostgreSQL ...")
         for node in self.memcached:
@@ -286,7 +313,7 @@ class Run:
     # -- the read scenarios' files ------------------------------------------------------
 
     def prepare_reads(self) -> None:
-        readers = [s for s in ("pastefile-sqlite", "pastefile-pg", "book-sqlite") if s in self.needed
+        readers = [s for s in ("pastefile-sqlite", "pastefile-pg", s3_store.SERVER, "book-sqlite") if s in self.needed
                    and any(s in (CONTENDERS[c].server for c in sc.contenders) for sc in self.scenarios if sc.kind == "read")]
         count = 10 if self.smoke else self.args.read_files
         for name in readers:
@@ -326,6 +353,8 @@ class Run:
                         f.write("\n".join(paths) + "\n")
                     self.read_paths[(name, route)] = file
             conn.close()
+        if self.gateway is not None:
+            self.gateway.snapshot()  # the read scenarios' objects stay; what uploads add goes
 
     def fixed_paths(self, path: str) -> str:
         file = os.path.join(self.tmp, f"paths-fixed{path.replace('/', '-')}.txt")
@@ -343,7 +372,7 @@ class Run:
         return 2 if scenario is not None and scenario.kind in ("post", "put") else 1
 
     def run_one(self, scenario: Scenario, contender: str, round_: int) -> dict:
-        result = self._run_one(scenario, contender, round_)
+        result = self._run_one_s3_cleared(scenario, contender, round_)
         # smoke runs are 1-2 s with every contender at once: on a machine
         # busy with something else a run can end before any answer came back,
         # which says nothing about the harness; such a run is tried again
@@ -351,7 +380,16 @@ class Run:
             if result.get("requests"):
                 break
             self.log(f"   {contender} answered nothing in {scenario.name}; running it again")
-            result = self._run_one(scenario, contender, round_)
+            result = self._run_one_s3_cleared(scenario, contender, round_)
+        return result
+
+    def _run_one_s3_cleared(self, scenario: Scenario, contender: str, round_: int) -> dict:
+        """One run; after an upload run on pastefile-s3 the objects it made
+        leave the gateway's RAM (memstore), outside the measured time."""
+        result = self._run_one(scenario, contender, round_)
+        if self.gateway is not None and CONTENDERS[contender].server == s3_store.SERVER and scenario.kind != "read":
+            wait_idle(self.servers[s3_store.SERVER].pid)
+            result["s3_objects_deleted"] = self.gateway.clear()
         return result
 
     def _run_one(self, scenario: Scenario, contender: str, round_: int) -> dict:

@@ -31,6 +31,8 @@ CONTENDERS = {c.name: c for c in (
     Contender("pyramid-body", "pyramid-min", "minimal Pyramid view reading request.body"),
     Contender("hello", "hello", "bare WSGI hello world", read_path="/"),
     Contender("pyramid-hello", "pyramid-min", "minimal Pyramid hello view", read_path="/hello"),
+    # s3.py: pastefile-pg with its blobs in a Ceph RADOS Gateway the harness starts
+    Contender("pastefile-s3", "pastefile-s3", "pastefile, PostgreSQL + 2 memcached, s3 store (Ceph RGW, memstore)"),
 )}
 
 PASTEFILE = ("pastefile-sqlite", "pastefile-pg")
@@ -118,6 +120,33 @@ def _read(route: str, with_book: bool) -> Scenario:
     )
 
 
+# -- the s3 store against the file store (s3.py) ------------------------------------
+# the same server but for its store: pastefile-s3 / pastefile-pg.  Blobs up to
+# inline_max (production's 128 KB) live in their database row on either store:
+# the 64 KB scenarios send no object to the gateway, the 1 MB ones one PUT each.
+
+S3_PAIR = ("pastefile-pg", "pastefile-s3")
+S3_SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        name="s3-upload-64k", title="s3 vs file store: POST 64 KB multipart, unique bodies, 16 connections",
+        kind="post", contenders=S3_PAIR, reference="pastefile-pg", body_bytes=64 * KB,
+        ratios=(Ratio("pastefile-s3", "pastefile-pg", "rps"),),
+        checks=tuple(Check(c, "non2xx", "==", 0) for c in S3_PAIR),
+    ),
+    Scenario(
+        name="s3-upload-1m", title="s3 vs file store: POST 1 MB multipart, unique bodies, 16 connections",
+        kind="post", contenders=S3_PAIR, reference="pastefile-pg", metric="mbps", body_bytes=1 * MB,
+        ratios=(Ratio("pastefile-s3", "pastefile-pg", "mbps"),),
+        checks=tuple(Check(c, "non2xx", "==", 0) for c in S3_PAIR),
+    ),
+    Scenario(
+        name="s3-read-i", title="s3 vs file store: GET /i/{filehash} of cached 64 KB files, 32 connections",
+        kind="read", route="i", contenders=S3_PAIR, reference="pastefile-pg", connections=32,
+        ratios=(Ratio("pastefile-s3", "pastefile-pg", "rps"),),
+        checks=tuple(Check(c, "non2xx", "==", 0) for c in S3_PAIR),
+    ),
+)
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         name="upload-64k", title="POST 64 KB multipart, unique bodies, 16 connections", kind="post",
@@ -175,7 +204,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         contenders=("hello", "pyramid-hello"), reference="hello", connections=32,
         ratios=(Ratio("pyramid-hello", "hello"),),
     ),
-)
+) + S3_SCENARIOS
 
 BY_NAME = {s.name: s for s in SCENARIOS}
 
