@@ -70,12 +70,17 @@ def remove_stale_dirs() -> None:
                 owner = f.read().strip()
         except OSError:
             continue
-        if _owner_id(int(owner.split()[0])) != owner:
+        pid = owner.split()[0] if owner else ""
+        if not pid.isdigit() or _owner_id(int(pid)) != owner:
             shutil.rmtree(path, ignore_errors=True)
 
 
 def _die_with_parent(parent_pid: int):
-    """A ``preexec_fn``: the child gets SIGKILL when its parent exits."""
+    """A ``preexec_fn``: the child gets SIGKILL when its parent exits.
+
+    Linux sends the signal when the *thread* that forked the child ends, so
+    start a CephRGW from a thread that lives as long as the gateway should
+    (the main thread, as pytest fixtures do)."""
     libc = ctypes.CDLL(None, use_errno=True)
 
     def preexec() -> None:
@@ -142,6 +147,9 @@ mon host = v1:127.0.0.1:{self.mon_port}
 mon initial members = a
 ms bind msgr2 = false
 ms bind ipv6 = false
+# a port taken by someone else fails at once (start() retries on others)
+ms bind retry count = 1
+ms bind retry delay = 1
 auth cluster required = none
 auth service required = none
 auth client required = none
@@ -217,19 +225,38 @@ rgw lifecycle work time = 00:00-23:59
         return "\n".join(out)
 
     def _run(self, *argv: str, timeout: float = 60.0, logs: tuple[str, ...] = ()) -> str:
+        """Run a command to completion and return its stdout; a daemon that
+        dies meanwhile ends it at once (a ``ceph`` command would otherwise
+        wait for a monitor that is gone)."""
         argv = (argv[0], "--conf", self.conf, *argv[1:])
-        try:
-            result = subprocess.run(
-                argv, capture_output=True, text=True, cwd=self.root, timeout=timeout,
+        command = " ".join(argv)
+        log_dir = os.path.join(self.root, "log")
+        with tempfile.TemporaryFile("w+", dir=log_dir) as out, tempfile.TemporaryFile("w+", dir=log_dir) as err:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=self.root,
                 preexec_fn=_die_with_parent(os.getpid()),
             )
-        except subprocess.TimeoutExpired as e:
-            raise ServerError(f"{' '.join(argv)} timed out after {timeout}s\n{self._tail(*logs)}") from e
-        if result.returncode != 0:
-            raise ServerError(
-                f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}\n{self._tail(*logs)}"
-            )
-        return result.stdout
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    proc.wait(0.02)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                dead = {name: p.returncode for name, p in self.procs.items() if p.poll() is not None}
+                if dead or time.monotonic() > deadline:
+                    proc.kill()
+                    proc.wait()
+                    if dead:
+                        codes = ", ".join(f"{name} with code {code}" for name, code in dead.items())
+                        raise ServerError(f"{codes} exited while {command} ran\n{self._tail(*dead, *logs)}")
+                    raise ServerError(f"{command} timed out after {timeout}s\n{self._tail(*logs)}")
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read(), err.read()
+        if proc.returncode != 0:
+            raise ServerError(f"{command} failed ({proc.returncode}):\n{stdout}\n{stderr}\n{self._tail(*logs)}")
+        return stdout
 
     def _spawn(self, name: str, *argv: str) -> subprocess.Popen:
         argv = (argv[0], "-f", "--conf", self.conf, *argv[1:])
@@ -284,7 +311,10 @@ rgw lifecycle work time = 00:00-23:59
         self._run("monmaptool", "--create", "--fsid", self.fsid, "--addv", "a", f"[v1:127.0.0.1:{self.mon_port}]", monmap)
         self._run("ceph-mon", "--mkfs", "-i", "a", "--monmap", monmap, logs=("mon.a",))
         self._spawn("mon.a", "ceph-mon", "-i", "a")
-        wait_for_port(self.mon_port, 20, self.procs["mon.a"])
+        try:
+            wait_for_port(self.mon_port, 20, self.procs["mon.a"])
+        except ServerError as e:
+            raise ServerError(f"ceph-mon: {e}\n{self._tail('mon.a')}") from e
 
         osd_uuid = str(uuid.uuid4())
         osd_id = self._run("ceph", "osd", "new", osd_uuid, logs=("mon.a",)).strip()
