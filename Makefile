@@ -73,6 +73,7 @@ bench: install
 	  --benchmark-json=benchmarks/results.json $(PYTEST_ARGS)
 	$(BIN)/python -m benchmarks.hash_throughput --size-mb 256 | tee benchmarks/throughput.txt
 	$(BIN)/python -m benchmarks.load --json benchmarks/load.json $(LOAD_ARGS)
+	$(BIN)/python -m benchmarks.big_upload --size-mb 1024 --json benchmarks/big_upload.json
 	$(BIN)/python -m benchmarks.report benchmarks/results.json benchmarks/REPORT.md \
 	  --throughput benchmarks/throughput.txt --load benchmarks/load.json
 

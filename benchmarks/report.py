@@ -6,10 +6,11 @@ against that baseline, measured in the same run; a group with several
 ``reference`` entries gets one speed-up column per reference.  The
 throughput table, the load test results and the load comparison
 (benchmarks.load, with PNG charts under ``--charts-dir``) are added when
-given.
+given; the large upload on both stores (benchmarks.big_upload) when its
+JSON exists (``--big-upload``, default big_upload.json beside the report).
 
     python -m benchmarks.report results.json REPORT.md [--throughput T.txt] [--loadtest L.json ...]
-        [--load load.json [--charts-dir DIR]]
+        [--load load.json [--charts-dir DIR]] [--big-upload big_upload.json]
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def _short_name(entry: dict) -> str:
 
 
 def render(data: dict, throughput: str | None = None, loadtests: list[dict] = (), load: dict | None = None,
-           charts_dir: str | None = None, report_dir: str = ".") -> str:
+           charts_dir: str | None = None, report_dir: str = ".", big_upload: dict | None = None) -> str:
     groups: dict[str, list[dict]] = defaultdict(list)
     for bench in data.get("benchmarks", []):
         groups[bench.get("group") or bench["name"]].append(bench)
@@ -92,6 +93,8 @@ def render(data: dict, throughput: str | None = None, loadtests: list[dict] = ()
         lines.append("")
     if load is not None:
         lines += render_load(load, charts_dir, report_dir)
+    if big_upload is not None:
+        lines += render_big_upload(big_upload)
     return "\n".join(lines)
 
 
@@ -103,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loadtest", action="append", default=[], help="--json output of benchmarks.loadtest (repeatable)")
     parser.add_argument("--load", help="--json output of benchmarks.load (the load comparison)")
     parser.add_argument("--charts-dir", help="where the load comparison's PNG charts go (default: charts/ beside the report)")
+    parser.add_argument("--big-upload", help="--json output of benchmarks.big_upload (default: big_upload.json beside "
+                        "the report, when it exists)")
     args = parser.parse_args(argv)
     with open(args.results) as f:
         data = json.load(f)
@@ -117,8 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.load:
         with open(args.load) as f:
             load = json.load(f)
+    big_upload = None
+    big_upload_path = args.big_upload or os.path.join(report_dir, "big_upload.json")
+    if args.big_upload or os.path.exists(big_upload_path):
+        with open(big_upload_path) as f:
+            big_upload = json.load(f)
     with open(args.report, "w") as f:
-        f.write(render(data, throughput, loadtests, load, charts_dir, report_dir))
+        f.write(render(data, throughput, loadtests, load, charts_dir, report_dir, big_upload))
     print(f"wrote {args.report}")
     return 0
 
@@ -126,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 # -- the load comparison (benchmarks.load) -------------------------------------------
 
 VERSION_KEYS = ("python", "waitress", "pyramid", "SQLAlchemy", "psycopg2", "pymemcache", "Flask", "Flask-SQLAlchemy",
-                "Werkzeug", "postgresql", "memcached", "wrk", "curl", "commit")
+                "Werkzeug", "postgresql", "memcached", "ceph", "wrk", "curl", "commit")
 METRIC_NAMES = {"rps": "req/s", "mbps": "MB/s", "p99_ms": "p99 ms", "non2xx": "non-2xx",
                 "rss_growth_mb": "RSS growth MB (worst run)"}
 
@@ -292,6 +302,50 @@ def render_load(load: dict, charts_dir: str | None = None, report_dir: str = "."
                 lines.append(f"| {r['label']} | {METRIC_NAMES[r['metric']]} | {_num(r['value'], 2)} | "
                              f"{_target_text('>=', r['target'])} | {_verdict(r['met']) if r['target'] is not None else ''} |")
             lines.append("")
+    return lines
+
+
+
+# -- the large upload on both stores (benchmarks.big_upload) -----------------------------
+
+def render_big_upload(doc: dict) -> list[str]:
+    machine = doc.get("machine", {})
+    lines = [
+        f"## {doc.get('size_mb', '?')} MiB upload: s3 store vs file store (benchmarks.big_upload)",
+        "",
+        f"Run {doc.get('started', '?')}: one {doc.get('request', 'upload')}, generated while sent, to pastefile on "
+        "PostgreSQL + memcached with its blobs as files (pastefile-pg) and in a one-node Ceph RADOS Gateway "
+        f"(pastefile-s3, memstore: objects in the gateway's RAM; s3 part size {doc.get('s3_part_size', '?')}), "
+        "one after the other, on the same machine. Seconds from the first byte sent to the end of the answer. "
+        f"Server RSS: VmRSS of pserve and its workers summed, sampled every {doc.get('sample_interval_s', 0.1):g} s; "
+        "growth = peak during the upload - value before it. The gateway's RSS grows with the data it keeps in RAM.",
+        "",
+        f"Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores; load average "
+        f"{', '.join(f'{x:.2f}' for x in machine.get('loadavg_start', []))} at the start, "
+        f"{', '.join(f'{x:.2f}' for x in machine.get('loadavg_end', []))} at the end.",
+        "",
+    ]
+    if doc.get("aborted") or doc.get("error"):
+        lines += [f"**Incomplete run**: {doc.get('aborted') or doc.get('error')}", ""]
+    lines += ["| server | HTTP | seconds | MB/s | body sent in s | answer after s | server RSS growth MB | "
+              "gateway RSS growth MB |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in doc.get("results", {}).items():
+        lines.append(f"| {name} | {r.get('status')} | {_num(r.get('seconds'), 2)} | {_num(r.get('mbps'))} | "
+                     f"{_num(r.get('send_seconds'), 2)} | {_num(r.get('answer_wait_seconds'), 2)} | "
+                     f"{_num(r.get('server_rss_growth_mb'))} | {_num(r.get('gateway_rss_growth_mb'))} |")
+    lines.append("")
+    rows = []
+    ratio = doc.get("ratio")
+    if ratio:
+        rows.append((ratio["label"], _num(ratio["value"], 2), _target_text(">=", ratio["target"]),
+                     _verdict(ratio["met"])))
+    for name, check in doc.get("rss_checks", {}).items():
+        rows.append((f"{name} server RSS growth MB", _num(check["value"]), _target_text(check["op"], check["target"]),
+                     _verdict(check["met"])))
+    if rows:
+        lines += ["| measure | value | target | |", "|---|---:|---|---|"]
+        lines += [f"| {' | '.join(row)} |" for row in rows]
+        lines.append("")
     return lines
 
 
