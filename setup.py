@@ -19,6 +19,7 @@ PACKAGES = {
 
 install_requires = [
     "alembic>=1.13",
+    "boto3>=1.34",
     "cffi>=1.16",
     "multipart>=1.2",
     "Pillow>=10.2",

@@ -61,6 +61,9 @@ def rendition_key(source_hex: str, spec_key: str, encoder: int) -> str:
     return f"rend:{source_hex}:{spec_key}:{encoder}"
 
 
+_NOT_LOOKED = object()
+
+
 class PasteCache:
     """The shared cache (``backend``), this process's copies in front of it,
     and the near-duplicate index, kept in step with uploads and removals."""
@@ -80,7 +83,7 @@ class PasteCache:
         self.local_rows = (
             None if isinstance(backend, MemoryCache) else MemoryCache(prefix="rows", max_entries=8192, max_bytes=16 << 20)
         )
-        self._removals_seen: object = None
+        self._removals_seen: object = _NOT_LOOKED
         self.similar = self.new_similar_index()
 
     def new_similar_index(self) -> SimilarIndex:
@@ -113,8 +116,10 @@ class PasteCache:
         """Drop the rows cached in this process when any process removed
         pastes since this one last looked (one stat per lookup)."""
         seen = self.removals.token()
-        if seen != self._removals_seen:
-            if self._removals_seen is not None:
+        # an unknown token (the shared cache is down) vouches for nothing:
+        # rows kept now must not outlive it, so they go on every look
+        if seen is None or seen != self._removals_seen:
+            if self._removals_seen is not _NOT_LOOKED:
                 (self.local_rows if self.local_rows is not None else self.backend).clear()
             self._removals_seen = seen
 

@@ -27,6 +27,7 @@ METHODS = {
     'new_session': "(self, info: 'dict | None' = None) -> 'Session'",
     'offers_size': "(self, w: 'int', h: 'int') -> 'bool'",
     'open': "(self, filehash: 'str') -> 'BinaryIO'",
+    'migrate_store': "(self, to: 'str', progress: 'Callable[[int, int], None] | None' = None) -> 'dict[str, int]'",
     'open_blob': "(self, info: 'PasteInfo | RenditionInfo') -> 'BinaryIO'",
     'path': "(self, info: 'PasteInfo | RenditionInfo') -> 'str | None'",
     'readiness': "(self) -> 'Readiness'",
