@@ -408,8 +408,11 @@ class PasteFileService:
     def gc(self, grace: float = 3600.0, batch: int = 500) -> dict[str, int]:
         """Remove expired pastes, then blobs nothing refers to any more
         (older than ``grace`` seconds: their upload may still be committing),
-        with their files and renditions."""
-        return self._removal.gc(grace, batch)
+        with their files and renditions; then what interrupted uploads left
+        in the store (:meth:`sweep`: ``stale_temp``, ``orphan_files``)."""
+        report = self._removal.gc(grace, batch)
+        report.update(self._maintenance.sweep())
+        return report
 
     # -- maintenance ----------------------------------------------------------
 
