@@ -314,6 +314,32 @@ def blob_key(deployment: Deployment, sha256_hex: str) -> str:
     return f"{deployment.s3_prefix}/{sha256_hex[:2]}/{sha256_hex[2:4]}/{sha256_hex}"
 
 
+def log_sizes(nodes) -> list[int]:
+    return [os.path.getsize(node.console) for node in nodes]
+
+
+def server_errors_since(nodes, sizes: list[int]) -> list[str]:
+    """Lines the nodes logged since ``sizes`` that report a 500 or a dead worker."""
+    found = []
+    for node, size in zip(nodes, sizes):
+        with open(node.console, errors="replace") as f:
+            f.seek(size)
+            found += [f"{node.url}: {line.strip()}" for line in f
+                      if "unhandled error" in line or "worker" in line and "failed" in line]
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_server_errors(request):
+    """Every test but an expected failure leaves no 500 in the nodes' logs."""
+    deployments = [request.getfixturevalue(name) for name in ("cluster", "limited") if name in request.fixturenames]
+    marks = [(d.nodes, log_sizes(d.nodes)) for d in deployments]
+    yield
+    if request.node.get_closest_marker("xfail") is None:
+        errors = [line for nodes, sizes in marks for line in server_errors_since(nodes, sizes)]
+        assert not errors, errors[:5]
+
+
 def multipart_uploads(s3, prefix: str) -> list[dict]:
     out = []
     for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=BUCKET, Prefix=prefix + "/"):
@@ -344,6 +370,12 @@ def test_uploads_read_back_through_other_nodes(cluster):
                 assert len(multipart) == 1, sent
                 assert sum(1 for t in puts if "partNumber=" in t) == 3, sent  # 5M + 5M + 2M
             stored.append((index, data, answer))
+    # the nodes keep no blob of their own: their storage roots hold scratch only
+    for node in nodes:
+        root = os.path.join(node.directory, "files")
+        kept = [os.path.relpath(os.path.join(d, f), root) for d, _, files in os.walk(root) for f in files]
+        assert all(path.split(os.sep)[0] in ("tmp", "locks") for path in kept), kept
+        assert not os.listdir(os.path.join(root, "tmp")), kept
 
     for index, data, answer in stored:
         filehash, size = answer["filehash"], len(data)
@@ -415,10 +447,52 @@ def test_removal_through_one_node_is_seen_by_the_others(cluster, s3):
 
     _delete(three, second)
     _gone_everywhere_within_a_second([one, two], second["filehash"])
-    assert key not in keys(s3, cluster.s3_prefix)
+    stored = keys(s3, cluster.s3_prefix)
+    assert key not in stored
+    assert not [k for k in stored if k.startswith(f"{cluster.s3_prefix}/trash/")]  # purged, not only moved
     with cluster.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM blob WHERE sha256 = :s"),
                             {"s": bytes.fromhex(first["sha256"])}).scalar() == 0
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a node whose workers still keep the removed paste's row (the removals token is read from memcached at "
+    "most every 0.25 s) opens its purged object: FileNotFoundError from S3BlobStore.open_key "
+    "(core/s3store.py ObjectReader._open_at) reaches webapp/views/files.py _serve_blob's content.open() and "
+    "errors.os_error answers 500 'Server error' instead of 404"))
+def test_reads_racing_a_removal_answer_200_or_404(cluster):
+    """While other nodes are being read without pause, a paste (the only
+    one over its blob) is removed through one node: until they hear of it
+    they may still serve it, then 404; never a server error."""
+    one, two, three = cluster.nodes
+    statuses: list[int] = []
+    for round_ in range(3):
+        answer = uploaded(one, f"raced-{round_}.txt", text_bytes(100 * KB))
+        url = f"/i/{answer['filehash']}"
+        stop = threading.Event()
+        seen: list[int] = []
+
+        def read(node: Pserve) -> None:
+            with requests.Session() as session:  # kept alive: the same worker throughout
+                while not stop.is_set():
+                    seen.append(session.get(node.url + url, timeout=10).status_code)
+
+        readers = [threading.Thread(target=read, args=(node,), daemon=True) for node in (two, three) for _ in range(3)]
+        for t in readers:
+            t.start()
+        deadline = time.monotonic() + 10
+        while seen.count(200) < 12:  # every reader has the row by now
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        _delete(one, answer)
+        removed = len(seen)
+        time.sleep(1.0)
+        stop.set()
+        for t in readers:
+            t.join(15)
+        assert seen[-6:] == [404] * 6, seen[-6:]
+        statuses.extend(seen[removed:])
+    assert set(statuses) <= {200, 404}, {s: statuses.count(s) for s in set(statuses)}
 
 
 # -- 3. one render for the same new rendition asked of every node ------------------------------
@@ -622,9 +696,14 @@ def test_object_store_outage_answers_503_and_loses_nothing(cluster):
         proxy.off()
         down = time.monotonic()
         deadline = down + 30
-        while answered(down, 503) < 3:
+        # down for at least 2 s, and until uploads have been refused
+        while answered(down, 503) < 3 or time.monotonic() < down + 2:
             assert time.monotonic() < deadline, "no 503 while the object store was away"
             time.sleep(0.05)
+        for node in nodes:
+            ready = requests.get(node.url + "/readyz", timeout=30)
+            assert ready.status_code == 503 and ready.headers["Retry-After"] == "5", (ready.status_code, ready.text)
+            assert ready.json()["checks"]["store"] != "ok", ready.json()
         proxy.on()
         up = time.monotonic()
         deadline = up + 30
@@ -638,13 +717,15 @@ def test_object_store_outage_answers_503_and_loses_nothing(cluster):
         if proxy._listener is None:
             proxy.on()
 
+    for node in nodes:
+        assert requests.get(node.url + "/readyz", timeout=30).status_code == 200
     statuses = sorted({r[2] for r in results}, key=str)
     assert set(statuses) <= {200, 503}, statuses
     for started, ended, status, headers, answer, _ in results:
         if status == 503:
             assert headers.get("Retry-After") == "5", headers
             assert answer["error"]["status"] == 503, answer
-            assert ended > down and started < up + 5, (started - down, ended - down)  # only in the outage
+            assert ended > down and started < up + 1, (started - down, ended - down)  # only in the outage
     ok = [(answer, data) for _, _, status, _, answer, data in results if status == 200]
     for index, (answer, data) in enumerate(ok):
         reader = nodes[index % len(nodes)]
@@ -652,5 +733,12 @@ def test_object_store_outage_answers_503_and_loses_nothing(cluster):
         assert res.status_code == 200 and sha(res.content) == sha(data), (answer["filehash"], res.status_code)
     checked = cluster.service.fsck(grace=0)
     assert checked["missing_files"] == 0 and checked["corrupt_files"] == 0, checked
+    # an object stored just before its upload was refused (its PUT went
+    # through, a later call to the store did not) has no row: repair's
+    cluster.service.fsck(repair=True, grace=0)
+    repaired = cluster.service.fsck(grace=0)
+    assert repaired["orphan_files"] == 0 and repaired["missing_files"] == 0, repaired
+    for answer, data in ok:
+        assert sha(requests.get(f"{nodes[0].url}/i/{answer['filehash']}", timeout=30).content) == sha(data)
     print(f"\n[several-nodes] outage: {len(results)} uploads, {len(ok)} stored, "
           f"{sum(1 for r in results if r[2] == 503)} answered 503, down {up - down:.1f} s; fsck {checked}")
