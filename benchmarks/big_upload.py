@@ -18,7 +18,13 @@ end of the answer; MB/s = MiB / seconds.  The RSS of the server's process
 tree (``VmRSS`` of /proc/<pid>/status, pserve and its workers summed) is
 sampled every 100 ms: growth = the largest sum during the upload minus the
 sum just before it.  The gateway's RSS is reported beside it (memstore keeps
-the objects in RAM: it grows with the data by design).
+the objects in RAM: it grows with the data by design), and the CPU seconds
+the server, the gateway and this client used during the upload.
+
+For scale, the same body also goes straight to the gateway, without
+pastefile (``gateway-direct``): a boto3 multipart upload of the same part
+size from this process, one part at a time as pastefile sends them; what
+the gateway alone takes on this machine bounds the s3 store's MB/s.
 
 Targets: s3 MB/s / file MB/s >= 0.5, RSS growth < 100 MB on both stores.
 """
@@ -38,7 +44,7 @@ import time
 import uuid
 
 from benchmarks.load import s3 as s3_store
-from benchmarks.load.procs import HarnessError, process_tree, wait_idle
+from benchmarks.load.procs import HarnessError, cpu_seconds, process_tree, wait_idle
 from benchmarks.load.runner import Aborted, Run, machine_info, versions
 
 MIB = 1 << 20
@@ -99,6 +105,11 @@ class RssWatch(threading.Thread):
         self.peak = dict(self.before)
         self._halt = threading.Event()
 
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by each group's process trees (those alive now)."""
+        return {group: cpu_seconds({pid for root in roots for pid in process_tree(root)})
+                for group, roots in self.roots.items()}
+
     def sample(self) -> dict[str, int]:
         out = {}
         for group, roots in self.roots.items():
@@ -124,6 +135,7 @@ def upload(port: int, size: int, nonce: str, block: bytes, watch: RssWatch, time
             "Content-Type: text/plain\r\n\r\n").encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    cpu_before, client_before = watch.cpu(), _own_cpu()
     watch.start()
     started = time.perf_counter()
     try:
@@ -143,6 +155,7 @@ def upload(port: int, size: int, nonce: str, block: bytes, watch: RssWatch, time
     finally:
         conn.close()
         watch.finish()
+    cpu_after, client_after = watch.cpu(), _own_cpu()
     seconds = done - started
     try:
         answer = json.loads(payload)
@@ -165,7 +178,71 @@ def upload(port: int, size: int, nonce: str, block: bytes, watch: RssWatch, time
             "gateway_rss_peak_mb": watch.peak["gateway"] / MIB,
             "gateway_rss_growth_mb": (watch.peak["gateway"] - watch.before["gateway"]) / MIB}
            if "gateway" in watch.before else {}),
+        "cpu_seconds": {**{group: round(cpu_after[group] - cpu_before[group], 2) for group in cpu_before},
+                        "client": round(client_after - client_before, 2)},
     }
+
+
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def direct_upload(gateway: s3_store.Gateway, size: int, part_size: int, nonce: str, block: bytes) -> dict:
+    """The body as a multipart upload straight to the gateway (boto3, one
+    part at a time), for scale: MB/s and CPU seconds of the gateway and of
+    this process."""
+    s3 = gateway.rgw.client()
+    roots = {"gateway": list(gateway.daemon_pids().values())}
+    watch = RssWatch(roots)
+    key = f"direct/{nonce}"
+    cpu_before, client_before = watch.cpu(), _own_cpu()
+    started = time.perf_counter()
+    try:
+        upload_id = s3.create_multipart_upload(Bucket=s3_store.BUCKET, Key=key)["UploadId"]
+        parts, pending, number = [], [], 0
+        pending_bytes = 0
+
+        def flush():
+            nonlocal pending, pending_bytes, number
+            number += 1
+            body = b"".join(pending)
+            etag = s3.upload_part(Bucket=s3_store.BUCKET, Key=key, UploadId=upload_id, PartNumber=number,
+                                  Body=body, ContentLength=len(body))["ETag"]
+            parts.append({"PartNumber": number, "ETag": etag})
+            pending, pending_bytes = [], 0
+
+        for piece in body_parts(size, nonce, block):
+            pending.append(bytes(piece))
+            pending_bytes += len(piece)
+            if pending_bytes >= part_size:
+                flush()
+        if pending:
+            flush()
+        s3.complete_multipart_upload(Bucket=s3_store.BUCKET, Key=key, UploadId=upload_id,
+                                     MultipartUpload={"Parts": parts})
+        seconds = time.perf_counter() - started
+    finally:
+        cpu_after, client_after = watch.cpu(), _own_cpu()
+        s3.close()
+    return {
+        "bytes": size,
+        "part_size": part_size,
+        "parts": len(parts),
+        "seconds": round(seconds, 3),
+        "mbps": size / MIB / seconds,
+        "cpu_seconds": {"gateway": round(cpu_after["gateway"] - cpu_before["gateway"], 2),
+                        "client": round(client_after - client_before, 2)},
+    }
+
+
+def _size(text: str) -> int:
+    """``16M``, ``5242880``, ``512k``: bytes, as pastefile reads ``s3.part_size``."""
+    text = text.strip().lower().removesuffix("b")
+    for suffix, factor in (("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30)):
+        if text.endswith(suffix):
+            return int(text[:-1]) * factor
+    return int(text)
 
 
 def parse_args(argv):
@@ -241,6 +318,12 @@ def main(argv: list[str] | None = None) -> int:
             if name == S3_SERVER:
                 wait_idle(server.pid)
                 result["s3_objects_deleted"] = run.gateway.clear()
+        part_size = _size(args.part_size) if args.part_size else 16 * MIB
+        run.log(f"gateway-direct: uploading {args.size_mb} MiB in parts of {part_size // MIB} MiB with boto3 ...")
+        direct = direct_upload(run.gateway, size, part_size, f"{run.nonce}-direct", block)
+        run.log(f"   gateway-direct: {direct['seconds']:.1f} s, {direct['mbps']:.1f} MB/s")
+        document["gateway_direct"] = direct
+        run.gateway.clear()
         file_mbps = document["results"][FILE_SERVER]["mbps"]
         s3_mbps = document["results"][S3_SERVER]["mbps"]
         ratio = s3_mbps / file_mbps if file_mbps else None
@@ -281,6 +364,14 @@ def print_summary(document: dict) -> None:
         print(f"  {name:<13} HTTP {r['status']} {r['seconds']:7.1f} s {r['mbps']:7.1f} MB/s "
               f"(sent in {r['send_seconds']:.1f} s, answer {r['answer_wait_seconds']:.1f} s later) "
               f"server RSS +{r['server_rss_growth_mb']:.1f} MB{gateway}")
+    for name, r in document["results"].items():
+        print(f"  {name:<13} CPU seconds during the upload: "
+              + ", ".join(f"{group} {value:.1f}" for group, value in r.get("cpu_seconds", {}).items()))
+    direct = document.get("gateway_direct")
+    if direct:
+        print(f"  gateway-direct (boto3 multipart, {direct['part_size'] // MIB} MiB parts, no pastefile) "
+              f"{direct['seconds']:7.1f} s {direct['mbps']:7.1f} MB/s; CPU seconds: "
+              + ", ".join(f"{group} {value:.1f}" for group, value in direct["cpu_seconds"].items()))
     ratio = document.get("ratio")
     if ratio:
         value = "n/a" if ratio["value"] is None else f"{ratio['value']:.2f}"

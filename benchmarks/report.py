@@ -328,11 +328,20 @@ def render_big_upload(doc: dict) -> list[str]:
     if doc.get("aborted") or doc.get("error"):
         lines += [f"**Incomplete run**: {doc.get('aborted') or doc.get('error')}", ""]
     lines += ["| server | HTTP | seconds | MB/s | body sent in s | answer after s | server RSS growth MB | "
-              "gateway RSS growth MB |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+              "gateway RSS growth MB | CPU s: server / gateway / client |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in doc.get("results", {}).items():
+        cpu = r.get("cpu_seconds", {})
         lines.append(f"| {name} | {r.get('status')} | {_num(r.get('seconds'), 2)} | {_num(r.get('mbps'))} | "
                      f"{_num(r.get('send_seconds'), 2)} | {_num(r.get('answer_wait_seconds'), 2)} | "
-                     f"{_num(r.get('server_rss_growth_mb'))} | {_num(r.get('gateway_rss_growth_mb'))} |")
+                     f"{_num(r.get('server_rss_growth_mb'))} | {_num(r.get('gateway_rss_growth_mb'))} | "
+                     f"{_num(cpu.get('server'))} / {_num(cpu.get('gateway'))} / {_num(cpu.get('client'))} |")
+    direct = doc.get("gateway_direct")
+    if direct:
+        cpu = direct.get("cpu_seconds", {})
+        lines.append(f"| gateway-direct (boto3 multipart, {direct['part_size'] >> 20} MiB parts, no pastefile) | | "
+                     f"{_num(direct.get('seconds'), 2)} | {_num(direct.get('mbps'))} | | | | | "
+                     f"- / {_num(cpu.get('gateway'))} / {_num(cpu.get('client'))} |")
     lines.append("")
     rows = []
     ratio = doc.get("ratio")

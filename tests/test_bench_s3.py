@@ -51,8 +51,11 @@ def test_big_upload_small(tmp_path):
                     "server_rss_peak_mb", "server_rss_growth_mb"):
             assert isinstance(result[key], (int, float)), (name, key)
         assert result["server_rss_peak_mb"] >= result["server_rss_before_mb"] > 0
+        assert {"server", "client"} <= set(result["cpu_seconds"])
     s3 = data["results"]["pastefile-s3"]
-    assert "gateway_rss_growth_mb" in s3 and s3["s3_objects_deleted"] >= 1
+    assert "gateway_rss_growth_mb" in s3 and s3["s3_objects_deleted"] >= 1 and "gateway" in s3["cpu_seconds"]
+    direct = data["gateway_direct"]
+    assert direct["part_size"] == 5 << 20 and direct["parts"] == 4 and direct["mbps"] > 0
     assert data["ratio"]["label"] == "s3 MB/s / file MB/s" and data["ratio"]["value"] > 0
     assert data["ratio"]["target"] == 0.5 and isinstance(data["ratio"]["met"], bool)
     assert set(data["rss_checks"]) == {"pastefile-pg", "pastefile-s3"}
@@ -63,6 +66,7 @@ def test_big_upload_small(tmp_path):
     text = "\n".join(report.render_big_upload(data))
     assert "## 16 MiB upload: s3 store vs file store" in text
     assert "| pastefile-s3 | 200 |" in text and "| s3 MB/s / file MB/s |" in text
+    assert "| gateway-direct (boto3 multipart, 5 MiB parts, no pastefile) |" in text
 
 
 @pytest.mark.timeout(400)
