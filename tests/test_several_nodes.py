@@ -11,7 +11,6 @@ object store without stopping the gateway the other tests share).
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import signal
 import socket
@@ -548,16 +547,16 @@ def test_the_same_rendition_on_three_nodes_is_rendered_once(cluster, s3):
 # -- 4. one allowance for the whole deployment -------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+RATE_N = 4
+
+
+@pytest.fixture
 def limited(tmp_path_factory, pg_cluster, memcached_nodes, rgw):
     yield from _deployment(tmp_path_factory, pg_cluster, memcached_nodes, rgw, "limited", 3, **{
         "pastefile.rate_limit.uploads": str(RATE_N),
         # a long window: no upload is earned back while the test runs
         "pastefile.rate_limit.window": "3600",
     })
-
-
-RATE_N = 4
 
 
 def test_rate_limit_is_shared_by_the_nodes(limited):
@@ -582,6 +581,64 @@ def test_rate_limit_is_shared_by_the_nodes(limited):
         assert upload(node, "late.txt", text_bytes(KB)).status_code == 429
     with limited.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM paste_file")).scalar() == RATE_N
+
+
+# -- extra: a removal and an upload of the same bytes on two nodes at once ------------------------
+
+
+def test_removal_racing_an_upload_of_the_same_bytes_keeps_the_new_paste(cluster, s3):
+    one, two, three = cluster.nodes
+    for round_ in range(6):
+        data = text_bytes(150 * KB)
+        old = uploaded(one, f"old-{round_}.txt", data)
+        barrier = threading.Barrier(2)
+
+        def remove():
+            barrier.wait(10)
+            _delete(two, old)
+
+        def again():
+            barrier.wait(10)
+            time.sleep(0.002 * round_)  # shift the race a little each round
+            return uploaded(three, f"new-{round_}.txt", data)
+
+        with ThreadPoolExecutor(2) as pool:
+            removed, new = pool.submit(remove), pool.submit(again)
+            removed.result(60)
+            answer = new.result(60)
+        assert blob_key(cluster, answer["sha256"]) in keys(s3, cluster.s3_prefix), round_
+        for node in cluster.nodes:
+            res = requests.get(f"{node.url}/i/{answer['filehash']}", timeout=30)
+            assert res.status_code == 200 and sha(res.content) == sha(data), (round_, node.url, res.status_code)
+    checked = cluster.service.fsck(grace=0)
+    assert checked["missing_files"] == 0, checked
+
+
+# -- extra: the same upload through every node at once ---------------------------------------------
+
+
+@pytest.mark.parametrize("size", [300 * KB, 6 * MB], ids=["put", "multipart"])
+def test_the_same_upload_on_every_node_at_once_is_one_paste(cluster, s3, size):
+    data = text_bytes(size)
+    name = f"same-{size}.txt"
+    senders = [node for node in cluster.nodes for _ in range(2)]
+    barrier = threading.Barrier(len(senders))
+    before = keys(s3, cluster.s3_prefix)
+
+    def send(node: Pserve) -> dict:
+        barrier.wait(10)
+        return uploaded(node, name, data)
+
+    with ThreadPoolExecutor(len(senders)) as pool:
+        answers = list(pool.map(send, senders))
+    # same bytes, same name: the same paste, whichever node took it
+    assert len({a["filehash"] for a in answers}) == 1, answers
+    assert keys(s3, cluster.s3_prefix) - before == {blob_key(cluster, sha(data))}  # no staging object left
+    with cluster.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM paste_file WHERE filename = :n"), {"n": name}).scalar() == 1
+    for node in cluster.nodes:
+        res = requests.get(f"{node.url}/i/{answers[0]['filehash']}", timeout=60)
+        assert res.status_code == 200 and sha(res.content) == sha(data)
 
 
 # -- 5. a node SIGKILLed in the middle of an upload ----------------------------------------------
@@ -700,6 +757,16 @@ def test_object_store_outage_answers_503_and_loses_nothing(cluster):
         while answered(down, 503) < 3 or time.monotonic() < down + 2:
             assert time.monotonic() < deadline, "no 503 while the object store was away"
             time.sleep(0.05)
+        # a large upload (streamed into a multipart upload as it arrives) and
+        # reads of objects stored before: refused the same way
+        large = upload(nodes[0], "outage-large.txt", text_bytes(12 * MB))
+        assert large.status_code == 503 and large.headers.get("Retry-After") == "5", (large.status_code, large.text[:300])
+        with lock:
+            before = [(answer, data) for started, _, status, _, answer, data in results if status == 200][:3]
+        for node, (answer, data) in zip(nodes, before):
+            read = requests.get(f"{node.url}/i/{answer['filehash']}", timeout=60)
+            assert (read.status_code == 503 and read.headers.get("Retry-After") == "5"
+                    or read.status_code == 200 and sha(read.content) == sha(data)), (read.status_code, read.text[:300])
         for node in nodes:
             ready = requests.get(node.url + "/readyz", timeout=30)
             assert ready.status_code == 503 and ready.headers["Retry-After"] == "5", (ready.status_code, ready.text)
@@ -742,3 +809,4 @@ def test_object_store_outage_answers_503_and_loses_nothing(cluster):
         assert sha(requests.get(f"{nodes[0].url}/i/{answer['filehash']}", timeout=30).content) == sha(data)
     print(f"\n[several-nodes] outage: {len(results)} uploads, {len(ok)} stored, "
           f"{sum(1 for r in results if r[2] == 503)} answered 503, down {up - down:.1f} s; fsck {checked}")
+
