@@ -94,13 +94,18 @@ def vm_rss(pid: int) -> int:
 
 class RssWatch(threading.Thread):
     """Every ``interval`` seconds, the summed VmRSS of each group of process
-    trees; ``peak`` holds the largest sum seen per group."""
+    trees; ``peak`` holds the largest sum seen per group.  The trees' pids
+    are looked up again every ``TREE_EVERY`` samples only (a walk of all of
+    /proc costs more than reading a few status files), and at the end."""
+
+    TREE_EVERY = 10
 
     def __init__(self, roots: dict[str, list[int]], interval: float = SAMPLE_SECONDS):
         super().__init__(daemon=True, name="rss-watch")
         self.roots = roots
         self.interval = interval
         self.samples = 0
+        self.pids = self._trees()
         self.before = self.sample()
         self.peak = dict(self.before)
         self._halt = threading.Event()
@@ -110,23 +115,29 @@ class RssWatch(threading.Thread):
         return {group: cpu_seconds({pid for root in roots for pid in process_tree(root)})
                 for group, roots in self.roots.items()}
 
+    def _trees(self) -> dict[str, set[int]]:
+        return {group: {pid for root in roots for pid in process_tree(root)} for group, roots in self.roots.items()}
+
     def sample(self) -> dict[str, int]:
-        out = {}
-        for group, roots in self.roots.items():
-            pids = {pid for root in roots for pid in process_tree(root)}
-            out[group] = sum(vm_rss(pid) for pid in pids)
-        return out
+        return {group: sum(vm_rss(pid) for pid in pids) for group, pids in self.pids.items()}
+
+    def _record(self) -> None:
+        now = self.sample()
+        self.samples += 1
+        for group, value in now.items():
+            self.peak[group] = max(self.peak[group], value)
 
     def run(self) -> None:
         while not self._halt.wait(self.interval):
-            now = self.sample()
-            self.samples += 1
-            for group, value in now.items():
-                self.peak[group] = max(self.peak[group], value)
+            if self.samples % self.TREE_EVERY == self.TREE_EVERY - 1:
+                self.pids = self._trees()
+            self._record()
 
     def finish(self) -> None:
         self._halt.set()
         self.join()
+        self.pids = self._trees()
+        self._record()
 
 
 def upload(port: int, size: int, nonce: str, block: bytes, watch: RssWatch, timeout: float) -> dict:
