@@ -334,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         direct = direct_upload(run.gateway, size, part_size, f"{run.nonce}-direct", block)
         run.log(f"   gateway-direct: {direct['seconds']:.1f} s, {direct['mbps']:.1f} MB/s")
         document["gateway_direct"] = direct
+        # informational: how close the s3 store comes to what the gateway takes alone in this run
+        document["ratio_s3_to_gateway_direct"] = document["results"][S3_SERVER]["mbps"] / direct["mbps"]
         run.gateway.clear()
         file_mbps = document["results"][FILE_SERVER]["mbps"]
         s3_mbps = document["results"][S3_SERVER]["mbps"]
@@ -383,6 +385,9 @@ def print_summary(document: dict) -> None:
         print(f"  gateway-direct (boto3 multipart, {direct['part_size'] // MIB} MiB parts, no pastefile) "
               f"{direct['seconds']:7.1f} s {direct['mbps']:7.1f} MB/s; CPU seconds: "
               + ", ".join(f"{group} {value:.1f}" for group, value in direct["cpu_seconds"].items()))
+        if document.get("ratio_s3_to_gateway_direct") is not None:
+            print(f"  ratio pastefile-s3 MB/s / gateway-direct MB/s = {document['ratio_s3_to_gateway_direct']:.2f} "
+                  "(no target)")
     ratio = document.get("ratio")
     if ratio:
         value = "n/a" if ratio["value"] is None else f"{ratio['value']:.2f}"

@@ -348,6 +348,8 @@ def render_big_upload(doc: dict) -> list[str]:
     if ratio:
         rows.append((ratio["label"], _num(ratio["value"], 2), _target_text(">=", ratio["target"]),
                      _verdict(ratio["met"])))
+    if doc.get("ratio_s3_to_gateway_direct") is not None:
+        rows.append(("pastefile-s3 MB/s / gateway-direct MB/s", _num(doc["ratio_s3_to_gateway_direct"], 2), "", ""))
     for name, check in doc.get("rss_checks", {}).items():
         rows.append((f"{name} server RSS growth MB", _num(check["value"]), _target_text(check["op"], check["target"]),
                      _verdict(check["met"])))

@@ -56,6 +56,7 @@ def test_big_upload_small(tmp_path):
     assert "gateway_rss_growth_mb" in s3 and s3["s3_objects_deleted"] >= 1 and "gateway" in s3["cpu_seconds"]
     direct = data["gateway_direct"]
     assert direct["part_size"] == 5 << 20 and direct["parts"] == 4 and direct["mbps"] > 0
+    assert data["ratio_s3_to_gateway_direct"] > 0
     assert data["ratio"]["label"] == "s3 MB/s / file MB/s" and data["ratio"]["value"] > 0
     assert data["ratio"]["target"] == 0.5 and isinstance(data["ratio"]["met"], bool)
     assert set(data["rss_checks"]) == {"pastefile-pg", "pastefile-s3"}
