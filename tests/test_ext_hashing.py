@@ -959,3 +959,374 @@ def test_concurrent_multi_chunk_copies_agree_with_hashlib(tmp_path):
     for t in threads:
         t.join()
     assert failures == []
+
+
+# ---------------------------------------------------------------------------
+# Saved states: export_state() / Hasher.from_state()
+# ---------------------------------------------------------------------------
+# Layout, format version 1 (ext/src/hashing.c): "PFHS", version, algorithm,
+# pending count n, reserved, the length in bits (u64), the chaining words
+# (u32 each), the 64-byte block buffer, then 8 bytes of SHA-256 over the rest.
+# Every integer is big-endian.
+
+from pastefile.ext import reference  # noqa: E402
+from pastefile.ext.hashing import STATE_SIZE  # noqa: E402
+
+STATE_ALGOS = {"sha256": 1, "md5": 2}
+MD5_IV = (0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476)
+
+
+def seal(body: bytes) -> bytes:
+    """A state from its first 112 bytes: appends the check value."""
+    assert len(body) == 112
+    return body + hashlib.sha256(body).digest()[:8]
+
+
+def craft_state(name: str, words, length: int, pending: bytes, *, version=1, reserved=0) -> bytes:
+    """A format-1 state built by hand, independently of the C code."""
+    chaining = b"".join(w.to_bytes(4, "big") for w in words).ljust(32, b"\0")
+    body = (
+        b"PFHS" + bytes([version, STATE_ALGOS[name], len(pending) % 256, reserved])
+        + ((length * 8) % 2**64).to_bytes(8, "big") + chaining + pending.ljust(64, b"\0")
+    )
+    return seal(body)
+
+
+def parse_state(state: bytes) -> dict:
+    assert len(state) == STATE_SIZE
+    return {
+        "magic": state[:4],
+        "version": state[4],
+        "algo": state[5],
+        "n": state[6],
+        "reserved": state[7],
+        "bits": int.from_bytes(state[8:16], "big"),
+        "words": [int.from_bytes(state[i : i + 4], "big") for i in range(16, 48, 4)],
+        "block": state[48:112],
+        "check": state[112:],
+    }
+
+
+def test_state_size_is_fixed_and_small():
+    assert STATE_SIZE == 120
+    for name in STATE_ALGOS:
+        for size in (0, 1, 63, 64, 65, 10_000):
+            assert len(Hasher(name, random_bytes(size)).export_state()) == STATE_SIZE
+
+
+@pytest.mark.parametrize("name", sorted(STATE_ALGOS))
+@pytest.mark.parametrize("size", [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, 1000, 4159])
+def test_state_layout(name, size):
+    data = random_bytes(size, seed=31)
+    state = Hasher(name, data).export_state()
+    f = parse_state(state)
+    assert f["magic"] == b"PFHS"
+    assert (f["version"], f["algo"], f["reserved"]) == (1, STATE_ALGOS[name], 0)
+    n = size % 64
+    assert f["n"] == n
+    assert f["bits"] == 8 * size
+    assert f["block"] == data[size - n :] + bytes(64 - n)
+    assert f["check"] == hashlib.sha256(state[:112]).digest()[:8]
+    if name == "md5":
+        assert f["words"][4:] == [0, 0, 0, 0]
+    if size < 64:  # no block hashed yet: the chaining words are the IV, big-endian
+        iv = reference.SHA256_IV if name == "sha256" else MD5_IV
+        assert tuple(f["words"][: len(iv)]) == iv
+
+
+@pytest.mark.parametrize("name", sorted(STATE_ALGOS))
+@pytest.mark.parametrize("size", [0, 1, 55, 56, 57, 63, 64, 65, 127, 128, 129, 1000])
+def test_state_round_trip_at_block_boundaries(name, size):
+    data = random_bytes(size + 200, seed=37)
+    ours, theirs = ALGORITHMS[name]
+    h = ours(data[:size])
+    state = h.export_state()
+    resumed = Hasher.from_state(name, state)
+    assert resumed.name == name and resumed.digest_size == h.digest_size
+    assert resumed.digest() == theirs(data[:size]).digest()
+    assert resumed.export_state() == state
+    for extra in (0, 1, 8, 55, 56, 63, 64, 65, 200):
+        again = Hasher.from_state(name, state)
+        again.update(data[size : size + extra])
+        assert again.digest() == theirs(data[: size + extra]).digest()
+    # exporting leaves the original usable
+    h.update(data[size:])
+    assert h.digest() == theirs(data).digest()
+
+
+def test_empty_state_resumes_to_empty_digests():
+    for name in STATE_ALGOS:
+        resumed = Hasher.from_state(name, Hasher(name).export_state())
+        assert resumed.digest() == hashlib.new(name).digest()
+
+
+@settings(max_examples=120, deadline=None)
+@given(chunked_data(), st.sampled_from(sorted(STATE_ALGOS)))
+def test_state_chain_through_new_hashers_matches_hashlib(case, name):
+    data, chunks = case
+    _, theirs = ALGORITHMS[name]
+    state = Hasher(name).export_state()
+    seen = 0
+    for kind, chunk in chunks:
+        h = Hasher.from_state(name, state)  # a fresh hasher for every piece
+        h.update(_as_buffer(kind, chunk))
+        seen += len(chunk)
+        state = h.export_state()
+        assert len(state) == STATE_SIZE
+        assert parse_state(state)["bits"] == 8 * seen
+        assert h.digest() == theirs(data[:seen]).digest()
+    assert Hasher.from_state(name, state).digest() == theirs(data).digest()
+
+
+_RESUME_CHILD = r"""
+import sys
+from pastefile.ext.hashing import Hasher
+name, state_hex, data_hex = sys.stdin.read().split("\n")[:3]
+h = Hasher.from_state(name, bytes.fromhex(state_hex))
+h.update(bytes.fromhex(data_hex))
+print(h.export_state().hex(), h.digest().hex())
+"""
+
+
+def _resume_in_child(name: str, state: bytes, data: bytes) -> tuple[bytes, bytes]:
+    done = subprocess.run(
+        [sys.executable, "-c", _RESUME_CHILD],
+        input=f"{name}\n{state.hex()}\n{data.hex()}\n",
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    state_hex, digest_hex = done.stdout.split()
+    return bytes.fromhex(state_hex), bytes.fromhex(digest_hex)
+
+
+@pytest.mark.parametrize("name", sorted(STATE_ALGOS))
+def test_state_resumes_in_another_process(name):
+    """Upload pieces alternate between this process and fresh interpreters."""
+    _, theirs = ALGORITHMS[name]
+    rng = random.Random(f"processes:{name}")
+    data = random_bytes(300_000, seed=41)
+    cuts = sorted(rng.sample(range(1, len(data)), 5)) + [len(data)]
+    # a child that only imports and re-exports must not change the state
+    h = Hasher(name, data[: cuts[0]])
+    state = h.export_state()
+    assert _resume_in_child(name, state, b"") == (state, h.digest())
+    start, in_child = cuts[0], True
+    for end in cuts[1:]:
+        piece = data[start:end]
+        if in_child:
+            state, digest = _resume_in_child(name, state, piece)
+        else:
+            h = Hasher.from_state(name, state)
+            h.update(piece)
+            state, digest = h.export_state(), h.digest()
+        assert digest == theirs(data[:end]).digest()
+        start, in_child = end, not in_child
+    assert Hasher.from_state(name, state).digest() == theirs(data).digest()
+
+
+def test_state_length_carries_past_2_to_32_bits():
+    """512 MiB of input: the 32-bit low word of the bit count wraps into the
+    high word between the two exports, and the resumed digest still agrees."""
+    block = bytes(16 * MiB)
+    below = 2**29 - 40  # bytes; 8 * below < 2**32
+    h, ref = Hasher("sha256"), hashlib.sha256()
+    for _ in range(below // len(block)):
+        h.update(block)
+        ref.update(block)
+    tail = random_bytes(below % len(block), seed=43)
+    h.update(tail)
+    ref.update(tail)
+    state = h.export_state()
+    assert parse_state(state)["bits"] == 8 * below
+    resumed = Hasher.from_state("sha256", state)
+    more = random_bytes(100, seed=47)
+    resumed.update(more)
+    ref.update(more)
+    after = resumed.export_state()
+    assert parse_state(after)["bits"] == 8 * (below + 100) > 2**32
+    assert Hasher.from_state("sha256", after).digest() == resumed.digest() == ref.digest()
+
+
+_CARRY_LENGTHS = [
+    2**29 - 1,  # one byte before the bit count needs its high word
+    2**29 - 64,
+    2**29,
+    2**32 + 17,
+    2**61 - 1,  # one byte before the 64-bit bit count wraps to 0
+    2**61 - 200,
+]
+
+
+@pytest.mark.parametrize("length", _CARRY_LENGTHS)
+def test_crafted_state_near_counter_carries_matches_reference(length):
+    rng = random.Random(f"carry:{length}")
+    words = tuple(rng.getrandbits(32) for _ in range(8))
+    pending = rng.randbytes(length % 64)
+    data = rng.randbytes(300)
+    h = Hasher.from_state("sha256", craft_state("sha256", words, length, pending))
+    for piece in (data[:1], data[1:130], data[130:]):
+        h.update(piece)
+    assert h.digest() == reference.sha256_resume(words, length, pending, data)
+    assert parse_state(h.export_state())["bits"] == (8 * (length + len(data))) % 2**64
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    words=st.tuples(*[st.integers(0, 2**32 - 1)] * 8),
+    length=st.integers(0, 2**61 - 1),
+    pending_seed=st.binary(min_size=63, max_size=63),
+    data=st.binary(max_size=300),
+)
+def test_crafted_states_match_reference(words, length, pending_seed, data):
+    pending = pending_seed[: length % 64]
+    h = Hasher.from_state("sha256", craft_state("sha256", words, length, pending))
+    h.update(data)
+    assert h.digest() == reference.sha256_resume(words, length, pending, data)
+
+
+def test_reference_resume_agrees_with_hashlib():
+    data = random_bytes(1000, seed=53)
+    for size in (0, 55, 56, 64, 65, 1000):
+        assert reference.sha256_resume(reference.SHA256_IV, 0, b"", data[:size]) == sha256_of(data[:size])
+
+
+@pytest.mark.parametrize("name", sorted(STATE_ALGOS))
+def test_state_accepts_bytes_like(name):
+    data = random_bytes(777, seed=59)
+    state = Hasher(name, data).export_state()
+    _, theirs = ALGORITHMS[name]
+    for given_state in (bytearray(state), memoryview(state)):
+        assert Hasher.from_state(name, given_state).digest() == theirs(data).digest()
+
+
+@pytest.mark.parametrize("bad", [None, 1, 1.0, "00" * STATE_SIZE, [0] * STATE_SIZE, object()])
+def test_state_of_wrong_type_raises_type_error(bad):
+    with pytest.raises(TypeError):
+        Hasher.from_state("sha256", bad)
+
+
+@pytest.mark.parametrize("name", ["sha1", "SHA256", "", "sha512"])
+def test_state_of_unknown_algorithm_raises_value_error(name):
+    with pytest.raises(ValueError, match="unsupported algorithm"):
+        Hasher.from_state(name, Hasher().export_state())
+
+
+def test_state_name_of_wrong_type_raises_type_error():
+    with pytest.raises(TypeError):
+        Hasher.from_state(1, Hasher().export_state())
+
+
+def _good_state(name="sha256", size=100) -> bytes:
+    return Hasher(name, random_bytes(size, seed=61)).export_state()
+
+
+@pytest.mark.parametrize("length", [0, 1, 4, 5, 8, 111, 112, 119, 121, 128, 240])
+def test_truncated_or_too_long_states_are_refused(length):
+    state = _good_state()
+    bad = (state * 2)[:length]
+    with pytest.raises(ValueError, match="120 bytes"):
+        Hasher.from_state("sha256", bad)
+
+
+@pytest.mark.parametrize("length", [0, 1, 3, 4, 5, 8, 119, 121, 240])
+def test_c_import_refuses_bad_lengths_without_reading_past_them(length):
+    """Straight to C, without the wrapper's checks: an error, never a crash."""
+    from pastefile.ext._hashing import ffi, lib
+
+    state = _good_state()
+    buf = ffi.new(f"unsigned char[{max(length, 1)}]", (state * 2)[:length])
+    err = ffi.new("int *")
+    assert lib.pf_hasher_import(lib.PF_SHA256, buf, length, err) == ffi.NULL
+    assert err[0] in (lib.PF_ESTATE, lib.PF_ESTATE_FORMAT)
+
+
+def test_c_import_refuses_unknown_algorithm_ids():
+    from pastefile.ext._hashing import ffi, lib
+
+    err = ffi.new("int *")
+    for algo in (0, 3, -1, 255):
+        assert lib.pf_hasher_import(algo, _good_state(), STATE_SIZE, err) == ffi.NULL
+        assert err[0] == lib.PF_ESTATE_ALGO
+
+
+def test_c_export_refuses_a_short_buffer():
+    from pastefile.ext._hashing import ffi, lib
+
+    out = ffi.new("unsigned char[200]")
+    h = Hasher("sha256", b"abc")
+    assert lib.pf_hasher_export(h._ptr, out, STATE_SIZE - 1) == lib.PF_ESTATE
+    assert bytes(ffi.buffer(out, 200)) == bytes(200)  # nothing written
+    assert lib.pf_hasher_export(h._ptr, out, 200) == STATE_SIZE
+
+
+@pytest.mark.parametrize("name", sorted(STATE_ALGOS))
+def test_every_single_bit_flip_is_refused(name):
+    state = _good_state(name, 150)
+    for pos in range(STATE_SIZE):
+        for bit in (0, 7):
+            bad = bytearray(state)
+            bad[pos] ^= 1 << bit
+            with pytest.raises(ValueError):
+                Hasher.from_state(name, bytes(bad))
+
+
+def test_wrong_magic_or_version_is_refused():
+    state = _good_state()
+    for body in (b"XFHS" + state[4:112], state[:4] + b"\x02" + state[5:112], state[:4] + b"\x00" + state[5:112]):
+        with pytest.raises(ValueError, match="format version"):
+            Hasher.from_state("sha256", seal(body))
+    with pytest.raises(ValueError, match="format version"):
+        Hasher.from_state("sha256", bytes(STATE_SIZE))
+
+
+def test_state_of_the_other_algorithm_is_refused():
+    with pytest.raises(ValueError, match="another algorithm"):
+        Hasher.from_state("md5", _good_state("sha256"))
+    with pytest.raises(ValueError, match="another algorithm"):
+        Hasher.from_state("sha256", _good_state("md5"))
+
+
+def _resealed(state: bytes, offset: int, value: bytes) -> bytes:
+    body = bytearray(state[:112])
+    body[offset : offset + len(value)] = value
+    return seal(bytes(body))
+
+
+@pytest.mark.parametrize(
+    "name, offset, value",
+    [
+        ("sha256", 6, b"\x40"),  # n = 64: not a pending count
+        ("sha256", 6, b"\xff"),
+        ("sha256", 6, b"\x23"),  # n disagrees with the length (100 % 64 = 36)
+        ("sha256", 6, b"\x00"),
+        ("sha256", 7, b"\x01"),  # reserved byte
+        ("sha256", 15, b"\x21"),  # a length that is not whole bytes
+        ("sha256", 15, b"\x28"),  # 101 bytes, but n says 36
+        ("sha256", 48 + 36, b"\x01"),  # a byte past the pending ones
+        ("sha256", 111, b"\x01"),
+        ("md5", 32, b"\x01"),  # MD5 has four chaining words, the rest is zero
+        ("md5", 47, b"\x01"),
+    ],
+)
+def test_inconsistent_fields_are_refused_even_with_a_valid_check(name, offset, value):
+    state = _good_state(name, 100)
+    with pytest.raises(ValueError, match="damaged or inconsistent"):
+        Hasher.from_state(name, _resealed(state, offset, value))
+
+
+def test_consistent_rewrite_of_the_same_state_is_accepted():
+    # the checks refuse what is inconsistent, not what differs from an export
+    state = _good_state("sha256", 100)
+    assert Hasher.from_state("sha256", _resealed(state, 8, bytes(4))).digest() == Hasher(
+        "sha256", random_bytes(100, seed=61)
+    ).digest()
+
+
+def test_imported_hashers_copy_and_digest_like_any_other():
+    data = random_bytes(5000, seed=67)
+    h = Hasher.from_state("sha256", Hasher("sha256", data[:1234]).export_state())
+    c = h.copy()
+    h.update(data[1234:])
+    c.update(data[1234:3000])
+    assert h.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert c.digest() == sha256_of(data[:3000])
+    assert Hasher.from_state("sha256", c.export_state()).digest() == c.digest()
