@@ -665,10 +665,12 @@ def _slow_upload(port: int, declared: int, sent: list[int], stop: threading.Even
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
             s.sendall(head + preamble)
+            # never the whole body: only the kill ends this upload
             while not stop.is_set() and sent[0] + len(chunk) < declared:
                 s.sendall(chunk)
                 sent[0] += len(chunk)
                 time.sleep(0.01)
+            stop.wait(60)
     except OSError:
         pass
 
@@ -680,7 +682,7 @@ def test_node_killed_mid_upload_leaves_nothing_visible(cluster, s3):
         pastes_before = conn.execute(text("SELECT count(*) FROM paste_file")).scalar()
     uploads_before = {u["UploadId"] for u in multipart_uploads(s3, cluster.s3_prefix)}
     sent, stop = [0], threading.Event()
-    sender = threading.Thread(target=_slow_upload, args=(victim.port, 40 * MB, sent, stop), daemon=True)
+    sender = threading.Thread(target=_slow_upload, args=(victim.port, 64 * MB, sent, stop), daemon=True)
     sender.start()
     try:
         # until the upload streams its parts into the store
