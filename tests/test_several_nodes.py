@@ -180,8 +180,9 @@ class Deployment:
     one set of upload counters and one removals token), a proxy to the
     gateway, and a service in this process for checks."""
 
-    def __init__(self, root, url: str, memcached_nodes, rgw, proxy: S3Proxy, s3_prefix: str, **extra: str):
+    def __init__(self, root, url: str, engine, memcached_nodes, rgw, proxy: S3Proxy, s3_prefix: str, **extra: str):
         self.root = root
+        self.engine = engine  # for checks of the rows
         self.rgw = rgw
         self.proxy = proxy
         self.s3_prefix = s3_prefix
@@ -198,10 +199,12 @@ class Deployment:
             "pastefile.s3.prefix": s3_prefix,
             "pastefile.s3.access_key_id": rgw.access_key,
             "pastefile.s3.secret_access_key": rgw.secret_key,
+            # the smallest part S3 takes: 12 MB goes up in three parts
             "pastefile.s3.part_size": "5M",
             **extra,
         }
         self.nodes: list[Pserve] = []
+        self.service = self.checker()
 
     def start(self, count: int, workers: int = 2) -> "Deployment":
         servers = []
@@ -241,12 +244,11 @@ def _deployment(tmp_path_factory, pg_cluster, memcached_nodes, rgw, name: str, c
     proxy.on()
     root = tmp_path_factory.mktemp(name)
     with migrated_database(pg_cluster) as (url, engine):
-        deployment = Deployment(root, url, memcached_nodes, rgw, proxy, f"{name}{uuid.uuid4().hex[:10]}", **extra)
-        deployment.engine = engine
-        service = deployment.checker()
-        service.initdb()  # the bucket, when missing
-        deployment.service = service
+        deployment = Deployment(root, url, engine, memcached_nodes, rgw, proxy, f"{name}{uuid.uuid4().hex[:10]}",
+                                **extra)
+        service = deployment.service
         try:
+            service.initdb()  # the bucket, when missing
             deployment.start(count)
             yield deployment
         finally:
