@@ -315,9 +315,12 @@ class BlobStore(abc.ABC):
         """What a crash left trashed but neither purged nor put back."""
 
     @abc.abstractmethod
-    def sweep_temp(self) -> tuple[int, list[tuple[str, int]]]:
+    def sweep_temp(self, grace: float | None = None) -> tuple[int, list[tuple[str, int]]]:
         """Remove staged bytes no live upload holds; the blobs a crash left
-        placed without their rows, for the caller to check against the database."""
+        placed without their rows, for the caller to check against the
+        database.  A store that cannot tell a live upload's staged bytes
+        from a dead one's judges them by age: older than ``grace`` seconds
+        (None: its own defaults)."""
 
     @abc.abstractmethod
     def unplace(self, sha256: bytes, fd: int) -> bool:
@@ -422,9 +425,9 @@ class FileSystemBlobStore(BlobStore):
             staged.marker = None
         self.discard(staged)
 
-    def sweep_temp(self) -> tuple[int, list[tuple[str, int]]]:
+    def sweep_temp(self, grace: float | None = None) -> tuple[int, list[tuple[str, int]]]:
         """Temp files whose writer is gone (nobody holds their lock), at any
-        age: staged files are removed; ``placed-*`` markers are returned as
+        age (``grace`` is not needed): staged files are removed; ``placed-*`` markers are returned as
         (path, descriptor holding their lock) for the caller to settle
         against the database (:meth:`unplace`, then unlink and close).
         Returns (removed, placed)."""

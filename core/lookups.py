@@ -3,6 +3,7 @@ the latest uploads, counts, the bytes (a file, an inline row, a path for
 sendfile) and near-duplicate images."""
 from __future__ import annotations
 
+import dataclasses
 import io
 from typing import BinaryIO
 
@@ -113,7 +114,8 @@ class Lookups(Concern):
             # blob_bytes's own steps, one call less on every cached read
             data = self.pastecache.blob_bytes(info.sha256)
             return Content.of_bytes(data if data is not None else self._row_bytes(info))
-        return self.parts.store.content(info.sha256)
+        content = self.parts.store.content(info.sha256)
+        return dataclasses.replace(content, opener=self._checked_opener(content.open, info))
 
     def path(self, info: PasteInfo | RenditionInfo) -> str | None:
         return None if info.inline else self.parts.store.path(bytes.fromhex(info.sha256))
@@ -124,7 +126,24 @@ class Lookups(Concern):
     def open_blob(self, info: PasteInfo | RenditionInfo) -> BinaryIO:
         if info.inline:
             return io.BytesIO(self.blob_bytes(info))
-        return self.parts.store.open(bytes.fromhex(info.sha256))
+        return self._checked_opener(lambda: self.parts.store.open(bytes.fromhex(info.sha256)), info)()
+
+    def _checked_opener(self, opener, info: PasteInfo | RenditionInfo):
+        """``opener`` that answers NotFound when the blob has gone because
+        its pastes were removed meanwhile (a row kept for a moment on
+        another node may still name it); a blob still on record whose
+        bytes are missing stays an error."""
+        def open_checked() -> BinaryIO:
+            try:
+                return opener()
+            except FileNotFoundError:
+                with self.uow.connection() as conn:
+                    recorded = repository.has_blob(conn, bytes.fromhex(info.sha256))
+                if not recorded:
+                    raise NotFound("this file was deleted") from None
+                raise
+
+        return open_checked
 
     def blob_bytes(self, info: PasteInfo | RenditionInfo) -> bytes:
         """From this process's memory, the shared cache, else its row.  Bytes

@@ -27,8 +27,9 @@ class Maintenance(Concern):
         report = {"stale_temp": 0, "trash": 0, "orphan_files": 0, "missing_files": 0, "corrupt_files": 0,
                   "renditions": 0}
         if repair:
-            # temp files are judged by their writer's lock, not their age
-            swept = self.sweep()
+            # temp files are judged by their writer's lock, not their age;
+            # an object store's staging by its age
+            swept = self.sweep(grace)
             report["stale_temp"] = swept["stale_temp"]
             report["orphan_files"] = swept["orphan_files"]
         else:
@@ -51,8 +52,8 @@ class Maintenance(Concern):
             self._repair(trashed, orphans)
         return report
 
-    def sweep(self) -> dict[str, int]:
-        removed, pending = self.store.sweep_temp()
+    def sweep(self, grace: float | None = None) -> dict[str, int]:
+        removed, pending = self.store.sweep_temp(grace)
         orphans = 0
         try:
             while pending:

@@ -49,6 +49,8 @@ MAX_COPY = 5 << 30
 STAGING_DIR = "tmp"
 TRASH_DIR = "trash"
 _READ = 256 * 1024
+# parts sent at once by one upload: the store's latency overlaps
+PARTS_IN_FLIGHT = 3
 # staging objects live seconds (finish -> settle); multipart uploads as long
 # as a slow upload streams in: each is judged stale after its own age
 STALE_STAGING = 3600.0
@@ -403,26 +405,30 @@ class S3BlobStore(BlobStore):
                 out.append((obj["Key"], bytes.fromhex(name)))
         return out
 
-    def _stale_staging(self, now: datetime | None = None) -> tuple[list[str], list[tuple[str, str]]]:
+    def _stale_staging(self, grace: float | None = None) -> tuple[list[str], list[tuple[str, str]]]:
         """Staging objects and multipart uploads old enough that no live
-        upload still owns them."""
-        now = now or datetime.now(timezone.utc)
+        upload still owns them: older than ``grace``, else than their own
+        defaults (an hour for objects, a day for multipart uploads, which
+        live as long as a slow upload streams in)."""
+        now = datetime.now(timezone.utc)
+        object_age = STALE_STAGING if grace is None else grace
+        upload_age = STALE_MULTIPART if grace is None else grace
         objects = [
             obj["Key"] for obj in self._list(self._key(STAGING_DIR + "/"))
-            if obj["LastModified"] < now - timedelta(seconds=STALE_STAGING)
+            if obj["LastModified"] <= now - timedelta(seconds=object_age)
         ]
         uploads = []
         paginator = self.client.get_paginator("list_multipart_uploads")
         pages = self.call(lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=self._key(STAGING_DIR + "/"))))
         for page in pages:
             for upload in page.get("Uploads", ()):
-                if upload["Initiated"] < now - timedelta(seconds=STALE_MULTIPART):
+                if upload["Initiated"] <= now - timedelta(seconds=upload_age):
                     uploads.append((upload["Key"], upload["UploadId"]))
         return objects, uploads
 
-    def sweep_temp(self) -> tuple[int, list[tuple[str, int]]]:
+    def sweep_temp(self, grace: float | None = None) -> tuple[int, list[tuple[str, int]]]:
         removed = sweep_local_temp(self.temp_dir)
-        objects, uploads = self._stale_staging()
+        objects, uploads = self._stale_staging(grace)
         for key in objects:
             self.call(self.client.delete_object, Bucket=self.bucket, Key=key)
         for key, upload_id in uploads:
@@ -444,7 +450,7 @@ class S3BlobStore(BlobStore):
             1 for entry in os.scandir(self.temp_dir)
             if entry.name.startswith("upload-") and entry.stat().st_mtime < cutoff
         )
-        objects, uploads = self._stale_staging()
+        objects, uploads = self._stale_staging(older_than)
         return local + len(objects) + len(uploads)
 
     def probe_writable(self) -> None:
@@ -503,23 +509,25 @@ class S3StagingWriter(StagingWriter):
 
 
 class PartStreamer:
-    """Sends the parts of a staged file to a multipart upload from one
-    background thread while the rest still arrives.  Parts are read back
-    from the file (its pages are in the cache), so memory holds one part."""
+    """Sends the parts of a staged file to a multipart upload from a few
+    background threads while the rest still arrives.  Each part is read back
+    from the file as it is sent (its pages are in the cache): memory holds
+    a read buffer per part in flight, not the parts."""
 
-    def __init__(self, store: S3BlobStore, fd: int):
+    def __init__(self, store: S3BlobStore, fd: int, in_flight: int = PARTS_IN_FLIGHT):
         self.store = store
         self.fd = fd
         self.key = store._staging_key()
         self.size = store.part_size
         self.upload_id = store.call(store.client.create_multipart_upload, Bucket=store.bucket, Key=self.key)["UploadId"]
         self.parts: list[dict] = []
-        self.queued = 0  # bytes handed to the thread
-        self.numbered = 0  # parts handed to the thread
+        self.queued = 0  # bytes handed to the threads
+        self.numbered = 0  # parts handed to the threads
         self.error: BaseException | None = None
         self._queue: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="s3-parts", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, name="s3-parts", daemon=True) for _ in range(in_flight)]
+        for thread in self._threads:
+            thread.start()
 
     def advance(self, available: int, final: bool = False) -> None:
         """Queue every part wholly within the first ``available`` bytes
@@ -541,12 +549,10 @@ class PartStreamer:
                 continue
             number, offset, length = item
             try:
-                body = os.pread(self.fd, length, offset)
-                if len(body) != length:
-                    raise OSError(f"staged file shorter than expected at {offset}")
                 etag = self.store.call(
                     self.store.client.upload_part, Bucket=self.store.bucket, Key=self.key,
-                    UploadId=self.upload_id, PartNumber=number, Body=body, ContentLength=length,
+                    UploadId=self.upload_id, PartNumber=number, Body=FileRange(self.fd, offset, length),
+                    ContentLength=length,
                 )["ETag"]
                 self.parts.append({"PartNumber": number, "ETag": etag})
                 try:
@@ -556,11 +562,16 @@ class PartStreamer:
             except BaseException as exc:  # noqa: BLE001 - reported by advance/finish
                 self.error = exc
 
+    def _stop(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
+
     def finish(self, total: int) -> str:
         """Send what is left, complete the upload; the staging key."""
         self.advance(total, final=True)
-        self._queue.put(None)
-        self._thread.join()
+        self._stop()
         if self.error is not None:
             raise self.error
         self.store.call(
@@ -570,13 +581,50 @@ class PartStreamer:
         return self.key
 
     def abort(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
+        self._stop()
         try:
             self.store.call(self.store.client.abort_multipart_upload, Bucket=self.store.bucket, Key=self.key,
                             UploadId=self.upload_id)
         except Exception:  # noqa: BLE001 - the lifecycle rule and the sweep abort it later
             log.warning("could not abort multipart upload %s", self.key, exc_info=True)
+
+
+class FileRange(io.RawIOBase):
+    """``length`` bytes of a file from ``offset``, as a seekable file object
+    read with pread (the signer reads a part once to hash it, then seeks
+    back and the sender reads it again, a buffer at a time)."""
+
+    def __init__(self, fd: int, offset: int, length: int):
+        self.fd, self.offset, self.length = fd, offset, length
+        self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.length}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def readinto(self, buffer) -> int:
+        want = min(len(buffer), self.length - self.pos)
+        if want <= 0:
+            return 0
+        data = os.pread(self.fd, want, self.offset + self.pos)
+        if not data:
+            raise OSError(f"staged file shorter than expected at {self.offset + self.pos}")
+        buffer[:len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+    def __len__(self) -> int:
+        return self.length
 
 
 class ObjectReader(io.RawIOBase):

@@ -156,9 +156,9 @@ class MovingStore(BlobStore):
         return ([(f"{path}\n", sha) for path, sha in self.new.trashed()]
                 + [(f"\n{path}", sha) for path, sha in self.old.trashed()])
 
-    def sweep_temp(self) -> tuple[int, list[tuple[str, int]]]:
-        removed_old, placed_old = self.old.sweep_temp()
-        removed, placed = self.new.sweep_temp()
+    def sweep_temp(self, grace: float | None = None) -> tuple[int, list[tuple[str, int]]]:
+        removed_old, placed_old = self.old.sweep_temp(grace)
+        removed, placed = self.new.sweep_temp(grace)
         for _, fd in placed_old:  # the old store takes no uploads: nothing of it is placed ahead of its rows
             os.close(fd)
         return removed + removed_old, placed

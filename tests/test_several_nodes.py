@@ -463,12 +463,6 @@ def test_removal_through_one_node_is_seen_by_the_others(cluster, s3):
                             {"s": bytes.fromhex(first["sha256"])}).scalar() == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a node whose workers still keep the removed paste's row (the removals token is read from memcached at "
-    "most every 0.25 s) opens its purged object: FileNotFoundError from S3BlobStore.open_key "
-    "(core/s3store.py ObjectReader._open_at) reaches webapp/views/files.py _serve_blob's content.open() (raw) "
-    "or core/renditions.py produce's read() (rendition), and errors.os_error answers 500 'Server error' "
-    "instead of 404"))
 @pytest.mark.parametrize("query", ["", "?w=32&h=24"], ids=["raw", "rendition"])
 def test_reads_racing_a_removal_answer_200_or_404(cluster, query):
     """While other nodes are being read without pause, a paste (the only
