@@ -22,7 +22,7 @@ import io
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -63,6 +63,11 @@ class StagedBlob:
     # an object store's staging object holding the bytes (a multipart upload
     # streamed while they arrived), copied to the address on commit
     key: str | None = None
+    # how to read bytes kept neither in memory nor in a local file
+    reader: Callable[[], BinaryIO] | None = None
+    # False: the staged file or object belongs to someone else (a resumable
+    # upload, which outlives a failed attempt to store it): never removed here
+    owned: bool = True
 
     @property
     def hexdigest(self) -> str:
@@ -73,7 +78,28 @@ class StagedBlob:
         return self.data is not None
 
     def open(self) -> BinaryIO:
-        return io.BytesIO(self.data) if self.data is not None else open(self.path, "rb")
+        if self.data is not None:
+            return io.BytesIO(self.data)
+        if self.path is None and self.reader is not None:
+            return self.reader()
+        return open(self.path, "rb")
+
+
+@dataclass
+class Resumable:
+    """Where a resumable upload's acknowledged bytes are, as its row keeps
+    it: ``offset`` bytes; on an object store, the parts of a multipart
+    upload at ``key`` plus the ``tail`` past the last whole part."""
+
+    id: str
+    offset: int = 0
+    key: str | None = None
+    upload_id: str | None = None
+    parts: list[str] | None = None  # ETags, part 1 first
+    tail: bytes = b""
+
+
+RESUMABLE_PREFIX = "tus-"
 
 
 class StagingWriter:
@@ -254,6 +280,35 @@ class BlobStore(abc.ABC):
         """The rows of ``staged`` are committed: release what stayed staged."""
         self.discard(staged)
 
+    # -- resumable uploads (tus) ------------------------------------------------------
+
+    @abc.abstractmethod
+    def resumable_begin(self, upload_id: str) -> Resumable:
+        """Make room for a resumable upload's bytes."""
+
+    @abc.abstractmethod
+    def resumable_append(self, state: Resumable, chunks: Iterator[bytes], on_chunk=None) -> Resumable:
+        """Append ``chunks`` after the acknowledged bytes (anything past them,
+        a crashed writer's, is dropped first) and make them durable; returns
+        the new state.  ``on_chunk(chunk)`` sees each chunk before it is
+        written (hashing, limits).  The chunks of a body cut off end early:
+        what came is kept.  An exception (from ``on_chunk``, or the store)
+        counts nothing of this call: the state before it stands."""
+
+    @abc.abstractmethod
+    def resumable_staged(self, state: Resumable, sha256: bytes, head: bytes) -> StagedBlob:
+        """The complete upload as a staged blob, for ingest (assembled where
+        the bytes are, never read back)."""
+
+    @abc.abstractmethod
+    def resumable_open(self, state: Resumable) -> BinaryIO:
+        """The acknowledged bytes of a complete upload (a partial one of a
+        concatenation), to read."""
+
+    @abc.abstractmethod
+    def resumable_drop(self, state: Resumable) -> None:
+        """Remove a terminated or expired upload's bytes."""
+
     # -- reading -------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -404,6 +459,14 @@ class FileSystemBlobStore(BlobStore):
             marker = os.path.join(self.temp_dir, PLACED_PREFIX + os.path.basename(staged.path))
             os.link(staged.path, marker)
             staged.marker = marker
+        if not staged.owned:
+            # someone else's file (a resumable upload's) keeps its name: a
+            # second one goes to the address
+            link = os.path.join(self.temp_dir, f"{TEMP_PREFIX}link-{os.urandom(8).hex()}")
+            os.link(staged.path, link)
+            os.replace(link, final)
+            _fsync_dir(directory)
+            return
         # rename is atomic; a concurrent writer of the same bytes is harmless
         os.replace(staged.path, final)
         staged.path = None  # the temp name is free again: never unlink it later
@@ -413,7 +476,7 @@ class FileSystemBlobStore(BlobStore):
         """The upload is given up: its staged copy goes and its lock is
         released.  A file it placed keeps its marker, for :meth:`sweep_temp`
         to settle against the database (which may be what failed)."""
-        if staged.path is not None:
+        if staged.path is not None and staged.owned:
             _unlink(staged.path)
             staged.path = None
         _release(staged)
@@ -453,6 +516,45 @@ class FileSystemBlobStore(BlobStore):
 
     def exists(self, sha256: bytes) -> bool:
         return os.path.exists(self.path(sha256))
+
+    def _resumable_path(self, upload_id: str) -> str:
+        return os.path.join(self.temp_dir, RESUMABLE_PREFIX + upload_id)
+
+    def resumable_begin(self, upload_id: str) -> Resumable:
+        fd = os.open(self._resumable_path(upload_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.close(fd)
+        _fsync_dir(self.temp_dir)
+        return Resumable(upload_id)
+
+    def resumable_append(self, state: Resumable, chunks: Iterator[bytes], on_chunk=None) -> Resumable:
+        fd = os.open(self._resumable_path(state.id), os.O_WRONLY)
+        offset = state.offset
+        try:
+            os.ftruncate(fd, offset)  # what a crashed PATCH wrote past the acknowledged bytes
+            try:
+                for chunk in chunks:
+                    if on_chunk is not None:
+                        on_chunk(chunk)
+                    view = memoryview(chunk)
+                    while view:
+                        n = os.pwrite(fd, view, offset)
+                        offset += n
+                        view = view[n:]
+            finally:
+                # what arrived is kept, cut off or not, once it is on disk
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        return Resumable(state.id, offset)
+
+    def resumable_staged(self, state: Resumable, sha256: bytes, head: bytes) -> StagedBlob:
+        return StagedBlob(sha256, state.offset, head, path=self._resumable_path(state.id), owned=False)
+
+    def resumable_open(self, state: Resumable) -> BinaryIO:
+        return open(self._resumable_path(state.id), "rb")
+
+    def resumable_drop(self, state: Resumable) -> None:
+        _unlink(self._resumable_path(state.id))
 
     def size(self, sha256: bytes) -> int | None:
         try:

@@ -63,3 +63,30 @@ class InsufficientStorage(PasteFileError):
 
     status = 507
     title = "Insufficient storage"
+
+
+class Conflict(PasteFileError):
+    """The request does not fit the resource's state now (a resumable
+    upload's offset is another)."""
+
+    status = 409
+    title = "Conflict"
+
+
+class Gone(PasteFileError):
+    status = 410
+    title = "Gone"
+
+
+class Locked(PasteFileError):
+    """Another request holds the resource (an upload being appended to)."""
+
+    status = 423
+    title = "Locked"
+
+
+class ChecksumMismatch(PasteFileError):
+    """A body does not match the checksum it came with (tus: 460)."""
+
+    status = 460
+    title = "Checksum mismatch"

@@ -183,7 +183,7 @@ class Ingest(Concern):
         if staged.data is not None:
             data = staged.data
         else:
-            with open(staged.path, "rb") as f:
+            with staged.open() as f:
                 data = f.read()
         try:
             stripped = metadata.strip(data, level)

@@ -112,3 +112,40 @@ class Rendition(Base):
     encoder: Mapped[int] = mapped_column(Integer, primary_key=True)
     result_sha256: Mapped[bytes] = mapped_column(LargeBinary(32), ForeignKey("blob.sha256"), nullable=False, index=True)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class TusUpload(Base):
+    """A resumable upload (the tus protocol) while its bytes arrive: every
+    process and node continues it from this row alone."""
+
+    __tablename__ = "tus_upload"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    # abandoned uploads go after this (gc)
+    expires: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+    # NULL while the client defers it (Upload-Defer-Length)
+    length: Mapped[int | None] = mapped_column(BigInteger)
+    # bytes acknowledged: durable in the store and hashed into hash_state
+    offset: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    # the Upload-Metadata header as sent (filename, filetype, expires, w, h)
+    meta: Mapped[str] = mapped_column(String(4096), nullable=False, default="")
+    # the running SHA-256 of the first ``offset`` bytes (ext.hashing state)
+    hash_state: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    # the first bytes, for the type check and the sniff at completion
+    head: Mapped[bytes] = mapped_column(LargeBinary, nullable=False, default=b"")
+    # object store: the staging multipart upload, its parts' ETags (JSON)
+    # and the bytes past the last whole part
+    store_key: Mapped[str | None] = mapped_column(String(1024))
+    store_upload_id: Mapped[str | None] = mapped_column(String(1024))
+    parts: Mapped[str] = mapped_column(String, nullable=False, default="[]")
+    tail: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    # concatenation: "partial", or "final" with its partial uploads' ids (JSON)
+    concat: Mapped[str | None] = mapped_column(String(16))
+    concat_parts: Mapped[str | None] = mapped_column(String)
+    # one PATCH at a time, whichever node takes it: a lease, renewed while
+    # the body arrives, that a crashed holder's successor may take once lapsed
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # set once complete: the paste it became
+    filehash: Mapped[str | None] = mapped_column(String(FILEHASH_MAX))

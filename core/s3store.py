@@ -36,7 +36,7 @@ from typing import BinaryIO
 
 from pastefile.ext.hashing import CopyResult, Hasher
 
-from .blobstore import BlobStore, StagedBlob, StagingWriter, sweep_local_temp
+from .blobstore import RESUMABLE_PREFIX, BlobStore, Resumable, StagedBlob, StagingWriter, sweep_local_temp
 from .content import Content
 from .errors import Unavailable
 
@@ -275,6 +275,8 @@ class S3BlobStore(BlobStore):
                   Config=TransferConfig(multipart_chunksize=self.part_size, max_concurrency=4))
 
     def discard(self, staged: StagedBlob) -> None:
+        if not staged.owned:
+            return
         if staged.key is not None:
             self._delete_quietly(staged.key)
             staged.key = None
@@ -294,6 +296,65 @@ class S3BlobStore(BlobStore):
             self.call(self.client.delete_object, Bucket=self.bucket, Key=key)
         except Exception:  # noqa: BLE001 - left for the sweep
             log.warning("could not delete staging object %s; the next sweep will", key, exc_info=True)
+
+    # -- resumable uploads (tus): a multipart upload at a staging key, whole
+    # parts as they fill, the rest (the tail) kept in the upload's row --------
+
+    def resumable_begin(self, upload_id: str) -> Resumable:
+        key = self._key(f"{STAGING_DIR}/{RESUMABLE_PREFIX}{upload_id}")
+        created = self.call(self.client.create_multipart_upload, Bucket=self.bucket, Key=key)
+        return Resumable(upload_id, key=key, upload_id=created["UploadId"], parts=[])
+
+    def _upload_part(self, state: Resumable, number: int, body) -> str:
+        return self.call(self.client.upload_part, Bucket=self.bucket, Key=state.key, UploadId=state.upload_id,
+                         PartNumber=number, Body=body, ContentLength=len(body))["ETag"]
+
+    def resumable_append(self, state: Resumable, chunks: Iterator[bytes], on_chunk=None) -> Resumable:
+        buffer = bytearray(state.tail)
+        parts = list(state.parts or [])
+        offset = state.offset
+        for chunk in chunks:
+            if on_chunk is not None:
+                on_chunk(chunk)
+            buffer += chunk
+            offset += len(chunk)
+            while len(buffer) >= self.part_size:
+                # a part number once written is overwritten by a later PATCH
+                # that starts from the same acknowledged state: never two copies
+                parts.append(self._upload_part(state, len(parts) + 1, bytes(buffer[:self.part_size])))
+                del buffer[:self.part_size]
+        return Resumable(state.id, offset, state.key, state.upload_id, parts, bytes(buffer))
+
+    def _complete_resumable(self, state: Resumable) -> None:
+        parts = list(state.parts or [])
+        if state.tail or not parts:
+            parts.append(self._upload_part(state, len(parts) + 1, state.tail))
+        self.call(self.client.complete_multipart_upload, Bucket=self.bucket, Key=state.key,
+                  UploadId=state.upload_id,
+                  MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in enumerate(parts, 1)]})
+
+    def resumable_staged(self, state: Resumable, sha256: bytes, head: bytes) -> StagedBlob:
+        """Completed where its parts are: the store assembles the object."""
+        if self._head(state.key) is None:
+            self._complete_resumable(state)
+        key = state.key
+        return StagedBlob(sha256, state.offset, head, key=key, reader=lambda: self.open_key(key), owned=False)
+
+    def resumable_open(self, state: Resumable) -> BinaryIO:
+        if self._head(state.key) is None:
+            self._complete_resumable(state)
+        return self.open_key(state.key)
+
+    def resumable_drop(self, state: Resumable) -> None:
+        if state.upload_id:
+            try:
+                self.call(self.client.abort_multipart_upload, Bucket=self.bucket, Key=state.key,
+                          UploadId=state.upload_id)
+            except self.call.client_error as exc:
+                if _code(exc) != "NoSuchUpload":
+                    raise
+        if state.key:
+            self._delete_quietly(state.key)
 
     # -- reading -----------------------------------------------------------------------
 

@@ -52,6 +52,7 @@ from .ratelimit import Verdict
 from .records import PasteInfo, RenditionInfo
 from .removal import Removal
 from .renditions import Renditions
+from .resumable import Resumables, TusInfo
 from .settings import Settings
 from .shortlink import ShortLinks
 from .similar import SimilarIndex
@@ -101,6 +102,7 @@ class PasteFileService:
         self._ingest = Ingest(parts, self._renditions, committer)
         self._removal = Removal(parts)
         self._maintenance = Maintenance(parts)
+        self._resumables = Resumables(parts, self._ingest, self._lookups)
 
     # -- wiring -------------------------------------------------------------
 
@@ -411,8 +413,35 @@ class PasteFileService:
         with their files and renditions; then what interrupted uploads left
         in the store (:meth:`sweep`: ``stale_temp``, ``orphan_files``)."""
         report = self._removal.gc(grace, batch)
+        report["resumable_uploads"] = self._resumables.gc()
         report.update(self._maintenance.sweep())
         return report
+
+    # -- resumable uploads (tus) ------------------------------------------------
+
+    def tus_create(self, length: int | None, metadata: str = "", *, partial: bool = False,
+                   final_of: list[str] | None = None) -> TusInfo:
+        """Start a resumable upload of ``length`` bytes (None: told later)
+        with tus ``Upload-Metadata`` (filename, filetype, expires, w, h);
+        ``partial`` for a part of a concatenation; ``final_of``: the ids of
+        complete partial uploads, joined now into one paste."""
+        return self._resumables.create(length, metadata, partial=partial, final_of=final_of)
+
+    def tus_info(self, upload_id: str) -> TusInfo:
+        return self._resumables.get(upload_id)
+
+    def tus_append(self, upload_id: str, offset: int, chunks, *, length: int | None = None,
+                   checksum: tuple[str, bytes] | None = None) -> TusInfo:
+        """Append a body's chunks at ``offset``; the append that reaches the
+        length completes the upload (``TusInfo.paste``, with its delete token)."""
+        return self._resumables.append(upload_id, offset, chunks, length=length, checksum=checksum)
+
+    def tus_paste(self, upload_id: str) -> PasteInfo:
+        """The paste a complete upload became."""
+        return self._resumables.paste_of(upload_id)
+
+    def tus_terminate(self, upload_id: str) -> None:
+        self._resumables.terminate(upload_id)
 
     # -- maintenance ----------------------------------------------------------
 

@@ -35,7 +35,7 @@ PLACEHOLDER_SYMLINK_KEYS = frozenset({DEV_SYMLINK_KEY, "development-only-key", "
 ENVIRONMENTS = ("development", "production")
 STRIP_LEVELS = ("location", "all", "none")
 # field name prefixes that stand for a dotted group: cache_servers <-> pastefile.cache.servers
-_GROUPS = ("cache_", "rate_limit_", "s3_", "store_")
+_GROUPS = ("cache_", "rate_limit_", "s3_", "store_", "tus_")
 STORES = ("file", "s3")
 S3_SERVE = ("proxy", "redirect")
 
@@ -166,6 +166,10 @@ class Settings:
     # "proxy": the app streams objects; "redirect": a 302 to a presigned GET
     s3_serve: str = "proxy"
     s3_part_size: int = 16 << 20
+    # resumable uploads (tus): seconds an unfinished upload is kept (gc
+    # removes it after), and the size from which the upload page uses them
+    tus_expire: int = 24 * 3600
+    tus_page_threshold: int = 32 << 20
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -259,8 +263,10 @@ _INT_FIELDS = {
     "max_expiry": 1,
     "rate_limit_uploads": 0,
     "rate_limit_window": 1,
+    "tus_expire": 1,
 }
-_SIZE_FIELDS = {"max_upload_size", "cache_variant_max", "cache_memory_bytes", "cache_local_bytes", "s3_part_size"}
+_SIZE_FIELDS = {"max_upload_size", "cache_variant_max", "cache_memory_bytes", "cache_local_bytes", "s3_part_size",
+                "tus_page_threshold"}
 _ZERO_SIZE_FIELDS = {"inline_max", "rate_limit_bytes"}
 _BOOL_FIELDS = {"allow_upscale", "auto_migrate", "page_security_headers", "public_latest", "public_similar"}
 _LIST_FIELDS = {"allowed_types", "cache_servers", "rendition_sizes"}

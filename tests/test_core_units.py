@@ -125,7 +125,7 @@ def test_migration_matches_models(tmp_path, pg_url):
     sqlite_engine = make_engine(f"sqlite:///{tmp_path / 'm.sqlite'}")
     upgrade(sqlite_engine)
     for engine in (sqlite_engine, create_engine(pg_url.replace("+psycopg2", "+psycopg2"))):
-        assert current_revision(engine) == "0005"
+        assert current_revision(engine) == "0006"
         with engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         assert diff == [], diff

@@ -1,0 +1,426 @@
+"""Resumable uploads (the tus 1.0 protocol's state, without its HTTP).
+
+Each upload is a row in ``tus_upload``; its acknowledged bytes are in the
+store (a file in the store's tmp/, or the parts of a multipart upload plus a
+tail in the row).  Any process of any node continues any upload from the
+row alone: one append at a time, by a lease in the row that the appender
+renews while the body arrives and a crashed holder's successor takes once it
+lapses.  An offset is acknowledged (written to the row) only after its bytes
+are durable in the store, together with the running SHA-256, so completion
+never reads the bytes again: the digest comes from the saved hash state.
+Completion is the normal ingest (sniff, metadata stripping, dedupe, paste,
+delete token, renditions, near-duplicate hash).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import secrets
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from pastefile.ext.hashing import HEAD_SIZE, Hasher
+
+from . import mimes
+from .blobstore import Resumable
+from .errors import (
+    ChecksumMismatch, Conflict, Forbidden, Gone, InvalidRequest, Locked, NotFound, PasteFileError, TooLarge,
+    UnsupportedType,
+)
+from .models import TusUpload, utcnow
+from .parts import Concern, Parts
+from .records import PasteInfo
+from .sniff import sniff
+
+table = TusUpload.__table__
+LEASE = 60.0  # seconds an appender holds an upload without renewing
+RENEW_EVERY = 15.0
+CHECKSUMS = {"sha1": "sha1", "md5": "md5", "sha256": "sha256"}
+PARTIAL, FINAL = "partial", "final"
+
+
+@dataclass
+class TusInfo:
+    id: str
+    length: int | None
+    offset: int
+    metadata: str
+    expires: datetime
+    concat: str | None = None
+    concat_parts: list[str] = field(default_factory=list)
+    filehash: str | None = None
+    # the paste this call completed, with its delete token
+    paste: PasteInfo | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.length is not None and self.offset >= self.length
+
+
+def parse_metadata(header: str) -> dict[str, str]:
+    """``Upload-Metadata``: comma-separated ``key base64value`` pairs (a key
+    alone has an empty value).  Raises InvalidRequest on a malformed one."""
+    out: dict[str, str] = {}
+    if not header.strip():
+        return out
+    for pair in header.split(","):
+        parts = pair.strip().split(" ")
+        if not parts[0] or len(parts) > 2 or parts[0] in out:
+            raise InvalidRequest("Upload-Metadata must be comma-separated 'key base64' pairs with unique keys")
+        try:
+            value = base64.b64decode(parts[1], validate=True).decode("utf-8") if len(parts) == 2 else ""
+        except (binascii.Error, UnicodeDecodeError):
+            raise InvalidRequest(f"Upload-Metadata value of {parts[0]!r} is not base64 of UTF-8 text") from None
+        out[parts[0]] = value
+    return out
+
+
+def _int_meta(meta: dict[str, str], key: str) -> int | None:
+    value = meta.get(key, "").strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise InvalidRequest(f"metadata {key} must be a whole number")
+    return int(value)
+
+
+class Resumables(Concern):
+    def __init__(self, parts: Parts, ingest, lookups):
+        super().__init__(parts)
+        self.ingest = ingest
+        self.lookups = lookups
+
+    # -- creating -----------------------------------------------------------------------
+
+    def create(self, length: int | None, metadata: str = "", *, partial: bool = False,
+               final_of: list[str] | None = None) -> TusInfo:
+        meta = parse_metadata(metadata)
+        self._check_meta(meta)
+        if final_of is not None:
+            return self._concatenate(final_of, metadata)
+        if length is not None:
+            self.ingest.check_declared_size(length)
+        upload_id = secrets.token_urlsafe(24)
+        state = self.store.resumable_begin(upload_id)
+        now = utcnow()
+        row = dict(
+            id=upload_id, created=now, expires=now + timedelta(seconds=self.settings.tus_expire), length=length,
+            offset=0, meta=metadata, hash_state=Hasher("sha256").export_state(), head=b"",
+            store_key=state.key, store_upload_id=state.upload_id, parts="[]", tail=None,
+            concat=PARTIAL if partial else None,
+        )
+        try:
+            with self.uow.writing() as conn:
+                conn.execute(insert(table).values(**row))
+        except BaseException:
+            self.store.resumable_drop(state)
+            raise
+        return self._info(row)
+
+    def _check_meta(self, meta: dict[str, str]) -> None:
+        """What completion will need is checked before a byte is sent."""
+        w, h = _int_meta(meta, "w"), _int_meta(meta, "h")
+        if w or h:
+            self.ingest.renditions.check_dimensions(w, h)
+        expires = meta.get("expires")
+        if expires:
+            self.ingest.expiry(self._expires_in(expires))
+
+    def _expires_in(self, text: str) -> int:
+        from .utils import parse_expiry
+
+        return parse_expiry(text, self.settings.max_expiry)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def get(self, upload_id: str) -> TusInfo:
+        return self._info(self._row(upload_id))
+
+    def _row(self, upload_id: str, conn: Connection | None = None) -> dict:
+        if not isinstance(upload_id, str) or not upload_id or len(upload_id) > 64:
+            raise NotFound("no such upload")
+        with self._conn(conn) as c:
+            row = c.execute(select(table).where(table.c.id == upload_id)).mappings().first()
+        if row is None:
+            raise NotFound("no such upload")
+        row = dict(row)
+        if row["expires"].replace(tzinfo=row["expires"].tzinfo or utcnow().tzinfo) <= utcnow():
+            raise Gone("this upload expired")
+        return row
+
+    @contextmanager
+    def _conn(self, conn: Connection | None):
+        if conn is not None:
+            yield conn
+        else:
+            with self.uow.connection() as c:
+                yield c
+
+    def _info(self, row: dict, paste: PasteInfo | None = None) -> TusInfo:
+        return TusInfo(
+            id=row["id"], length=row["length"], offset=row["offset"], metadata=row["meta"],
+            expires=row["expires"], concat=row["concat"],
+            concat_parts=json.loads(row["concat_parts"]) if row.get("concat_parts") else [],
+            filehash=row.get("filehash"), paste=paste,
+        )
+
+    def paste_of(self, upload_id: str) -> PasteInfo:
+        """The paste a complete upload became (completing it now if a crash
+        or a failed store came between its last bytes and its paste)."""
+        row = self._row(upload_id)
+        if row["filehash"] is None:
+            if row["length"] is None or row["offset"] < row["length"] or row["concat"] == PARTIAL:
+                raise Conflict("this upload is not complete")
+            with self._leased(upload_id) as _:
+                row = self._row(upload_id)
+                if row["filehash"] is None:
+                    return self._complete(row)
+        return self.lookups.require(row["filehash"])
+
+    # -- appending ----------------------------------------------------------------------
+
+    @contextmanager
+    def _leased(self, upload_id: str) -> Iterator[Callable[[], None]]:
+        """Hold the upload's lease (423 while someone else does); yields a
+        function that renews it, to call while a long body arrives."""
+        owner = secrets.token_hex(16)
+
+        def take(conn, now):
+            return conn.execute(
+                update(table).where(table.c.id == upload_id)
+                .where((table.c.lease_until.is_(None)) | (table.c.lease_until < now))
+                .values(lease_owner=owner, lease_until=now + timedelta(seconds=LEASE))
+            ).rowcount
+
+        with self.uow.writing() as conn:
+            taken = take(conn, utcnow())
+        if not taken:
+            self._row(upload_id)  # NotFound / Gone first
+            raise Locked("another request is appending to this upload; try again when it is done")
+        renewed = [time.monotonic()]
+
+        def renew() -> None:
+            if time.monotonic() - renewed[0] < RENEW_EVERY:
+                return
+            with self.uow.writing() as conn:
+                conn.execute(update(table).where(table.c.id == upload_id).where(table.c.lease_owner == owner)
+                             .values(lease_until=utcnow() + timedelta(seconds=LEASE)))
+            renewed[0] = time.monotonic()
+
+        renew.owner = owner  # type: ignore[attr-defined]
+        try:
+            yield renew
+        finally:
+            with self.uow.writing() as conn:
+                conn.execute(update(table).where(table.c.id == upload_id).where(table.c.lease_owner == owner)
+                             .values(lease_owner=None, lease_until=None))
+
+    def append(self, upload_id: str, offset: int, chunks: Iterable[bytes], *, length: int | None = None,
+               checksum: tuple[str, bytes] | None = None) -> TusInfo:
+        """Append the body ``chunks`` at ``offset`` (which must be the
+        acknowledged offset: else 409).  A body cut off keeps what arrived
+        (its chunks end early); with ``checksum`` (algorithm, digest) the
+        body counts only whole and matching (460 otherwise, nothing kept).
+        The append that reaches the length completes the upload."""
+        if checksum is not None and checksum[0] not in CHECKSUMS:
+            raise InvalidRequest(f"unsupported checksum algorithm {checksum[0]!r}")
+        with self._leased(upload_id) as renew:
+            row = self._row(upload_id)
+            if row["concat"] == FINAL:
+                raise Forbidden("a final upload of a concatenation takes no PATCH")
+            if offset != row["offset"]:
+                raise Conflict(f"Upload-Offset {offset} is not the upload's offset {row['offset']}")
+            if length is not None:
+                if row["length"] is None:
+                    if length < row["offset"]:
+                        raise InvalidRequest("Upload-Length is smaller than what was uploaded")
+                    self.ingest.check_declared_size(length)
+                    row["length"] = length
+                elif length != row["length"]:
+                    raise InvalidRequest("Upload-Length cannot change")
+            if checksum is not None:
+                spooled = self._verified(chunks, checksum, row)
+                try:
+                    row = self._append(row, self._read(spooled), renew)
+                finally:
+                    spooled.close()
+            else:
+                row = self._append(row, chunks, renew)
+            paste = None
+            if row["length"] is not None and row["offset"] == row["length"] and row["concat"] != PARTIAL:
+                paste = self._complete(row)
+            return self._info(row, paste)
+
+    def _limit(self, row: dict) -> int:
+        return row["length"] if row["length"] is not None else self.settings.max_upload_size
+
+    def _verified(self, chunks: Iterable[bytes], checksum: tuple[str, bytes], row: dict):
+        """The body spooled on this node and checked against its checksum
+        before any of it counts."""
+        hasher = hashlib.new(CHECKSUMS[checksum[0]])
+        spool = tempfile.TemporaryFile(dir=self.store.temp_dir)
+        room = self._limit(row) - row["offset"]
+        size = 0
+        for chunk in chunks:
+            size += len(chunk)
+            if size > room:
+                spool.close()
+                raise TooLarge("the body goes past the upload's length")
+            hasher.update(chunk)
+            spool.write(chunk)
+        if hasher.digest() != checksum[1]:
+            spool.close()
+            raise ChecksumMismatch("the body does not match its Upload-Checksum; nothing of it was kept")
+        spool.seek(0)
+        return spool
+
+    @staticmethod
+    def _read(fileobj) -> Iterator[bytes]:
+        while chunk := fileobj.read(256 * 1024):
+            yield chunk
+
+    def _append(self, row: dict, chunks: Iterable[bytes], renew: Callable[[], None]) -> dict:
+        hasher = Hasher.from_state("sha256", row["hash_state"])
+        head = bytearray(row["head"])
+        offset = [row["offset"]]
+        limit = self._limit(row)
+        checked = [len(head) >= HEAD_SIZE or (row["length"] is not None and len(head) >= row["length"])]
+
+        def on_chunk(chunk: bytes) -> None:
+            if offset[0] + len(chunk) > limit:
+                raise TooLarge("the body goes past the upload's length" if row["length"] is not None
+                               else "the upload exceeds the size limit")
+            hasher.update(chunk)
+            offset[0] += len(chunk)
+            if len(head) < HEAD_SIZE:
+                head.extend(chunk[:HEAD_SIZE - len(head)])
+            if not checked[0] and (len(head) >= HEAD_SIZE or offset[0] == row["length"]):
+                checked[0] = True
+                self._check_type(bytes(head))
+            renew()
+
+        state = Resumable(row["id"], row["offset"], row["store_key"], row["store_upload_id"],
+                          json.loads(row["parts"]), self._tail(row))
+        try:
+            state = self.store.resumable_append(state, chunks, on_chunk)
+        except UnsupportedType:
+            self._drop(row)
+            raise
+        values = dict(offset=state.offset, hash_state=hasher.export_state(), head=bytes(head),
+                      parts=json.dumps(state.parts or []), tail=state.tail or None, length=row["length"])
+        with self.uow.writing() as conn:
+            done = conn.execute(update(table).where(table.c.id == row["id"])
+                                .where(table.c.lease_owner == renew.owner)  # type: ignore[attr-defined]
+                                .values(**values)).rowcount
+        if not done:
+            raise Conflict("this upload was taken over while its body arrived; ask for its offset and resume")
+        return {**row, **values}
+
+    def _tail(self, row: dict) -> bytes:
+        if not row["store_key"]:
+            return b""
+        with self.uow.connection() as conn:
+            return conn.execute(select(table.c.tail).where(table.c.id == row["id"])).scalar() or b""
+
+    def _check_type(self, head: bytes) -> None:
+        mimetype = sniff(head)
+        if not mimes.is_allowed(mimetype, self.settings.allowed_types):
+            raise UnsupportedType(f"files of type {mimetype} are not accepted here")
+
+    # -- completing ---------------------------------------------------------------------
+
+    def _complete(self, row: dict) -> PasteInfo:
+        """The normal ingest of the whole upload; its bytes are not read again."""
+        meta = parse_metadata(row["meta"])
+        hasher = Hasher.from_state("sha256", row["hash_state"])
+        state = Resumable(row["id"], row["offset"], row["store_key"], row["store_upload_id"],
+                          json.loads(row["parts"]), self._tail(row))
+        staged = self.store.resumable_staged(state, hasher.digest(), bytes(row["head"]))
+        expires = meta.get("expires")
+        try:
+            paste = self.ingest.upload_staged(
+                staged, meta.get("filename") or None, w=_int_meta(meta, "w"), h=_int_meta(meta, "h"),
+                expires_in=self._expires_in(expires) if expires else None,
+            )
+        except PasteFileError as exc:
+            if exc.status < 500:
+                self._drop(row)  # refused for good: nothing to resume
+            raise
+        with self.uow.writing() as conn:
+            conn.execute(update(table).where(table.c.id == row["id"]).values(filehash=paste.filehash, tail=None))
+        row["filehash"] = paste.filehash
+        self.store.resumable_drop(state)
+        return paste
+
+    def _concatenate(self, ids: list[str], metadata: str) -> TusInfo:
+        """A final upload: the partial ones' bytes in order, staged as one
+        (read once more: a digest cannot be joined from its parts')."""
+        if not ids:
+            raise InvalidRequest("Upload-Concat: final needs the partial uploads' URLs")
+        rows = [self._row(i) for i in ids]
+        for row in rows:
+            if row["concat"] != PARTIAL:
+                raise InvalidRequest("only partial uploads can be concatenated")
+            if row["length"] is None or row["offset"] < row["length"]:
+                raise InvalidRequest("a partial upload is not complete yet")
+        total = sum(row["length"] for row in rows)
+        self.ingest.check_declared_size(total)
+        meta = parse_metadata(metadata)
+        expires = meta.get("expires")
+        with self.ingest.receive() as writer:
+            for row in rows:
+                state = Resumable(row["id"], row["offset"], row["store_key"], row["store_upload_id"],
+                                  json.loads(row["parts"]), self._tail(row))
+                with self.store.resumable_open(state) as f:
+                    while chunk := f.read(1 << 20):
+                        writer.write(chunk)
+            staged = writer.finish()
+        paste = self.ingest.upload_staged(
+            staged, meta.get("filename") or None, w=_int_meta(meta, "w"), h=_int_meta(meta, "h"),
+            expires_in=self._expires_in(expires) if expires else None,
+        )
+        upload_id = secrets.token_urlsafe(24)
+        now = utcnow()
+        row = dict(
+            id=upload_id, created=now, expires=now + timedelta(seconds=self.settings.tus_expire), length=total,
+            offset=total, meta=metadata, hash_state=Hasher("sha256").export_state(), head=b"", parts="[]",
+            concat=FINAL, concat_parts=json.dumps(ids), filehash=paste.filehash,
+        )
+        with self.uow.writing() as conn:
+            conn.execute(insert(table).values(**row))
+        return self._info(row, paste)
+
+    # -- ending ---------------------------------------------------------------------------
+
+    def terminate(self, upload_id: str) -> None:
+        with self._leased(upload_id):
+            self._drop(self._row(upload_id))
+
+    def _drop(self, row: dict) -> None:
+        state = Resumable(row["id"], row["offset"], row["store_key"], row["store_upload_id"])
+        with self.uow.writing() as conn:
+            conn.execute(delete(table).where(table.c.id == row["id"]))
+        self.store.resumable_drop(state)
+
+    def gc(self) -> int:
+        """Remove uploads past their expiry (abandoned, or finished and no
+        longer asked for) with their bytes; one being appended to is left
+        for the next run."""
+        now = utcnow()
+        with self.uow.connection() as conn:
+            rows = [dict(r) for r in conn.execute(
+                select(table).where(table.c.expires <= now)
+                .where((table.c.lease_until.is_(None)) | (table.c.lease_until < now))
+            ).mappings()]
+        for row in rows:
+            self._drop(row)
+        return len(rows)
+
