@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Connection, delete, insert, select, update
 
@@ -63,6 +63,11 @@ class TusInfo:
     @property
     def complete(self) -> bool:
         return self.length is not None and self.offset >= self.length
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes: they are UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def parse_metadata(header: str) -> dict[str, str]:
@@ -152,7 +157,8 @@ class Resumables(Concern):
         if row is None:
             raise NotFound("no such upload")
         row = dict(row)
-        if row["expires"].replace(tzinfo=row["expires"].tzinfo or utcnow().tzinfo) <= utcnow():
+        row["expires"] = _aware(row["expires"])
+        if row["expires"] <= utcnow():
             raise Gone("this upload expired")
         return row
 

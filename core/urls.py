@@ -11,6 +11,8 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 # POST a multipart upload here; GET it for the upload page
+# resumable uploads (the tus protocol's creation endpoint)
+TUS = "/files/"
 UPLOAD = "/"
 
 PREVIEW = "p"

@@ -4,16 +4,17 @@ answers for one over the limit.  The counting itself is the core's
 """
 from __future__ import annotations
 
-from pastefile.core.urls import RESIZE, UPLOAD
+from pastefile.core.urls import RESIZE, TUS, UPLOAD
 
 from .responses import error_response
 from .services import service_of
 
 
 def is_upload(request) -> bool:
-    """Requests that store something: POST /, PUT, and GET /r/ (a resized paste)."""
+    """Requests that store something: POST /, PUT, GET /r/ (a resized
+    paste), and the creation of a resumable upload (POST /files/)."""
     method = request.method
-    return method == "PUT" or (method == "POST" and request.path_info == UPLOAD) or (
+    return method == "PUT" or (method == "POST" and request.path_info in (UPLOAD, TUS)) or (
         method == "GET" and request.path_info.startswith(_RESIZE_PREFIX)
     )
 
@@ -28,7 +29,11 @@ def rate_limit_tween_factory(handler, registry):
     def rate_limit_tween(request):
         if not is_upload(request):
             return handler(request)
-        verdict = service.admit_upload(request.remote_addr or "", request.content_length)
+        declared = request.content_length
+        if request.path_info == TUS:  # the bytes a resumable upload will send
+            length = request.headers.get("Upload-Length", "")
+            declared = int(length) if length.isdigit() and len(length) < 20 else None
+        verdict = service.admit_upload(request.remote_addr or "", declared)
         if verdict.status == 413:
             return error_response(
                 request, 413, "File too large",

@@ -11,6 +11,7 @@ from urllib.parse import quote
 from pyramid.renderers import render_to_response
 from pyramid.response import Response
 from webob.acceptparse import create_accept_header
+from webob.util import status_reasons
 
 from pastefile.core import Content, mimes
 
@@ -73,7 +74,10 @@ def error_response(request, status: int, title: str, message: str) -> Response:
             {"status": status, "title": title, "message": message},
             request=request,
         )
-    response.status_int = status
+    if status in status_reasons:
+        response.status_int = status
+    else:  # the protocols' own (tus's 460): their title as the reason
+        response.status = f"{status} {title}"
     response.cache_control = "no-store"
     return response
 

@@ -1,4 +1,4 @@
-from pastefile.core.urls import PATTERNS, UPLOAD
+from pastefile.core.urls import PATTERNS, TUS, UPLOAD
 
 
 def includeme(config):
@@ -20,4 +20,7 @@ def includeme(config):
     config.add_route("meta_delete", PATTERNS["meta"], request_method="DELETE")
     config.add_route("meta", PATTERNS["meta"])
     config.add_route("delete", PATTERNS["delete"])
+    # resumable uploads (tus): creation, then one URL per upload
+    config.add_route("tus_create", TUS)
+    config.add_route("tus_upload", TUS + "{id}")
     config.add_route("put", "/{filename}", request_method="PUT")

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from pyramid.tweens import INGRESS
 
+from pastefile.core.urls import TUS
+
 from .responses import error_response
 from .services import service_of
 
@@ -29,8 +31,10 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
-# methods routed to views; anything else (OPTIONS, TRACE, CONNECT, inventions) is 405
+# methods routed to views; anything else (TRACE, CONNECT, inventions) is 405;
+# PATCH and OPTIONS only for resumable uploads (tus)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE"})
+TUS_METHODS = frozenset({"PATCH", "OPTIONS"})
 ALLOW = "GET, HEAD, POST, PUT, DELETE"
 
 
@@ -46,7 +50,7 @@ def request_problem(request) -> tuple[int, str, str] | None:
         request.GET
     except UnicodeError:
         return 400, "Bad request", "The query string is not valid UTF-8 once percent-decoded."
-    if request.method not in METHODS:
+    if request.method not in METHODS and not (request.method in TUS_METHODS and request.path_info.startswith(TUS)):
         return 405, "Method not allowed", f"This server does not answer {request.method[:20]!r} requests."
     return None
 
