@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import zope.sqlalchemy
 
-from pastefile.core.urls import UPLOAD
+from pastefile.core.urls import TUS, UPLOAD
 
 from .services import service_of
 
@@ -35,13 +35,17 @@ def retry_attempts(request):
 def needs_transaction(request) -> bool:
     """``tm.activate_hook``: no request-wide transaction for the views the
     core serves by itself (reads, and uploads, which the group committer
-    commits); other writes (a view using ``request.dbsession``) get one."""
+    commits, and resumable uploads); other writes (a view using
+    ``request.dbsession``) get one."""
     method = request.method
     if method in ("GET", "HEAD", "PUT"):
         return False
     # the raw WSGI path: this runs before the input guard has refused an
     # undecodable one, and request.path_info would raise on it
-    return not (method == "POST" and request.environ.get("PATH_INFO", "") in ("", UPLOAD))
+    path = request.environ.get("PATH_INFO", "")
+    if path.startswith(TUS):
+        return False  # resumable uploads: the core commits each step itself
+    return not (method == "POST" and path in ("", UPLOAD))
 
 
 def includeme(config):

@@ -25,10 +25,11 @@ import weakref
 
 from waitress.receiver import FixedStreamReceiver
 
-from pastefile.core import InvalidRequest
+from pastefile.core import InvalidRequest, PasteFileError
 
 from .multipart_upload import FORM_OVERHEAD, MultipartReceiver, MultipartUpload, boundary_from
 from .server import UPLOAD_PATH, FramingChannel, FramingParser
+from .tus import patch_arguments, tus_upload_id
 
 BLOCK = 256 * 1024  # handed to the parsing thread in blocks of this size
 HIGH_WATER = 8 * 1024 * 1024  # bytes queued before the socket is left unread
@@ -43,40 +44,40 @@ class Abandoned(Exception):
 
 
 class _Stream:
-    """The parsing thread's side of one streamed upload.  It holds no
-    reference to the :class:`StreamedUpload`, so a request dropped mid-body
-    can be collected, and its finalizer tells the thread to give up."""
+    """The consuming thread's side of one streamed body.  It holds no
+    reference to the body buffer, so a request dropped mid-body can be
+    collected, and the buffer's finalizer tells the thread the body ended."""
 
-    def __init__(self, service, boundary: str, length: int, wake, release):
-        self.service = service
+    def __init__(self, consume, wake, release, abandon_ends: bool = False):
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.queued = 0
         self.lock = threading.Lock()
         self.done = threading.Event()
-        self.upload: MultipartUpload | None = None
+        self.result = None
         self.error: BaseException | None = None
+        # a body cut off ends its blocks (what came is kept) or fails them
+        self.abandon_ends = abandon_ends
         self._wake = wake  # wakes the I/O loop when the socket may be read again
         self._release = release
-        threading.Thread(
-            target=self._consume, args=(boundary, length), name="pastefile-stream", daemon=True
-        ).start()
+        threading.Thread(target=self._consume, args=(consume,), name="pastefile-stream", daemon=True).start()
 
     def put(self, block: bytes) -> None:
         with self.lock:
             self.queued += len(block)
         self.queue.put(block)
 
-    def _consume(self, boundary: str, length: int) -> None:
+    def _blocks(self):
+        while (block := self.queue.get()) is not _END:
+            if block is _ABANDON:
+                if self.abandon_ends:
+                    return
+                raise Abandoned()
+            self._dequeued(len(block))
+            yield block
+
+    def _consume(self, consume) -> None:
         try:
-            with self.service.receive() as writer:
-                receiver = MultipartReceiver(boundary, length, writer)
-                while (block := self.queue.get()) is not _END:
-                    if block is _ABANDON:
-                        raise Abandoned()
-                    self._dequeued(len(block))
-                    if not receiver.closed:
-                        receiver.feed(block)
-                self.upload = receiver.finish()
+            self.result = consume(self._blocks())
         except BaseException as exc:  # noqa: BLE001 - handed to the view
             self.error = exc
         finally:
@@ -109,24 +110,44 @@ class _Stream:
             self.queued = 0
 
 
-class StreamedUpload:
-    """waitress's body buffer for one streamed upload, and its ``wsgi.input``.
+def _parse_multipart(service, boundary: str, length: int):
+    def consume(blocks) -> MultipartUpload:
+        with service.receive() as writer:
+            receiver = MultipartReceiver(boundary, length, writer)
+            for block in blocks:
+                if not receiver.closed:
+                    receiver.feed(block)
+            return receiver.finish()
+
+    return consume
+
+
+def _cut_off(stream: _Stream, pieces: list[bytes]) -> None:
+    if pieces:
+        stream.put(b"".join(pieces))
+        pieces.clear()
+    stream.queue.put(_ABANDON)
+
+
+class StreamedBody:
+    """waitress's body buffer for one streamed request, and its ``wsgi.input``.
 
     The I/O thread calls :meth:`append` (and ``__len__``); the request's
     task calls :meth:`getfile` once the body is complete, the view
     :meth:`result`, and waitress :meth:`close` when the request is done.
     """
 
-    def __init__(self, service, boundary: str, length: int, wake, release):
-        self._stream = _Stream(service, boundary, length, wake, release)
+    def __init__(self, stream: _Stream):
+        self._stream = stream
         # pieces as waitress received them, joined once per block: a growing
         # bytearray would be copied again at each of its resizes
         self._pieces: list[bytes] = []
         self._pending = 0
         self._size = 0
         self._taken = False
-        # a request dropped mid-body is never closed by waitress
-        self._finalizer = weakref.finalize(self, self._stream.queue.put, _ABANDON)
+        # a request dropped mid-body is never closed by waitress: what came
+        # of it goes to the thread, then word that it ended
+        self._finalizer = weakref.finalize(self, _cut_off, self._stream, self._pieces)
 
     # -- waitress's side (the I/O thread) --------------------------------
     def append(self, data: bytes) -> None:
@@ -146,43 +167,68 @@ class StreamedUpload:
     def backlogged(self) -> bool:
         return self._stream.queued > HIGH_WATER
 
-    def getfile(self) -> "StreamedUpload":
+    def getfile(self) -> "StreamedBody":
         self._push()
         self._stream.queue.put(_END)
         return self
 
     def close(self) -> None:
-        """waitress is done with the request: discard an upload the view
-        did not take."""
+        """waitress is done with the request: a result the view did not take
+        is the subclass's to settle."""
         self._finalizer.detach()
-        stream = self._stream
         if not self._taken:
-            stream.queue.put(_ABANDON)
-            stream.done.wait()
-            if stream.upload is not None:
-                stream.service.discard_upload(stream.upload.staged)
-                stream.upload = None
+            _cut_off(self._stream, self._pieces)
+            self._stream.done.wait()
+            self._untaken(self._stream)
+
+    def _untaken(self, stream: _Stream) -> None:
+        pass
 
     def _push(self) -> None:
         if self._pieces:
             block = b"".join(self._pieces)
-            self._pieces, self._pending = [], 0
+            self._pieces.clear()  # the same list: the finalizer holds it
+            self._pending = 0
             self._stream.put(block)
 
     # -- the app's side --------------------------------------------------
-    def result(self) -> MultipartUpload:
-        """The staged file part and the fields, once the whole body is in;
-        raises what the parse raised (``InvalidRequest``, too large ...).
-        The caller owns the staged blob from here on."""
+    def result(self):
+        """What the consuming thread made of the whole body; raises what it raised."""
         stream = self._stream
         stream.done.wait()
         self._taken = True
         if stream.error is not None:
             raise stream.error
-        return stream.upload
+        return stream.result
 
     def read(self, size: int = -1) -> bytes:
-        raise OSError("this body was parsed while it arrived; take it with result()")
+        raise OSError("this body was consumed while it arrived; take it with result()")
+
+
+class StreamedUpload(StreamedBody):
+    """A multipart ``POST /`` parsed into the store while it arrives; the
+    view takes the staged file part and the fields with :meth:`result` (and
+    owns the staged blob from there); one not taken is discarded."""
+
+    def __init__(self, service, boundary: str, length: int, wake, release):
+        self.service = service
+        super().__init__(_Stream(_parse_multipart(service, boundary, length), wake, release))
+
+    def _untaken(self, stream: _Stream) -> None:
+        if stream.result is not None:
+            self.service.discard_upload(stream.result.staged)
+            stream.result = None
+
+
+class StreamedPatch(StreamedBody):
+    """A tus ``PATCH`` appended to its upload while it arrives: a body cut
+    off keeps what came (its blocks end early, then the offset is saved)."""
+
+    def __init__(self, service, upload_id: str, offset: int, length: int | None, checksum, wake, release):
+        def consume(blocks):
+            return service.tus_append(upload_id, offset, blocks, length=length, checksum=checksum)
+
+        super().__init__(_Stream(consume, wake, release, abandon_ends=True))
 
 
 class _Streams:
@@ -219,6 +265,9 @@ def streaming_channel(service, threshold: int, limit: int = MAX_STREAMS) -> type
 
         def parse_header(self, header_plus: bytes) -> None:
             super().parse_header(header_plus)
+            if self.error is None and self.command == "PATCH" and not self.chunked and self.content_length:
+                self._stream_patch()
+                return
             if self.error is not None or not (
                 self.command == "POST"
                 and self.path == UPLOAD_PATH
@@ -232,6 +281,21 @@ def streaming_channel(service, threshold: int, limit: int = MAX_STREAMS) -> type
                 return  # not a form: the view says so
             if streams.acquire():
                 body = StreamedUpload(service, boundary, self.content_length, self.wake, streams.release)
+                self.body_rcv = FixedStreamReceiver(self.content_length, body)
+
+        def _stream_patch(self) -> None:
+            """A tus PATCH whose headers are in order is appended while it
+            arrives; anything else is left to the view (which answers it)."""
+            upload_id = tus_upload_id(self.path)
+            if upload_id is None:
+                return
+            headers = self.headers
+            try:
+                offset, length, checksum = patch_arguments(lambda name: headers.get(name.upper().replace("-", "_")))
+            except PasteFileError:
+                return
+            if streams.acquire():
+                body = StreamedPatch(service, upload_id, offset, length, checksum, self.wake, streams.release)
                 self.body_rcv = FixedStreamReceiver(self.content_length, body)
 
     class StreamingChannel(FramingChannel):

@@ -9,33 +9,23 @@ this module speaks the protocol's headers and statuses.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 from email.utils import format_datetime
 from urllib.parse import urlparse
 
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from pastefile.core import InvalidRequest, PasteFileError
+from pastefile.core import InvalidRequest
+
+from ..streaming import StreamedPatch
+from ..tus import (
+    CHECKSUM_ALGORITHMS, EXTENSIONS, VERSION, UnsupportedMedia, check_version, checksum, int_header, is_offset_body,
+    patch_arguments,
+)
 
 from .upload import upload_response
 
-VERSION = "1.0.0"
-EXTENSIONS = "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration,concatenation"
-CHECKSUM_ALGORITHMS = "sha1,md5,sha256"
-OFFSET_TYPE = "application/offset+octet-stream"
 _CHUNK = 256 * 1024
-
-
-class PreconditionFailed(PasteFileError):
-    status = 412
-    title = "Precondition failed"
-
-
-class UnsupportedMedia(PasteFileError):
-    status = 415
-    title = "Unsupported media type"
 
 
 def _protocol_headers(request, response) -> None:
@@ -46,20 +36,8 @@ def _protocol_headers(request, response) -> None:
 
 
 def _speaks_tus(request) -> None:
-    """Every tus request but OPTIONS names the version it speaks."""
     request.add_response_callback(_protocol_headers)
-    if request.headers.get("Tus-Resumable") != VERSION:
-        raise PreconditionFailed(f"this server speaks tus {VERSION} (send Tus-Resumable: {VERSION})")
-
-
-def _int_header(request, name: str) -> int | None:
-    value = request.headers.get(name)
-    if value is None:
-        return None
-    value = value.strip()
-    if not value.isdigit() or len(value) > 19:
-        raise InvalidRequest(f"{name} must be a non-negative integer")
-    return int(value)
+    check_version(request.headers.get)
 
 
 def _expires(info) -> str:
@@ -90,19 +68,6 @@ def _body_chunks(request):
             return
         length -= len(chunk)
         yield chunk
-
-
-def _checksum(request) -> tuple[str, bytes] | None:
-    header = request.headers.get("Upload-Checksum")
-    if header is None:
-        return None
-    algorithm, _, encoded = header.strip().partition(" ")
-    if algorithm not in CHECKSUM_ALGORITHMS.split(","):
-        raise InvalidRequest(f"Upload-Checksum algorithm {algorithm!r} is not one of {CHECKSUM_ALGORITHMS}")
-    try:
-        return algorithm, base64.b64decode(encoded.strip(), validate=True)
-    except binascii.Error:
-        raise InvalidRequest("Upload-Checksum must be 'algorithm base64digest'") from None
 
 
 def _answered(request, response: Response, info) -> Response:
@@ -147,21 +112,21 @@ def create(request):
         return _answered(request, response, info)
     if concat and concat != "partial":
         raise InvalidRequest("Upload-Concat must be 'partial' or 'final;URL URL…'")
-    length = _int_header(request, "Upload-Length")
+    length = int_header(request.headers.get, "Upload-Length")
     deferred = request.headers.get("Upload-Defer-Length")
     if deferred is not None and deferred.strip() != "1":
         raise InvalidRequest("Upload-Defer-Length must be 1")
     if (length is None) == (deferred is None):
         raise InvalidRequest("send either Upload-Length or Upload-Defer-Length: 1")
     has_body = bool(request.content_length)
-    if has_body and request.content_type != OFFSET_TYPE:
-        raise UnsupportedMedia(f"a body sent with the creation must be {OFFSET_TYPE}")
+    if has_body and not is_offset_body(request.content_type):
+        raise UnsupportedMedia("a body sent with the creation must be application/offset+octet-stream")
     info = service.tus_create(length, metadata, partial=concat == "partial")
     response = Response(status=201)
     response.headers["Location"] = _location(request, info.id)
     if has_body:
         # creation-with-upload: the first bytes with the creation
-        info = service.tus_append(info.id, 0, _body_chunks(request), checksum=_checksum(request))
+        info = service.tus_append(info.id, 0, _body_chunks(request), checksum=checksum(request.headers.get))
     return _answered(request, response, info)
 
 
@@ -186,16 +151,15 @@ def head(request):
 
 @view_config(route_name="tus_upload", request_method="PATCH")
 def patch(request):
-    _speaks_tus(request)
-    if request.content_type != OFFSET_TYPE:
-        raise UnsupportedMedia(f"a PATCH body must be {OFFSET_TYPE}")
-    offset = _int_header(request, "Upload-Offset")
-    if offset is None:
-        raise InvalidRequest("Upload-Offset is missing")
-    info = request.pastefile.tus_append(
-        request.matchdict["id"], offset, _body_chunks(request),
-        length=_int_header(request, "Upload-Length"), checksum=_checksum(request),
-    )
+    request.add_response_callback(_protocol_headers)
+    body = request.environ["wsgi.input"]
+    if isinstance(body, StreamedPatch):
+        # appended by the server while it arrived (its headers were in order)
+        info = body.result()
+    else:
+        offset, length, sum_ = patch_arguments(request.headers.get)
+        info = request.pastefile.tus_append(request.matchdict["id"], offset, _body_chunks(request), length=length,
+                                            checksum=sum_)
     return _answered(request, Response(status=204), info)
 
 
