@@ -44,7 +44,12 @@ _ERROR_NAMES = {
     415: "UnsupportedType",
     416: "RangeNotSatisfiable",
     422: "Unprocessable",
+    409: "Conflict",
+    410: "Gone",
+    412: "PreconditionFailed",
+    423: "Locked",
     429: "TooManyRequests",
+    460: "ChecksumMismatch",
     503: "Unavailable",
     507: "InsufficientStorage",
 }
@@ -165,6 +170,97 @@ def _schemas(max_side: int) -> dict:
             },
         },
         "Side": {"type": "integer", "minimum": 0, "maximum": max_side},
+    }
+
+
+def _tus_paths() -> dict:
+    """Resumable uploads: the tus 1.0.0 protocol (https://tus.io/protocols/resumable-upload)."""
+    version = _param("Tus-Resumable", "header", {"type": "string", "enum": ["1.0.0"]}, "the protocol version",
+                     required=True)
+    upload_id = _param("id", "path", {"type": "string", "minLength": 1, "maxLength": 64},
+                       "the upload's id, from the creation's Location")
+    offset_headers = {
+        "Upload-Offset": {"schema": {"type": "integer", "minimum": 0}, "description": "bytes acknowledged"},
+        "Upload-Expires": {"schema": {"type": "string"}, "description": "when an unfinished upload goes"},
+        "X-Paste-Url": {"schema": {"type": "string"}, "description": "the preview link, once complete"},
+        "X-Delete-Url": {"schema": {"type": "string"}},
+        "X-Delete-Token": {"schema": {"type": "string"}, "description": "only on the request that completed it"},
+    }
+    body = {"content": {"application/offset+octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+    options = {
+        "summary": "The protocol's version, extensions, largest size and checksum algorithms",
+        "responses": {"204": {"description": "Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm"}},
+    }
+    return {
+        "/files/": {
+            "options": {**options, "operationId": "tusOptions"},
+            "post": {
+                "operationId": "tusCreate",
+                "summary": "Start a resumable upload (with its first bytes, if sent)",
+                "parameters": [
+                    version,
+                    _param("Upload-Length", "header", {"type": "integer", "minimum": 0}, "the size in bytes"),
+                    _param("Upload-Defer-Length", "header", {"type": "integer", "enum": [1]},
+                           "instead of Upload-Length: told by a later PATCH"),
+                    _param("Upload-Metadata", "header", {"type": "string"},
+                           "'key base64,…': filename, filetype, expires, w, h"),
+                    _param("Upload-Concat", "header", {"type": "string"}, "'partial', or 'final;URL URL…'"),
+                ],
+                "requestBody": {"required": False, **body},
+                "responses": {
+                    "201": {"description": "created", "headers": {
+                        "Location": {"schema": {"type": "string"}}, **offset_headers}},
+                    **_errors(400, 412, 413, 415, 422, 429, 460, 503, 507),
+                },
+            },
+        },
+        "/files/{id}": {
+            "options": {**options, "operationId": "tusUploadOptions", "parameters": [upload_id]},
+            "head": {
+                "operationId": "tusOffset",
+                "summary": "How much of the upload the server has",
+                "parameters": [upload_id, version],
+                "responses": {
+                    "200": {"description": "Upload-Offset, Upload-Length (or Upload-Defer-Length), Upload-Metadata",
+                            "headers": offset_headers},
+                    "404": {"description": "no such upload"},
+                    "410": {"description": "expired"},
+                    "412": {"description": "Tus-Resumable missing or another version"},
+                    "503": {"description": "retry after Retry-After seconds"},
+                },
+            },
+            "patch": {
+                "operationId": "tusAppend",
+                "summary": "Append bytes at Upload-Offset; the PATCH that completes the upload makes the paste",
+                "parameters": [
+                    upload_id, version,
+                    _param("Upload-Offset", "header", {"type": "integer", "minimum": 0}, "where the body goes",
+                           required=True),
+                    _param("Upload-Checksum", "header", {"type": "string"}, "'sha1|md5|sha256 base64digest'"),
+                    _param("Upload-Length", "header", {"type": "integer", "minimum": 0}, "a deferred length"),
+                ],
+                "requestBody": {"required": True, **body},
+                "responses": {
+                    "204": {"description": "appended", "headers": offset_headers},
+                    **_errors(400, 403, 404, 409, 410, 412, 413, 415, 422, 423, 460, 503, 507),
+                },
+            },
+            "delete": {
+                "operationId": "tusTerminate",
+                "summary": "Abandon the upload and remove its bytes",
+                "parameters": [upload_id, version],
+                "responses": {"204": {"description": "terminated"}, **_errors(404, 410, 412, 423, 503)},
+            },
+            "get": {
+                "operationId": "tusResult",
+                "summary": "The paste a complete upload became (as POST / answers, without the delete token)",
+                "parameters": [upload_id],
+                "responses": {
+                    "200": _uploaded("the paste"),
+                    **_errors(404, 409, 410, 415, 422, 503),
+                },
+            },
+        },
     }
 
 
@@ -389,6 +485,7 @@ def document(request) -> dict:
                 },
             }
         },
+        **_tus_paths(),
         "/healthz": {
             "get": {
                 "operationId": "getHealth",
@@ -432,6 +529,13 @@ def document(request) -> dict:
         "TooManyRequests": _error("too many uploads from this client; wait Retry-After seconds", _RETRY_AFTER),
         "Unavailable": _error("the database cannot be reached; retry after Retry-After seconds", _RETRY_AFTER),
         "InsufficientStorage": _error("no room for the file; nothing was stored"),
+        "Conflict": _error("Upload-Offset is not the upload's offset, or the upload is not complete yet"),
+        "Gone": _error("the resumable upload expired"),
+        "PreconditionFailed": _error(
+            "Tus-Resumable missing or another version", {"Tus-Version": {"schema": {"type": "string"}}}
+        ),
+        "Locked": _error("another request is appending to this upload"),
+        "ChecksumMismatch": _error("the body does not match Upload-Checksum; nothing of it was kept"),
     }
     return {
         "openapi": "3.0.3",
