@@ -88,6 +88,8 @@ def cmd_initdb(args) -> int:
 def cmd_upload(args) -> int:
     from tqdm import tqdm
 
+    if args.server:
+        return _upload_to_server(args)
     service = _service(args)
     try:
         expires = parse_expiry(args.expires, service.settings.max_expiry)
@@ -115,6 +117,66 @@ def cmd_upload(args) -> int:
     for line in links:
         print(line)
     return 1 if failures else 0
+
+
+def _upload_to_server(args) -> int:
+    """``upload --server URL``: over HTTP with tus, resumable; no local
+    config or database is involved."""
+    from tqdm import tqdm
+
+    from .tusclient import TusClient, TusError
+
+    if args.width or args.height:
+        print("pastefile: -W/-H are not sent with --server", file=sys.stderr)
+        return 1
+    sizes = {}
+    for path in args.files:
+        try:
+            sizes[path] = os.path.getsize(path)
+        except OSError:
+            sizes[path] = 0  # reported when the upload opens it
+    failures = 0
+    links = []
+    with tqdm(total=sum(sizes.values()), unit="B", unit_scale=True, unit_divisor=1024,
+              disable=args.quiet, file=sys.stderr) as bar:
+        client = TusClient(args.server, chunk_size=args.chunk_size,
+                           log=(lambda message: tqdm.write(f"pastefile: {message}", file=sys.stderr))
+                           if args.verbose else None)
+        done = 0  # bytes of the files before this one
+        try:
+            for path in args.files:
+                def progress(sent: int, size: int) -> None:
+                    # absolute: a retry or a resume moves the bar back or ahead
+                    bar.update(done + sent - bar.n)
+
+                try:
+                    result = client.upload(path, expires=args.expires, progress=progress)
+                except (OSError, TusError) as exc:
+                    failures += 1
+                    tqdm.write(f"pastefile: {path}: {exc}", file=sys.stderr)
+                else:
+                    paste = result.paste
+                    links.append(json.dumps(paste, ensure_ascii=False) if args.json else f"{paste['url_s']}  {path}")
+                done += sizes[path]
+                bar.update(done - bar.n)
+        finally:
+            client.close()
+    for line in links:
+        print(line)
+    return 1 if failures else 0
+
+
+def _chunk_size(text: str) -> int:
+    units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    value = text.strip().lower().removesuffix("ib").removesuffix("b")
+    unit = value[-1:] if value[-1:] in units else ""
+    try:
+        size = int(value[: len(value) - len(unit)]) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (bytes, or 256K, 4M, 1G)") from None
+    if size < 1:
+        raise argparse.ArgumentTypeError("the chunk size must be positive")
+    return size
 
 
 def _paste(service: PasteFileService, text: str):
@@ -212,6 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--json", action="store_true", help="print the full JSON record per file (with its delete token)")
     up.add_argument("--expires", metavar="DURATION", help="remove the pastes after this long: seconds, or 30m, 1h, 7d, 2w")
     up.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    up.add_argument(
+        "--server", metavar="URL",
+        help="upload to this pastefile server over HTTP (tus, resumable: run again to resume) "
+             "instead of into the local deployment; needs no config",
+    )
+    up.add_argument("--chunk-size", type=_chunk_size, default="8M", metavar="SIZE",
+                    help="with --server: bytes per request, e.g. 256K, 4M (default 8M)")
+    up.add_argument("-v", "--verbose", action="store_true", help="with --server: say what is created, resumed, retried")
     up.set_defaults(func=cmd_upload)
 
     info = sub.add_parser("info", help="show a paste by filehash, short id or link (https://host/s/AbC123, /p/...)")
