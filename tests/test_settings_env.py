@@ -30,7 +30,8 @@ def _no_outside_overrides(monkeypatch):
 def _env_value(name: str, default) -> str:
     special = {"db_url": "sqlite:///other.sqlite", "cache_backend": "null", "allowed_types": "image/png",
                "cache_servers": "h:1", "rendition_sizes": "10x10", "environment": "production",
-               "strip_metadata": "all"}
+               "strip_metadata": "all", "store": "s3", "store_fallback": "s3", "s3_serve": "redirect",
+               "s3_part_size": "8M"}
     if name in special:
         return special[name]
     if isinstance(default, bool):
@@ -47,6 +48,8 @@ def test_every_key_follows_its_environment_variable():
     defaults = Settings()
     for key, name in keys.items():
         environ = {"PASTEFILE_SYMLINK_KEY": "a-real-secret-0123456789", env_name(key): _env_value(name, getattr(defaults, name))}
+        if name in ("store", "store_fallback"):
+            environ["PASTEFILE_S3_BUCKET"] = "blobs"  # the s3 store needs one
         settings = Settings.from_dict({}, environ=environ)
         assert getattr(settings, name) != getattr(defaults, name), key
 
