@@ -434,6 +434,9 @@
       maxSize: parseInt(form.dataset.maxSize, 10) || Infinity,
       maxSizeHuman: form.dataset.maxSizeHuman || '',
       maxSide: parseInt(form.dataset.maxSide, 10) || null,
+      // files of this size and up go up resumably (tus) when the client library loaded
+      tusThreshold: parseInt(form.dataset.tusThreshold, 10) || Infinity,
+      tusEndpoint: new URL(form.dataset.tusEndpoint || '/files/', window.location.href).href,
     };
     const input = document.getElementById('file-input');
     const dropZone = document.getElementById('drop-zone');
@@ -603,6 +606,14 @@
     /* ---- XHR upload ------------------------------------------------- */
 
     function upload(job) {
+      if (job.item.file.size >= config.tusThreshold && window.tus && window.tus.isSupported) {
+        uploadResumable(job);
+        return;
+      }
+      uploadPlain(job);
+    }
+
+    function uploadPlain(job) {
       const { item, resize, expires, single, batch, position } = job;
       const body = new FormData();
       body.append('file', item.file, item.file.name || 'upload');
@@ -659,6 +670,186 @@
 
       setProgress(item, 0, 'Uploading\u2026', 'uploading');
       xhr.send(body);
+    }
+
+    /* ---- resumable upload (tus, for large files) ----------------------
+     * In 8 MiB PATCHes (under a 16m proxy body limit), retried on its own
+     * when the connection or the server drops, pausable, and resumable
+     * after a reload: the upload's URL is kept in localStorage under the
+     * file's fingerprint until it succeeds, so choosing the same file again
+     * continues from the server's offset. */
+
+    const TUS_CHUNK = 8 * 1024 * 1024;
+    const TUS_RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 10000, 10000];
+    // 423: a request the server lost (a crashed process) still holds the
+    // upload until its lease lapses (a minute); wait that out beyond the
+    // library's own retries
+    const TUS_LOCKED_WAIT = 10000;
+    const TUS_LOCKED_TRIES = 12;
+
+    function tusStatus(err) {
+      const res = err && err.originalResponse;
+      return res ? res.getStatus() : 0;
+    }
+
+    function tusErrorText(err) {
+      const res = err && err.originalResponse;
+      const status = tusStatus(err);
+      if (res) {
+        let data = null;
+        try {
+          data = JSON.parse(res.getBody() || '');
+        } catch (parseError) {
+          data = null;
+        }
+        if (data && data.error) {
+          return [data.error.title || `Error ${status}`, data.error.message || ''];
+        }
+        if (status === 413) {
+          return ['File too large', `The server refused the file. The limit is ${config.maxSizeHuman} per file.`];
+        }
+        return [`Upload failed (HTTP ${status})`, 'The server sent an unexpected response. Please try again.'];
+      }
+      return ['Network error', 'The upload could not be completed. Check your connection and choose the file again to resume.'];
+    }
+
+    async function fetchPaste(uploadUrl) {
+      const response = await fetch(sameOriginPath(uploadUrl), {
+        headers: { Accept: 'application/json' },
+        credentials: 'same-origin',
+        cache: 'no-store',
+      });
+      let data = null;
+      try {
+        data = await response.json();
+      } catch (err) {
+        data = null;
+      }
+      if (!response.ok || !data || data.error || !data.url_p) {
+        const err = (data && data.error) || {};
+        throw Object.assign(new Error('no paste'), {
+          title: err.title || `Upload failed (HTTP ${response.status})`,
+          detail: err.message || 'The server did not tell where the file went. Please try again.',
+        });
+      }
+      return data;
+    }
+
+    function uploadResumable(job) {
+      const { item, resize, expires, single, batch, position } = job;
+      const file = item.file;
+      const metadata = { filename: file.name || 'upload', filetype: file.type || 'application/octet-stream' };
+      if (expires) metadata.expires = expires;
+      if (/^image\//.test(file.type)) {
+        if (resize.w) metadata.w = resize.w;
+        if (resize.h) metadata.h = resize.h;
+      }
+
+      let settled = false;
+      const finish = () => {
+        if (settled) return false;
+        settled = true;
+        active -= 1;
+        pump();
+        return true;
+      };
+      // what the completing PATCH told only the uploader
+      const completion = { deleteUrl: null, deleteToken: null };
+      let paused = false;
+      let lockedTries = 0;
+      let lockedTimer = null;
+
+      const pause = h('button', {
+        type: 'button', class: 'btn btn--ghost btn--small progress__pause', 'aria-pressed': 'false',
+      }, 'Pause');
+      item.progress.cancel.before(pause);
+      item.card.dataset.transport = 'tus';
+
+      const tusUpload = new window.tus.Upload(file, {
+        endpoint: config.tusEndpoint,
+        chunkSize: TUS_CHUNK,
+        retryDelays: TUS_RETRY_DELAYS,
+        metadata,
+        storeFingerprintForResuming: true,
+        removeFingerprintOnSuccess: true,
+        onProgress(sent, total) {
+          if (paused || settled) return;
+          lockedTries = 0;
+          setProgress(item, total > 0 ? sent / total : 0, 'Uploading\u2026', 'uploading');
+          item.card.dataset.uploadUrl = tusUpload.url || '';
+        },
+        onAfterResponse(req, res) {
+          const token = res.getHeader('X-Delete-Token');
+          if (token) {
+            completion.deleteToken = token;
+            completion.deleteUrl = res.getHeader('X-Delete-Url') || null;
+          }
+        },
+        onSuccess() {
+          pause.remove();
+          setProgress(item, 1, 'Processing\u2026', 'processing');
+          fetchPaste(tusUpload.url).then((data) => {
+            if (!finish()) return;
+            if (!data.url_delete && completion.deleteUrl) data.url_delete = completion.deleteUrl;
+            if (!data.delete_token && completion.deleteToken) data.delete_token = completion.deleteToken;
+            succeed(item, data, single, batch, position);
+          }, (err) => {
+            if (finish()) fail(item, err.title || 'Upload failed', err.detail || '');
+          });
+        },
+        onError(err) {
+          if (settled || paused) return;
+          if (tusStatus(err) === 423 && lockedTries < TUS_LOCKED_TRIES) {
+            lockedTries += 1;
+            item.progress.label.textContent = 'Waiting for the server\u2026';
+            lockedTimer = setTimeout(() => {
+              lockedTimer = null;
+              if (!paused && !settled) tusUpload.start();
+            }, TUS_LOCKED_WAIT);
+            return;
+          }
+          pause.remove();
+          const [title, message] = tusErrorText(err);
+          if (finish()) fail(item, title, message);
+        },
+      });
+
+      pause.addEventListener('click', () => {
+        if (settled) return;
+        paused = !paused;
+        pause.textContent = paused ? 'Resume' : 'Pause';
+        pause.setAttribute('aria-pressed', String(paused));
+        if (paused) {
+          clearTimeout(lockedTimer);
+          lockedTimer = null;
+          tusUpload.abort();
+          setProgress(item, Number(item.progress.bar.value) / 100, 'Paused', 'paused');
+        } else {
+          lockedTries = 0;
+          setProgress(item, Number(item.progress.bar.value) / 100, 'Resuming\u2026', 'uploading');
+          tusUpload.start();
+        }
+      });
+
+      item.progress.cancel.onclick = () => {
+        clearTimeout(lockedTimer);
+        pause.remove();
+        // terminates the upload on the server and forgets its fingerprint
+        tusUpload.abort(true).catch(() => {});
+        if (finish()) fail(item, 'Cancelled', 'The upload was cancelled.');
+      };
+
+      setProgress(item, 0, 'Uploading\u2026', 'uploading');
+      tusUpload.findPreviousUploads().then((previous) => {
+        if (settled || paused) return;
+        if (previous.length) {
+          tusUpload.resumeFromPreviousUpload(previous[0]);
+          item.progress.label.textContent = 'Resuming\u2026';
+        }
+        tusUpload.start();
+      }, () => {
+        if (!settled && !paused) tusUpload.start();
+      });
     }
 
     function pump() {

@@ -28,6 +28,8 @@ def home(request):
         "max_side": settings.max_side,
         # only the lifetimes this server accepts (max_expiry)
         "expiry_choices": [(seconds, label) for seconds, label in EXPIRY_CHOICES if seconds <= settings.max_expiry],
+        # files of this size and up go through resumable uploads (tus, /files/)
+        "tus_threshold": settings.tus_page_threshold,
     }
 
 
