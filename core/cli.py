@@ -126,9 +126,6 @@ def _upload_to_server(args) -> int:
 
     from .tusclient import TusClient, TusError
 
-    if args.width or args.height:
-        print("pastefile: -W/-H are not sent with --server", file=sys.stderr)
-        return 1
     sizes = {}
     for path in args.files:
         try:
@@ -150,7 +147,8 @@ def _upload_to_server(args) -> int:
                     bar.update(done + sent - bar.n)
 
                 try:
-                    result = client.upload(path, expires=args.expires, progress=progress)
+                    result = client.upload(path, expires=args.expires, width=args.width, height=args.height,
+                                           progress=progress)
                 except (OSError, TusError) as exc:
                     failures += 1
                     tqdm.write(f"pastefile: {path}: {exc}", file=sys.stderr)

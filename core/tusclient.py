@@ -140,7 +140,7 @@ class TusClient:
     """Uploads files to ``server`` (the site's base URL, or its tus
     endpoint ending in ``/files/``)."""
 
-    def __init__(self, server: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE, store: FingerprintStore | None = None,
+    def __init__(self, server: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE, fingerprints: FingerprintStore | None = None,
                  retries: int = 8, backoff: float = 0.5, max_backoff: float = 15.0, timeout: float = 120.0,
                  log: Callable[[str], None] | None = None):
         if chunk_size < 1:
@@ -151,7 +151,7 @@ class TusClient:
         path = parts.path if parts.path.rstrip("/").endswith("/files") else parts.path.rstrip("/") + "/files/"
         self.endpoint = urljoin(f"{parts.scheme}://{parts.netloc}", path.rstrip("/") + "/")
         self.chunk_size = chunk_size
-        self.store = store if store is not None else FingerprintStore()
+        self.fingerprints = fingerprints if fingerprints is not None else FingerprintStore()
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -207,10 +207,8 @@ class TusClient:
 
     # -- the protocol ---------------------------------------------------------------
 
-    def _create(self, size: int, filename: str, expires: str | None) -> str:
-        metadata = f"filename {_b64(filename)}"
-        if expires:
-            metadata += f",expires {_b64(expires)}"
+    def _create(self, size: int, filename: str, extra: dict[str, str]) -> str:
+        metadata = ",".join([f"filename {_b64(filename)}", *(f"{k} {_b64(v)}" for k, v in extra.items() if v)])
         status, headers, data = self._request(
             "POST", self.endpoint, {"Upload-Length": str(size), "Upload-Metadata": metadata, "Content-Length": "0"}
         )
@@ -294,14 +292,18 @@ class TusClient:
     # -- uploads ------------------------------------------------------------------
 
     def upload(self, path: str, *, filename: str | None = None, expires: str | None = None,
+               width: int | None = None, height: int | None = None,
                progress: Progress | None = None) -> UploadResult:
         """Upload the file at ``path`` (resuming an earlier run's upload of
-        the same unchanged file) and return the paste it became."""
+        the same unchanged file) and return the paste it became; ``expires``
+        is a duration as the server takes it (3600, 30m, 7d), ``width`` and
+        ``height`` crop-resize an image."""
+        extra = {"expires": expires or "", "w": str(width or ""), "h": str(height or "")}
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
             size = st.st_size
-            key = self.store.key(self.endpoint, path, size, st.st_mtime_ns)
-            url, offset, resumed_from = self.store.get(key), 0, None
+            key = self.fingerprints.key(self.endpoint, path, size, st.st_mtime_ns)
+            url, offset, resumed_from = self.fingerprints.get(key), 0, None
             if url:
                 try:
                     offset = self._retrying(lambda: self._offset(url, size))
@@ -311,8 +313,8 @@ class TusClient:
                     self.log(f"{path}: the earlier upload {url} is gone ({exc}); starting over")
                     url = None
             if not url:
-                url = self._retrying(lambda: self._create(size, filename or os.path.basename(path), expires))
-                self.store.put(key, url)
+                url = self._retrying(lambda: self._create(size, filename or os.path.basename(path), extra))
+                self.fingerprints.put(key, url)
                 offset = 0
                 self.log(f"{path}: created {url} for {size} bytes")
             if progress is not None:
@@ -325,7 +327,7 @@ class TusClient:
                     offset, completed = self._patch(url, f, offset, min(self.chunk_size, size - offset), size, progress)
                     failures = 0
                 except _UploadGone as exc:
-                    self.store.remove(key)
+                    self.fingerprints.remove(key)
                     raise TusError(f"the server dropped the upload: {exc}") from None
                 except _Transient as exc:
                     failures += 1
@@ -337,7 +339,7 @@ class TusClient:
                     try:
                         offset = self._retrying(lambda: self._offset(url, size))
                     except _UploadGone as gone:
-                        self.store.remove(key)
+                        self.fingerprints.remove(key)
                         raise TusError(f"the server dropped the upload: {gone}") from None
                     self.log(f"{path}: going on at offset {offset}")
                     completed = None
@@ -345,9 +347,12 @@ class TusClient:
                         progress(offset, size)
 
         paste = self._retrying(lambda: self._result(url))
-        self.store.remove(key)
+        self.fingerprints.remove(key)
         token = completed.get("X-Delete-Token") if completed is not None else None
         delete_url = completed.get("X-Delete-Url") if completed is not None else None
+        if not token:
+            # only the completing PATCH's answer carries it; the server never tells it again
+            self.log(f"{path}: the answer with the delete token was lost; the paste has no token here")
         if token:
             paste = {**paste, "delete_token": token}
             if delete_url:

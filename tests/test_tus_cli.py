@@ -3,6 +3,7 @@ server, whole, interrupted (SIGKILL) and resumed, and resumed across a
 server restart on the same database, storage root and port."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -19,7 +20,7 @@ import pytest
 
 import pastefile.webapp
 from pastefile.core import urls
-from pastefile.core.tusclient import FingerprintStore
+from pastefile.core.tusclient import FingerprintStore, TusClient, TusError
 
 from .conftest import settings_for
 from .servers import LiveServer, free_port
@@ -37,11 +38,21 @@ class CountingApp:
         self.patched = 0
         self.delay = 0.0
         self.lock = threading.Lock()
+        # statuses to answer the next PATCHes with instead of the app's
+        self.failures: list[int] = []
 
     def __call__(self, environ, start_response):
         if environ["REQUEST_METHOD"] == "PATCH":
             with self.lock:
+                failure = self.failures.pop(0) if self.failures else None
                 self.patched += int(environ.get("CONTENT_LENGTH") or 0)
+            if failure is not None:
+                # the server appends a PATCH's body while it arrives: the
+                # failure is an answer lost after the bytes counted
+                with contextlib.suppress(Exception):
+                    environ["wsgi.input"].result()
+                start_response(f"{failure} Injected", [("Content-Type", "text/plain"), ("Content-Length", "0")])
+                return [b""]
             if self.delay:
                 time.sleep(self.delay)
         return self.app(environ, start_response)
@@ -288,3 +299,49 @@ def test_an_upload_the_server_forgot_starts_over(servers, cache_home, tmp_path):
     assert "starting over" in result.stderr
     assert _download_link(_link(result.stdout)) == path.read_bytes()
     assert store.entries() == {}
+
+
+def test_client_retries_from_the_servers_offset(servers, cache_home, tmp_path):
+    """5xx, 423 and 409 answers: the client asks the offset again and goes
+    on from there (sending no byte twice, as the server had kept them); the
+    progress callback hears of every block and ends at the size."""
+    server = servers.start()
+    path = _write(tmp_path / "flaky.bin", 6 * MiB + 7, seed=4)
+    size = path.stat().st_size
+    server.app.failures = [503, 423, 500, 409]
+    seen, logged = [], []
+    client = TusClient(server.url, chunk_size=MiB, fingerprints=_store(cache_home), backoff=0.01,
+                       log=logged.append)
+    try:
+        result = client.upload(str(path), expires="1h", progress=lambda done, total: seen.append((done, total)))
+    finally:
+        client.close()
+    assert server.app.failures == []
+    assert sum("retrying" in line or "offset again" in line for line in logged) == 4
+    assert seen[-1] == (size, size) and all(total == size for _, total in seen)
+    assert len(seen) > size // MiB * 4  # blocks within each chunk, not only chunks
+    assert result.paste["sha256"] == _sha(path) and result.delete_token
+    assert server.app.patched == size
+    assert _store(cache_home).entries() == {}
+
+
+def test_client_gives_up_after_its_retries(cache_home, tmp_path):
+    """Nothing listens: connection errors are retried, then reported."""
+    path = tmp_path / "doomed.txt"
+    path.write_text("never\n")
+    client = TusClient(f"http://127.0.0.1:{free_port()}", fingerprints=_store(cache_home), retries=2, backoff=0.01)
+    with pytest.raises(TusError, match="giving up after 2 retries"):
+        client.upload(str(path))
+    client.close()
+    assert _store(cache_home).entries() == {}
+
+
+def test_cli_reports_a_server_that_refuses(servers, cache_home, tmp_path):
+    server = servers.start()
+    path = tmp_path / "far.txt"
+    path.write_text("too late\n")
+    result = _run(server.url, cache_home, tmp_path, "-q", "--expires", "1000y", str(path))
+    assert result.returncode == 1
+    assert "far.txt" in result.stderr and "400" in result.stderr
+    assert result.stdout == ""
+    assert _store(cache_home).entries() == {}
