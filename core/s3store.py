@@ -474,16 +474,19 @@ class S3BlobStore(BlobStore):
         now = datetime.now(timezone.utc)
         object_age = STALE_STAGING if grace is None else grace
         upload_age = STALE_MULTIPART if grace is None else grace
+        # resumable uploads' objects and parts belong to their rows, which
+        # expire on their own schedule (gc drops both)
+        resumable = self._key(f"{STAGING_DIR}/{RESUMABLE_PREFIX}")
         objects = [
             obj["Key"] for obj in self._list(self._key(STAGING_DIR + "/"))
-            if obj["LastModified"] <= now - timedelta(seconds=object_age)
+            if obj["LastModified"] <= now - timedelta(seconds=object_age) and not obj["Key"].startswith(resumable)
         ]
         uploads = []
         paginator = self.client.get_paginator("list_multipart_uploads")
         pages = self.call(lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=self._key(STAGING_DIR + "/"))))
         for page in pages:
             for upload in page.get("Uploads", ()):
-                if upload["Initiated"] <= now - timedelta(seconds=upload_age):
+                if upload["Initiated"] <= now - timedelta(seconds=upload_age) and not upload["Key"].startswith(resumable):
                     uploads.append((upload["Key"], upload["UploadId"]))
         return objects, uploads
 
