@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := build-essential python3-dev python3-venv postgresql memcached libpq-dev libssl-dev \
 	libmagic1 libjpeg-dev zlib1g-dev libvips42 chromium chromium-driver fonts-liberation wrk curl \
-	libimage-exiftool-perl
+	libimage-exiftool-perl nginx-light
 # installed with --no-install-recommends (the recommends pull in ceph-mgr, its
 # Python modules and more); the throwaway S3 gateway of the tests (tests/ceph.py)
 APT_NORECOMMENDS := radosgw ceph-mon ceph-osd
@@ -74,6 +74,7 @@ bench: install
 	$(BIN)/python -m benchmarks.hash_throughput --size-mb 256 | tee benchmarks/throughput.txt
 	$(BIN)/python -m benchmarks.load --json benchmarks/load.json $(LOAD_ARGS)
 	$(BIN)/python -m benchmarks.big_upload --size-mb 1024 --json benchmarks/big_upload.json
+	$(BIN)/python -m benchmarks.tus_upload --size-mb 1024 --json benchmarks/tus_upload.json
 	$(BIN)/python -m benchmarks.report benchmarks/results.json benchmarks/REPORT.md \
 	  --throughput benchmarks/throughput.txt --load benchmarks/load.json
 
