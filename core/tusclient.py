@@ -30,6 +30,9 @@ BLOCK_SIZE = 256 << 10
 # not the server's (409), a body that arrived damaged (460)
 RETRY_STATUSES = {409, 423, 460}
 
+# fingerprints older than this are dropped (a server keeps an unfinished upload a day by default)
+STALE_AFTER = 30 * 24 * 3600
+
 Progress = Callable[[int, int], None]
 
 
@@ -103,8 +106,12 @@ class FingerprintStore:
         return entry.get("url") if isinstance(entry, dict) else None
 
     def put(self, key: str, url: str) -> None:
+        now = int(time.time())
         with self._locked() as data:
-            data[key] = {"url": url, "created": int(time.time())}
+            # entries of files changed or abandoned since: long expired on any server
+            for stale in [k for k, v in data.items() if not isinstance(v, dict) or v.get("created", 0) < now - STALE_AFTER]:
+                del data[stale]
+            data[key] = {"url": url, "created": now}
 
     def remove(self, key: str) -> None:
         with self._locked() as data:
