@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from pastefile.core.models import Blob
+from pastefile.core.models import Blob, TusUpload
 
 from .rawhttp import request_bytes
 from .servers import LiveServer
@@ -116,7 +116,13 @@ def paste_json(app, path: str) -> dict:
 
 def blob_rows(service, sha_hex: str) -> int:
     with service._connection() as conn:
-        return conn.execute(select(func.count()).select_from(Blob).where(Blob.sha256 == bytes.fromhex(sha_hex))).scalar()
+        query = select(func.count()).select_from(Blob).where(Blob.sha256 == bytes.fromhex(sha_hex))
+        return conn.execute(query).scalar()
+
+
+def upload_rows(service) -> int:
+    with service._connection() as conn:
+        return conn.execute(select(func.count()).select_from(TusUpload)).scalar()
 
 
 def assert_completed(res) -> None:
@@ -278,9 +284,27 @@ def test_creation_with_upload_checksum(webapp):
     data = unique_text(5000)
     bad = {"Upload-Checksum": "sha1 " + b64(hashlib.sha1(b"other").digest())}
     res = create(webapp, len(data), body=data[:2000], headers=bad, status=460)
+    assert res.headers["Tus-Resumable"] == VERSION
     good = {"Upload-Checksum": "sha1 " + b64(hashlib.sha1(data[:2000]).digest())}
     res = create(webapp, len(data), body=data[:2000], headers=good)
     assert res.headers["Upload-Offset"] == "2000"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "webapp/views/tus.py create(): the upload is created (service.tus_create) before its first body is "
+    "appended; when that append is refused (460 checksum mismatch, 413 body past Upload-Length) the answer "
+    "carries no Location, yet the tus_upload row and its store file / multipart upload stay until expiry: "
+    "an upload no client can address, resume or terminate"))
+def test_a_refused_creation_with_upload_leaves_nothing(webapp):
+    data = unique_text(5000)
+    rows, left = upload_rows(webapp.service), leftover_resumables(webapp.service)
+    bad = {"Upload-Checksum": "sha1 " + b64(hashlib.sha1(b"other").digest())}
+    res = create(webapp, len(data), body=data, headers=bad, status=460)
+    assert "Location" not in res.headers
+    res = create(webapp, 100, body=data[:101], status=413)
+    assert "Location" not in res.headers
+    assert upload_rows(webapp.service) == rows
+    assert leftover_resumables(webapp.service) == left
 
 
 # -- HEAD --------------------------------------------------------------------------------------
@@ -697,7 +721,8 @@ def _read_status(sock: socket.socket) -> int:
 
 def test_two_patches_at_once_never_interleave(webapp):
     """A PATCH whose body arrives slowly and a second one on the same
-    upload: one of them is appended whole, the other refused."""
+    upload meanwhile: the first is appended whole, the second refused, and
+    the upload's bytes are the first's alone."""
     size = 60_000
     a = b"A" * 20 + unique_text(size - 20)
     b = b"B" * 20 + unique_text(size - 20)
@@ -713,9 +738,11 @@ def test_two_patches_at_once_never_interleave(webapp):
             time.sleep(0.02)
         status_a = _read_status(slow)
         slow.close()
-    statuses = {status_a, status_b}
-    assert 204 in statuses and statuses - {204} <= {409, 423}, (status_a, status_b)
-    winner = a if status_a == 204 else b
+    # the server appends a PATCH while its body arrives: the slow one holds
+    # the upload, the second is refused whole
+    assert (status_a, status_b in (409, 423)) == (204, True), (status_a, status_b)
+    assert headers_b["tus-resumable"] == VERSION
+    winner = a
     doc = paste_json(webapp, path)
     assert doc["sha256"] == sha256(winner)
     assert downloaded(webapp, doc["url_p"]) == winner
@@ -768,8 +795,7 @@ def test_a_second_patch_while_one_is_appending_gets_423(webapp):
         finally:
             release.set()
             t.join(60)
-    assert status_b in (409, 423) and status_head == 200
-    assert status_b == 423
+    assert status_b == 423 and headers_b["tus-resumable"] == VERSION and status_head == 200
     status_a, headers_a = outcome["a"]
     assert status_a == 204 and headers_a["upload-offset"] == str(size)
     assert downloaded(webapp, headers_a["x-paste-url"]) == a
@@ -793,6 +819,17 @@ def test_creations_count_against_the_upload_rate_limit(webapp_factory):
     assert "Location" not in res.headers
     # another address has its own allowance
     create(app, 10, extra_environ={"REMOTE_ADDR": "192.0.2.78"})
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "webapp/ratelimit.py rate_limit_tween answers 429 (and 413) to POST /files/ before the tus view, "
+    "without Tus-Resumable, which tus 1.0.0 requires on every response but OPTIONS's"))
+def test_a_rate_limited_creation_still_speaks_tus(webapp_factory):
+    app = webapp_factory(**{"pastefile.rate_limit.uploads": "1"})
+    one = {"REMOTE_ADDR": "192.0.2.79"}
+    create(app, 10, extra_environ=one)
+    res = create(app, 10, extra_environ=one, status=429)
+    assert res.headers.get("Tus-Resumable") == VERSION
 
 
 @pytest.mark.xfail(strict=True, reason=(
