@@ -165,6 +165,7 @@ def test_options_tells_version_extensions_limits_and_checksums(webapp_factory):
 @pytest.mark.parametrize("version", [None, "0.2.2", "1.0", ""])
 def test_requests_without_the_version_get_412(webapp, version):
     path = new_upload(webapp, 100)
+    rows = upload_rows(webapp.service)
     h = {} if version is None else {"Tus-Resumable": version}
     answers = [
         webapp.post("/files/", headers={**h, "Upload-Length": "10"}, status=412),
@@ -174,8 +175,9 @@ def test_requests_without_the_version_get_412(webapp, version):
     ]
     for res in answers:
         assert VERSION in res.headers["Tus-Version"].split(",")
-    # nothing happened to the upload
+    # nothing was created, appended or terminated
     assert head(webapp, path).headers["Upload-Offset"] == "0"
+    assert upload_rows(webapp.service) == rows
 
 
 # -- creation ---------------------------------------------------------------------------------
@@ -517,7 +519,19 @@ def test_an_upload_over_five_megabytes_in_uneven_patches(webapp):
     """Past the 5M part size of the s3 store in tests: parts and a tail."""
     data = unique_text(6 * 1024 * 1024 + 12_345)
     path = new_upload(webapp, len(data), meta=metadata(filename="big.txt"))
-    res = send_in_pieces(webapp, path, data, [1_700_001, 3_900_000, 7, 200_000])
+    patch(webapp, path, 0, data[:1_700_001])
+    # a body past the length that crosses a part boundary first: nothing of it counts
+    patch(webapp, path, 1_700_001, data[1_700_001:] + b"!!", status=413)
+    assert offset_of(webapp, path) == 1_700_001
+    offset = 1_700_001
+    for size in (3_900_000, 7, 200_000, len(data)):
+        piece = data[offset:offset + size]
+        res = patch(webapp, path, offset, piece)
+        offset += len(piece)
+        assert res.headers["Upload-Offset"] == str(offset)
+        assert parsedate_to_datetime(res.headers["Upload-Expires"]) > datetime.now(timezone.utc)
+        if offset == len(data):
+            break
     assert_completed(res)
     got = downloaded(webapp, res.headers["X-Paste-Url"])
     assert len(got) == len(data) and sha256(got) == sha256(data)
@@ -746,6 +760,35 @@ def test_two_patches_at_once_never_interleave(webapp):
     doc = paste_json(webapp, path)
     assert doc["sha256"] == sha256(winner)
     assert downloaded(webapp, doc["url_p"]) == winner
+
+
+def test_a_patch_cut_off_keeps_what_came(webapp):
+    """A PATCH whose connection drops mid-body: the upload resumes from the
+    offset HEAD then tells (what arrived, at most), and ends whole."""
+    size = 100_000
+    data = unique_text(size)
+    path = new_upload(webapp, size)
+    with LiveServer(webapp.app, threads=4) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        sock = _raw_patch_start(port, path, 0, 60_000)
+        sock.sendall(data[:25_000])
+        time.sleep(0.3)
+        sock.close()
+        deadline = time.monotonic() + 10
+        while True:  # the server notices the drop, then lets the upload go
+            status, h = _http(server.url, "HEAD", path)
+            assert status == 200
+            offset = int(h["upload-offset"])
+            busy, _ = _http(server.url, "PATCH", path, b"", {"Upload-Offset": str(offset), "Content-Type": OCTET})
+            if busy != 423 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert busy == 204
+        assert offset == 25_000
+        status, h = _http(server.url, "PATCH", path, data[offset:], {"Upload-Offset": str(offset),
+                                                                      "Content-Type": OCTET})
+        assert status == 204 and h["upload-offset"] == str(size)
+    assert downloaded(webapp, h["x-paste-url"]) == data
 
 
 class _HeldInput:
