@@ -7,10 +7,12 @@ against that baseline, measured in the same run; a group with several
 throughput table, the load test results and the load comparison
 (benchmarks.load, with PNG charts under ``--charts-dir``) are added when
 given; the large upload on both stores (benchmarks.big_upload) when its
-JSON exists (``--big-upload``, default big_upload.json beside the report).
+JSON exists (``--big-upload``, default big_upload.json beside the report);
+tus against the multipart POST (benchmarks.tus_upload) likewise
+(``--tus-upload``, default tus_upload.json beside the report).
 
     python -m benchmarks.report results.json REPORT.md [--throughput T.txt] [--loadtest L.json ...]
-        [--load load.json [--charts-dir DIR]] [--big-upload big_upload.json]
+        [--load load.json [--charts-dir DIR]] [--big-upload big_upload.json] [--tus-upload tus_upload.json]
 """
 from __future__ import annotations
 
@@ -45,7 +47,8 @@ def _short_name(entry: dict) -> str:
 
 
 def render(data: dict, throughput: str | None = None, loadtests: list[dict] = (), load: dict | None = None,
-           charts_dir: str | None = None, report_dir: str = ".", big_upload: dict | None = None) -> str:
+           charts_dir: str | None = None, report_dir: str = ".", big_upload: dict | None = None,
+           tus_upload: dict | None = None) -> str:
     groups: dict[str, list[dict]] = defaultdict(list)
     for bench in data.get("benchmarks", []):
         groups[bench.get("group") or bench["name"]].append(bench)
@@ -95,6 +98,8 @@ def render(data: dict, throughput: str | None = None, loadtests: list[dict] = ()
         lines += render_load(load, charts_dir, report_dir)
     if big_upload is not None:
         lines += render_big_upload(big_upload)
+    if tus_upload is not None:
+        lines += render_tus_upload(tus_upload)
     return "\n".join(lines)
 
 
@@ -107,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load", help="--json output of benchmarks.load (the load comparison)")
     parser.add_argument("--charts-dir", help="where the load comparison's PNG charts go (default: charts/ beside the report)")
     parser.add_argument("--big-upload", help="--json output of benchmarks.big_upload (default: big_upload.json beside "
+                        "the report, when it exists)")
+    parser.add_argument("--tus-upload", help="--json output of benchmarks.tus_upload (default: tus_upload.json beside "
                         "the report, when it exists)")
     args = parser.parse_args(argv)
     with open(args.results) as f:
@@ -127,8 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.big_upload or os.path.exists(big_upload_path):
         with open(big_upload_path) as f:
             big_upload = json.load(f)
+    tus_upload = None
+    tus_upload_path = args.tus_upload or os.path.join(report_dir, "tus_upload.json")
+    if args.tus_upload or os.path.exists(tus_upload_path):
+        with open(tus_upload_path) as f:
+            tus_upload = json.load(f)
     with open(args.report, "w") as f:
-        f.write(render(data, throughput, loadtests, load, charts_dir, report_dir, big_upload))
+        f.write(render(data, throughput, loadtests, load, charts_dir, report_dir, big_upload, tus_upload))
     print(f"wrote {args.report}")
     return 0
 
@@ -356,6 +368,62 @@ def render_big_upload(doc: dict) -> list[str]:
     if rows:
         lines += ["| measure | value | target | |", "|---|---:|---|---|"]
         lines += [f"| {' | '.join(row)} |" for row in rows]
+        lines.append("")
+    return lines
+
+
+# -- tus against the multipart POST (benchmarks.tus_upload) ------------------------------
+
+def render_tus_upload(doc: dict) -> list[str]:
+    machine = doc.get("machine", {})
+    small = doc.get("small", {})
+    lines = [
+        f"## tus vs multipart POST: {doc.get('size_mb', '?')} MiB and 64 KiB uploads (benchmarks.tus_upload)",
+        "",
+        f"Run {doc.get('started', '?')} on one server, {doc.get('server', '?')} ({doc.get('server_label', '')}). "
+        f"Large: one upload generated while sent, over tus (POST /files/, then {doc.get('patch_mb', '?')} MiB "
+        "PATCHes on one keep-alive connection, appended while they arrive) and as one streamed multipart POST /; "
+        "seconds from the first byte sent to the end of the last answer; server RSS = VmRSS of pserve and its "
+        f"workers summed, sampled every {doc.get('sample_interval_s', 0.1):g} s, growth = peak - value before. "
+        f"Small: {small.get('bytes', 65536) >> 10} KiB uploads, each unique, from {small.get('clients', '?')} "
+        "keep-alive clients: tus creation-with-upload (one POST /files/ with the whole body, 201) vs multipart "
+        f"POST / (200), rounds of {small.get('seconds_per_round', 0):g} s in the order "
+        f"{', '.join(r.get('kind', '?') for r in small.get('rounds', []))} after a warm-up.",
+        "",
+        f"Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores; load average "
+        f"{', '.join(f'{x:.2f}' for x in machine.get('loadavg_start', []))} at the start, "
+        f"{', '.join(f'{x:.2f}' for x in machine.get('loadavg_end', []))} at the end.",
+        "",
+    ]
+    if doc.get("aborted") or doc.get("error"):
+        lines += [f"**Incomplete run**: {doc.get('aborted') or doc.get('error')}", ""]
+    large = doc.get("large", {})
+    if large:
+        lines += ["| large upload | seconds | MB/s | server RSS growth MB | CPU s: server / client | sha256 of the paste |",
+                  "|---|---:|---:|---:|---:|---|"]
+        for name, r in large.items():
+            cpu = r.get("cpu_seconds", {})
+            sha = {True: "= body sent", False: "**differs**"}.get(r.get("sha256_match"), "not checked")
+            label = f"tus, {r.get('patches', '?')} PATCHes" if name == "tus" else "multipart POST /"
+            lines.append(f"| {label} | {_num(r.get('seconds'), 2)} | {_num(r.get('mbps'))} | "
+                         f"{_num(r.get('server_rss_growth_mb'))} | {_num(cpu.get('server'))} / "
+                         f"{_num(cpu.get('client'))} | {sha} |")
+        lines.append("")
+    if small.get("tus") and small.get("post"):
+        lines += ["| 64 KiB uploads | uploads/s | ok | errors | p50 ms | p99 ms | server CPU ms per upload |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for name, label in (("tus", "tus creation-with-upload"), ("post", "multipart POST /")):
+            r = small[name]
+            lines.append(f"| {label} | {_num(r.get('rps'))} | {_num(r.get('ok'))} | {_num(r.get('errors'))} | "
+                         f"{_num(r.get('p50_ms'))} | {_num(r.get('p99_ms'))} | "
+                         f"{_num(r.get('cpu_seconds_per_upload', {}).get('server'), 2)} |")
+        lines.append("")
+    checks = doc.get("checks", {})
+    if checks:
+        lines += ["| measure | value | target | |", "|---|---:|---|---|"]
+        for check in checks.values():
+            lines.append(f"| {check['label']} | {_num(check['value'], 2)} | "
+                         f"{_target_text(check['op'], check['target'])} | {_verdict(check['met'])} |")
         lines.append("")
     return lines
 
