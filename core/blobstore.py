@@ -528,7 +528,7 @@ class FileSystemBlobStore(BlobStore):
 
     def resumable_append(self, state: Resumable, chunks: Iterator[bytes], on_chunk=None) -> Resumable:
         fd = os.open(self._resumable_path(state.id), os.O_WRONLY)
-        offset = state.offset
+        offset = written_back = state.offset
         try:
             os.ftruncate(fd, offset)  # what a crashed PATCH wrote past the acknowledged bytes
             try:
@@ -540,6 +540,11 @@ class FileSystemBlobStore(BlobStore):
                         n = os.pwrite(fd, view, offset)
                         offset += n
                         view = view[n:]
+                    if offset - written_back >= WRITEBACK_EVERY:
+                        # start the disk on what came, as a streamed upload does:
+                        # the fsync at the end then waits for the tail only
+                        _start_writeback(fd, written_back, offset)
+                        written_back = offset
             finally:
                 # what arrived is kept, cut off or not, once it is on disk
                 os.fsync(fd)
@@ -663,6 +668,18 @@ def sweep_local_temp(temp_dir: str, placed: list[tuple[str, int]] | None = None)
         os.close(fd)
         removed += 1
     return removed
+
+
+def _start_writeback(fd: int, start: int, end: int) -> None:
+    """Have the kernel start writing ``start:end`` of ``fd`` and drop the
+    pages of the window before, written by now (``POSIX_FADV_DONTNEED`` on
+    dirty pages starts their writeback; advice only: an fsync is what makes
+    them durable)."""
+    start = max(0, start - WRITEBACK_EVERY)
+    try:
+        os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass
 
 
 def _release(staged: StagedBlob) -> None:

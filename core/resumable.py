@@ -106,11 +106,16 @@ class Resumables(Concern):
     # -- creating -----------------------------------------------------------------------
 
     def create(self, length: int | None, metadata: str = "", *, partial: bool = False,
-               final_of: list[str] | None = None) -> TusInfo:
+               final_of: list[str] | None = None, body: Iterable[bytes] | None = None,
+               checksum: tuple[str, bytes] | None = None) -> TusInfo:
         meta = parse_metadata(metadata)
         self._check_meta(meta)
         if final_of is not None:
             return self._concatenate(final_of, metadata)
+        if body is not None:
+            if length is None or partial:
+                raise InvalidRequest("a whole upload in its creation needs its Upload-Length")
+            return self._whole(length, metadata, meta, body, checksum)
         if length is not None:
             self.ingest.check_declared_size(length)
         upload_id = secrets.token_urlsafe(24)
@@ -129,6 +134,41 @@ class Resumables(Concern):
             self.store.resumable_drop(state)
             raise
         return self._info(row)
+
+    def _whole(self, length: int, metadata: str, meta: dict[str, str], body: Iterable[bytes],
+               checksum: tuple[str, bytes] | None) -> TusInfo:
+        """An upload whose creation carries all of it: staged and ingested
+        like ``POST /`` (one group commit), then recorded complete."""
+        self.ingest.check_declared_size(length)
+        if checksum is not None and checksum[0] not in CHECKSUMS:
+            raise InvalidRequest(f"unsupported checksum algorithm {checksum[0]!r}")
+        summed = hashlib.new(CHECKSUMS[checksum[0]]) if checksum is not None else None
+        with self.ingest.receive() as writer:
+            for chunk in body:
+                if writer.size + len(chunk) > length:
+                    raise TooLarge("the body goes past Upload-Length")
+                writer.write(chunk)
+                if summed is not None:
+                    summed.update(chunk)
+            if writer.size != length:
+                raise InvalidRequest("the body is shorter than Upload-Length")
+            if summed is not None and summed.digest() != checksum[1]:
+                raise ChecksumMismatch("the body does not match its Upload-Checksum; nothing of it was kept")
+            staged = writer.finish()
+        expires = meta.get("expires")
+        paste = self.ingest.upload_staged(
+            staged, meta.get("filename") or None, w=_int_meta(meta, "w"), h=_int_meta(meta, "h"),
+            expires_in=self._expires_in(expires) if expires else None,
+        )
+        now = utcnow()
+        row = dict(
+            id=secrets.token_urlsafe(24), created=now, expires=now + timedelta(seconds=self.settings.tus_expire),
+            length=length, offset=length, meta=metadata, hash_state=Hasher("sha256").export_state(), head=b"",
+            parts="[]", concat=None, filehash=paste.filehash,
+        )
+        with self.uow.writing() as conn:
+            conn.execute(insert(table).values(**row))
+        return self._info(row, paste)
 
     def _check_meta(self, meta: dict[str, str]) -> None:
         """What completion will need is checked before a byte is sent."""
@@ -173,7 +213,7 @@ class Resumables(Concern):
     def _info(self, row: dict, paste: PasteInfo | None = None) -> TusInfo:
         return TusInfo(
             id=row["id"], length=row["length"], offset=row["offset"], metadata=row["meta"],
-            expires=row["expires"], concat=row["concat"],
+            expires=row["expires"], concat=row.get("concat"),
             concat_parts=json.loads(row["concat_parts"]) if row.get("concat_parts") else [],
             filehash=row.get("filehash"), paste=paste,
         )
@@ -244,6 +284,11 @@ class Resumables(Concern):
                 raise Forbidden("a final upload of a concatenation takes no PATCH")
             if offset != row["offset"]:
                 raise Conflict(f"Upload-Offset {offset} is not the upload's offset {row['offset']}")
+            if row["filehash"] is not None:
+                # complete (its bytes are a paste now): nothing more fits
+                if any(chunk for chunk in chunks):
+                    raise TooLarge("the upload is complete; it takes no more bytes")
+                return self._info(row)
             if length is not None:
                 if row["length"] is None:
                     if length < row["offset"]:
@@ -298,7 +343,10 @@ class Resumables(Concern):
         head = bytearray(row["head"])
         offset = [row["offset"]]
         limit = self._limit(row)
-        checked = [len(head) >= HEAD_SIZE or (row["length"] is not None and len(head) >= row["length"])]
+        # a partial upload of a concatenation holds any middle of a file:
+        # the whole is judged when the final upload joins them
+        checked = [row["concat"] == PARTIAL or len(head) >= HEAD_SIZE
+                   or (row["length"] is not None and len(head) >= row["length"])]
 
         def on_chunk(chunk: bytes) -> None:
             if offset[0] + len(chunk) > limit:

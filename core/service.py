@@ -28,7 +28,7 @@ import dataclasses
 import functools
 import os
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import BinaryIO
 
@@ -420,12 +420,16 @@ class PasteFileService:
     # -- resumable uploads (tus) ------------------------------------------------
 
     def tus_create(self, length: int | None, metadata: str = "", *, partial: bool = False,
-                   final_of: list[str] | None = None) -> TusInfo:
+                   final_of: list[str] | None = None, body: Iterable[bytes] | None = None,
+                   checksum: tuple[str, bytes] | None = None) -> TusInfo:
         """Start a resumable upload of ``length`` bytes (None: told later)
         with tus ``Upload-Metadata`` (filename, filetype, expires, w, h);
         ``partial`` for a part of a concatenation; ``final_of``: the ids of
-        complete partial uploads, joined now into one paste."""
-        return self._resumables.create(length, metadata, partial=partial, final_of=final_of)
+        complete partial uploads, joined now into one paste; ``body``: all
+        of the upload's bytes at once (with their ``checksum``), made a
+        paste as ``upload`` makes one."""
+        return self._resumables.create(length, metadata, partial=partial, final_of=final_of, body=body,
+                                       checksum=checksum)
 
     def tus_info(self, upload_id: str) -> TusInfo:
         return self._resumables.get(upload_id)

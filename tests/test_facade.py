@@ -41,6 +41,11 @@ METHODS = {
     'sign': "(self, filehash: 'str', spec: 'RenditionSpec') -> 'str'",
     'similar': "(self, paste: 'PasteInfo | str', max_distance: 'int | None' = None) -> 'list[tuple[PasteInfo, int]]'",
     'sweep': "(self) -> 'dict[str, int]'",
+    'tus_append': "(self, upload_id: 'str', offset: 'int', chunks, *, length: 'int | None' = None, checksum: 'tuple[str, bytes] | None' = None) -> 'TusInfo'",
+    'tus_create': "(self, length: 'int | None', metadata: 'str' = '', *, partial: 'bool' = False, final_of: 'list[str] | None' = None, body: 'Iterable[bytes] | None' = None, checksum: 'tuple[str, bytes] | None' = None) -> 'TusInfo'",
+    'tus_info': "(self, upload_id: 'str') -> 'TusInfo'",
+    'tus_paste': "(self, upload_id: 'str') -> 'PasteInfo'",
+    'tus_terminate': "(self, upload_id: 'str') -> 'None'",
     'upload': "(self, fileobj: 'BinaryIO', filename: 'str | None', *, w: 'int | None' = None, h: 'int | None' = None, expires_in: 'int | None' = None) -> 'PasteInfo'",
     'upload_staged': "(self, staged: 'StagedBlob', filename: 'str | None', *, w: 'int | None' = None, h: 'int | None' = None, expires_in: 'int | None' = None) -> 'PasteInfo'",
 }

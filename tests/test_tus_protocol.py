@@ -292,11 +292,6 @@ def test_creation_with_upload_checksum(webapp):
     assert res.headers["Upload-Offset"] == "2000"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "webapp/views/tus.py create(): the upload is created (service.tus_create) before its first body is "
-    "appended; when that append is refused (460 checksum mismatch, 413 body past Upload-Length) the answer "
-    "carries no Location, yet the tus_upload row and its store file / multipart upload stay until expiry: "
-    "an upload no client can address, resume or terminate"))
 def test_a_refused_creation_with_upload_leaves_nothing(webapp):
     data = unique_text(5000)
     rows, left = upload_rows(webapp.service), leftover_resumables(webapp.service)
@@ -361,12 +356,7 @@ def test_patch_offsets_and_too_long_bodies(webapp):
     assert downloaded(webapp, done.headers["X-Paste-Url"]) == data
 
 
-def test_a_complete_upload_takes_no_more_bytes(request, webapp, backend):
-    if backend != "s3":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "file store: a PATCH at the end of a completed upload answers 500 (FileNotFoundError in "
-            "FileStore.resumable_append: the tus-<id> file was handed to the blob at completion, and "
-            "Resumables.append never checks that the upload is already complete before opening it)")))
+def test_a_complete_upload_takes_no_more_bytes(webapp):
     data = unique_text(5000)
     res = create(webapp, len(data), body=data)
     path = path_of(res.headers["Location"])
@@ -864,9 +854,6 @@ def test_creations_count_against_the_upload_rate_limit(webapp_factory):
     create(app, 10, extra_environ={"REMOTE_ADDR": "192.0.2.78"})
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "webapp/ratelimit.py rate_limit_tween answers 429 (and 413) to POST /files/ before the tus view, "
-    "without Tus-Resumable, which tus 1.0.0 requires on every response but OPTIONS's"))
 def test_a_rate_limited_creation_still_speaks_tus(webapp_factory):
     app = webapp_factory(**{"pastefile.rate_limit.uploads": "1"})
     one = {"REMOTE_ADDR": "192.0.2.79"}
@@ -875,11 +862,6 @@ def test_a_rate_limited_creation_still_speaks_tus(webapp_factory):
     assert res.headers.get("Tus-Resumable") == VERSION
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core/resumable.py Resumables._append sniffs the head of every upload, partial ones included: a "
-    "partial upload that holds the middle or end of a file (arbitrary bytes: a PNG's compressed data, "
-    "or one byte of text) is judged by its own first bytes and refused 415 (application/octet-stream), "
-    "so a file split at arbitrary offsets cannot be concatenated; the type should be judged on the final"))
 def test_partial_uploads_of_a_split_image_concatenate(webapp):
     data = unique_image("PNG", (200, 150))
     cut = [0, len(data) // 3, len(data) // 3 + 1, 2 * len(data) // 3, len(data)]

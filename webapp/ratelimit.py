@@ -7,6 +7,7 @@ from __future__ import annotations
 from pastefile.core.urls import RESIZE, TUS, UPLOAD
 
 from .responses import error_response
+from .tus import VERSION as TUS_VERSION
 from .services import service_of
 
 
@@ -30,23 +31,31 @@ def rate_limit_tween_factory(handler, registry):
         if not is_upload(request):
             return handler(request)
         declared = request.content_length
-        if request.path_info == TUS:  # the bytes a resumable upload will send
+        tus = request.path_info == TUS
+        if tus:  # the bytes a resumable upload will send
             length = request.headers.get("Upload-Length", "")
             declared = int(length) if length.isdigit() and len(length) < 20 else None
         verdict = service.admit_upload(request.remote_addr or "", declared)
         if verdict.status == 413:
-            return error_response(
+            return _refused(tus, error_response(
                 request, 413, "File too large",
                 f"An upload from one address may be at most {settings.rate_limit_bytes} bytes "
                 f"per {settings.rate_limit_window:g} seconds.",
-            )
+            ))
         if verdict.status == 429:
             response = error_response(
                 request, 429, "Too many requests",
                 f"Too many uploads from this address; try again in {verdict.retry_after} seconds.",
             )
             response.headers["Retry-After"] = str(verdict.retry_after)
-            return response
+            return _refused(tus, response)
         return handler(request)
 
     return rate_limit_tween
+
+
+def _refused(tus: bool, response):
+    """A refusal of a resumable upload's creation still speaks tus."""
+    if tus:
+        response.headers["Tus-Resumable"] = TUS_VERSION
+    return response

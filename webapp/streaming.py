@@ -308,7 +308,7 @@ def streaming_channel(service, threshold: int, limit: int = MAX_STREAMS) -> type
             request = self.request
             if request is not None and request.body_rcv is not None:
                 body = request.body_rcv.getbuf()
-                if isinstance(body, StreamedUpload) and body.backlogged:
+                if isinstance(body, StreamedBody) and body.backlogged:
                     return False
             return super().readable()
 

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from pastefile.core import InvalidRequest
+from pastefile.core import InvalidRequest, PasteFileError
 
 from ..streaming import StreamedPatch
 from ..tus import (
@@ -121,12 +121,27 @@ def create(request):
     has_body = bool(request.content_length)
     if has_body and not is_offset_body(request.content_type):
         raise UnsupportedMedia("a body sent with the creation must be application/offset+octet-stream")
+    if has_body and length is not None and request.content_length == length and concat != "partial":
+        # all of it in the creation: made a paste like POST / in one go
+        info = service.tus_create(length, metadata, body=_body_chunks(request),
+                                  checksum=checksum(request.headers.get))
+        response = Response(status=201)
+        response.headers["Location"] = _location(request, info.id)
+        return _answered(request, response, info)
     info = service.tus_create(length, metadata, partial=concat == "partial")
     response = Response(status=201)
     response.headers["Location"] = _location(request, info.id)
     if has_body:
-        # creation-with-upload: the first bytes with the creation
-        info = service.tus_append(info.id, 0, _body_chunks(request), checksum=checksum(request.headers.get))
+        # creation-with-upload: the first bytes with the creation; refused,
+        # the upload goes too (the client never learns its URL)
+        try:
+            info = service.tus_append(info.id, 0, _body_chunks(request), checksum=checksum(request.headers.get))
+        except BaseException:
+            try:
+                service.tus_terminate(info.id)
+            except PasteFileError:
+                pass  # gone already (a refused type takes its upload with it)
+            raise
     return _answered(request, response, info)
 
 
