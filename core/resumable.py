@@ -45,6 +45,8 @@ LEASE = 60.0  # seconds an appender holds an upload without renewing
 RENEW_EVERY = 15.0
 CHECKSUMS = {"sha1": "sha1", "md5": "md5", "sha256": "sha256"}
 PARTIAL, FINAL = "partial", "final"
+# the id of an upload made whole by its creation: this, then its paste's filehash
+DONE_PREFIX = "done-"
 
 
 @dataclass
@@ -95,6 +97,26 @@ def _int_meta(meta: dict[str, str], key: str) -> int | None:
     if not value.isdigit():
         raise InvalidRequest(f"metadata {key} must be a whole number")
     return int(value)
+
+
+class Lease:
+    """One appender's hold on an upload, renewed while its body arrives."""
+
+    def __init__(self, resumables: "Resumables", upload_id: str):
+        self.resumables = resumables
+        self.upload_id = upload_id
+        self.owner = secrets.token_hex(16)
+        self.row: dict = {}
+        self.held = True
+        self._renewed = time.monotonic()
+
+    def renew(self) -> None:
+        if time.monotonic() - self._renewed < RENEW_EVERY:
+            return
+        with self.resumables.uow.writing() as conn:
+            conn.execute(update(table).where(table.c.id == self.upload_id).where(table.c.lease_owner == self.owner)
+                         .values(lease_until=utcnow() + timedelta(seconds=LEASE)))
+        self._renewed = time.monotonic()
 
 
 class Resumables(Concern):
@@ -160,15 +182,19 @@ class Resumables(Concern):
             staged, meta.get("filename") or None, w=_int_meta(meta, "w"), h=_int_meta(meta, "h"),
             expires_in=self._expires_in(expires) if expires else None,
         )
-        now = utcnow()
-        row = dict(
-            id=secrets.token_urlsafe(24), created=now, expires=now + timedelta(seconds=self.settings.tus_expire),
-            length=length, offset=length, meta=metadata, hash_state=Hasher("sha256").export_state(), head=b"",
-            parts="[]", concat=None, filehash=paste.filehash,
+        # no row: its URL names the paste it became, which answers for it
+        return self._done_info(paste, metadata)
+
+    def _done_info(self, paste: PasteInfo, metadata: str = "") -> TusInfo:
+        return TusInfo(
+            id=DONE_PREFIX + paste.filehash, length=paste.size, offset=paste.size, metadata=metadata,
+            expires=utcnow() + timedelta(seconds=self.settings.tus_expire), filehash=paste.filehash,
+            paste=paste,
         )
-        with self.uow.writing() as conn:
-            conn.execute(insert(table).values(**row))
-        return self._info(row, paste)
+
+    def _done(self, upload_id: str) -> PasteInfo:
+        """The paste an upload made whole in its creation became."""
+        return self.lookups.require(upload_id[len(DONE_PREFIX):])
 
     def _check_meta(self, meta: dict[str, str]) -> None:
         """What completion will need is checked before a byte is sent."""
@@ -187,6 +213,10 @@ class Resumables(Concern):
     # -- reading ------------------------------------------------------------------------
 
     def get(self, upload_id: str) -> TusInfo:
+        if upload_id.startswith(DONE_PREFIX):
+            info = self._done_info(self._done(upload_id))
+            info.paste = None
+            return info
         return self._info(self._row(upload_id))
 
     def _row(self, upload_id: str, conn: Connection | None = None) -> dict:
@@ -196,7 +226,10 @@ class Resumables(Concern):
             row = c.execute(select(table).where(table.c.id == upload_id)).mappings().first()
         if row is None:
             raise NotFound("no such upload")
-        row = dict(row)
+        return self._live(dict(row))
+
+    @staticmethod
+    def _live(row: dict) -> dict:
         row["expires"] = _aware(row["expires"])
         if row["expires"] <= utcnow():
             raise Gone("this upload expired")
@@ -221,53 +254,45 @@ class Resumables(Concern):
     def paste_of(self, upload_id: str) -> PasteInfo:
         """The paste a complete upload became (completing it now if a crash
         or a failed store came between its last bytes and its paste)."""
+        if upload_id.startswith(DONE_PREFIX):
+            return self._done(upload_id)
         row = self._row(upload_id)
         if row["filehash"] is None:
             if row["length"] is None or row["offset"] < row["length"] or row["concat"] == PARTIAL:
                 raise Conflict("this upload is not complete")
-            with self._leased(upload_id) as _:
-                row = self._row(upload_id)
-                if row["filehash"] is None:
-                    return self._complete(row)
+            with self._leased(upload_id) as lease:
+                if lease.row["filehash"] is None:
+                    return self._complete(lease.row)
+                row = lease.row
         return self.lookups.require(row["filehash"])
 
     # -- appending ----------------------------------------------------------------------
 
     @contextmanager
-    def _leased(self, upload_id: str) -> Iterator[Callable[[], None]]:
-        """Hold the upload's lease (423 while someone else does); yields a
-        function that renews it, to call while a long body arrives."""
-        owner = secrets.token_hex(16)
-
-        def take(conn, now):
-            return conn.execute(
+    def _leased(self, upload_id: str) -> Iterator["Lease"]:
+        """Hold the upload's lease (423 while someone else does), taken in
+        the statement that reads the row; released on leaving unless the
+        last write released it already."""
+        lease = Lease(self, upload_id)
+        now = utcnow()
+        with self.uow.writing() as conn:
+            taken = conn.execute(
                 update(table).where(table.c.id == upload_id)
                 .where((table.c.lease_until.is_(None)) | (table.c.lease_until < now))
-                .values(lease_owner=owner, lease_until=now + timedelta(seconds=LEASE))
-            ).rowcount
-
-        with self.uow.writing() as conn:
-            taken = take(conn, utcnow())
-        if not taken:
+                .values(lease_owner=lease.owner, lease_until=now + timedelta(seconds=LEASE))
+                .returning(*table.c)
+            ).mappings().first()
+        if taken is None:
             self._row(upload_id)  # NotFound / Gone first
             raise Locked("another request is appending to this upload; try again when it is done")
-        renewed = [time.monotonic()]
-
-        def renew() -> None:
-            if time.monotonic() - renewed[0] < RENEW_EVERY:
-                return
-            with self.uow.writing() as conn:
-                conn.execute(update(table).where(table.c.id == upload_id).where(table.c.lease_owner == owner)
-                             .values(lease_until=utcnow() + timedelta(seconds=LEASE)))
-            renewed[0] = time.monotonic()
-
-        renew.owner = owner  # type: ignore[attr-defined]
         try:
-            yield renew
+            lease.row = self._live(dict(taken))
+            yield lease
         finally:
-            with self.uow.writing() as conn:
-                conn.execute(update(table).where(table.c.id == upload_id).where(table.c.lease_owner == owner)
-                             .values(lease_owner=None, lease_until=None))
+            if lease.held:
+                with self.uow.writing() as conn:
+                    conn.execute(update(table).where(table.c.id == upload_id)
+                                 .where(table.c.lease_owner == lease.owner).values(lease_owner=None, lease_until=None))
 
     def append(self, upload_id: str, offset: int, chunks: Iterable[bytes], *, length: int | None = None,
                checksum: tuple[str, bytes] | None = None) -> TusInfo:
@@ -278,8 +303,15 @@ class Resumables(Concern):
         The append that reaches the length completes the upload."""
         if checksum is not None and checksum[0] not in CHECKSUMS:
             raise InvalidRequest(f"unsupported checksum algorithm {checksum[0]!r}")
-        with self._leased(upload_id) as renew:
-            row = self._row(upload_id)
+        if upload_id.startswith(DONE_PREFIX):
+            info = self.get(upload_id)
+            if offset != info.offset:
+                raise Conflict(f"Upload-Offset {offset} is not the upload's offset {info.offset}")
+            if any(chunk for chunk in chunks):
+                raise TooLarge("the upload is complete; it takes no more bytes")
+            return info
+        with self._leased(upload_id) as lease:
+            row = lease.row
             if row["concat"] == FINAL:
                 raise Forbidden("a final upload of a concatenation takes no PATCH")
             if offset != row["offset"]:
@@ -300,11 +332,11 @@ class Resumables(Concern):
             if checksum is not None:
                 spooled = self._verified(chunks, checksum, row)
                 try:
-                    row = self._append(row, self._read(spooled), renew)
+                    row = self._append(row, self._read(spooled), lease)
                 finally:
                     spooled.close()
             else:
-                row = self._append(row, chunks, renew)
+                row = self._append(row, chunks, lease)
             paste = None
             if row["length"] is not None and row["offset"] == row["length"] and row["concat"] != PARTIAL:
                 paste = self._complete(row)
@@ -338,7 +370,7 @@ class Resumables(Concern):
         while chunk := fileobj.read(256 * 1024):
             yield chunk
 
-    def _append(self, row: dict, chunks: Iterable[bytes], renew: Callable[[], None]) -> dict:
+    def _append(self, row: dict, chunks: Iterable[bytes], lease: "Lease") -> dict:
         hasher = Hasher.from_state("sha256", row["hash_state"])
         head = bytearray(row["head"])
         offset = [row["offset"]]
@@ -359,7 +391,7 @@ class Resumables(Concern):
             if not checked[0] and (len(head) >= HEAD_SIZE or offset[0] == row["length"]):
                 checked[0] = True
                 self._check_type(bytes(head))
-            renew()
+            lease.renew()
 
         state = Resumable(row["id"], row["offset"], row["store_key"], row["store_upload_id"],
                           json.loads(row["parts"]), self._tail(row))
@@ -370,17 +402,24 @@ class Resumables(Concern):
             raise
         values = dict(offset=state.offset, hash_state=hasher.export_state(), head=bytes(head),
                       parts=json.dumps(state.parts or []), tail=state.tail or None, length=row["length"])
+        # the lease goes with the offset's write, unless completion follows
+        # (one completion at a time needs it held)
+        completing = row["length"] is not None and state.offset == row["length"] and row["concat"] != PARTIAL
+        lease_values = {} if completing else dict(lease_owner=None, lease_until=None)
         with self.uow.writing() as conn:
-            done = conn.execute(update(table).where(table.c.id == row["id"])
-                                .where(table.c.lease_owner == renew.owner)  # type: ignore[attr-defined]
-                                .values(**values)).rowcount
+            done = conn.execute(update(table).where(table.c.id == row["id"]).where(table.c.lease_owner == lease.owner)
+                                .values(**values, **lease_values)).rowcount
         if not done:
             raise Conflict("this upload was taken over while its body arrived; ask for its offset and resume")
+        if not completing:
+            lease.held = False
         return {**row, **values}
 
     def _tail(self, row: dict) -> bytes:
         if not row["store_key"]:
             return b""
+        if "tail" in row:
+            return row["tail"] or b""
         with self.uow.connection() as conn:
             return conn.execute(select(table.c.tail).where(table.c.id == row["id"])).scalar() or b""
 
@@ -419,6 +458,8 @@ class Resumables(Concern):
         (read once more: a digest cannot be joined from its parts')."""
         if not ids:
             raise InvalidRequest("Upload-Concat: final needs the partial uploads' URLs")
+        if any(i.startswith(DONE_PREFIX) for i in ids):
+            raise InvalidRequest("only partial uploads can be concatenated")
         rows = [self._row(i) for i in ids]
         for row in rows:
             if row["concat"] != PARTIAL:
@@ -455,8 +496,12 @@ class Resumables(Concern):
     # -- ending ---------------------------------------------------------------------------
 
     def terminate(self, upload_id: str) -> None:
-        with self._leased(upload_id):
-            self._drop(self._row(upload_id))
+        if upload_id.startswith(DONE_PREFIX):
+            self._done(upload_id)  # complete already: nothing left to drop
+            return
+        with self._leased(upload_id) as lease:
+            self._drop(lease.row)
+            lease.held = False
 
     def _drop(self, row: dict) -> None:
         state = Resumable(row["id"], row["offset"], row["store_key"], row["store_upload_id"])
