@@ -11,6 +11,13 @@ started again on the same port, database and storage root.
   SHA-256, and the page's list keeps its delete link.
 * A file under the threshold still goes up as a plain POST / (no
   ``tus_upload`` row).
+* An upload paused, the page reloaded and the same file chosen again goes
+  on in the same ``tus_upload`` row.
+
+A request the kill cuts off keeps the upload's lease (60 s in the core), so
+the page meets 423 for up to a minute after the restart, longer than
+tus-js-client's own retries last: the page waits it out, and the kill test
+takes about that minute more.
 """
 from __future__ import annotations
 
@@ -200,3 +207,39 @@ def test_small_file_goes_up_as_a_plain_post(tus_server, browser, tmp_path):
     assert state["transport"] == ""
     assert tus_rows(tus_server) == before  # no tus_upload row was made
     assert download_sha256(state["url_d"]) == (200, sha256)
+
+
+def test_paused_upload_resumes_after_a_reload(tus_server, browser, tmp_path):
+    """Pause, reload the page, choose the same file again: the upload goes
+    on from the server's offset (the same tus_upload row), not from zero."""
+    path = tmp_path / "resumed.bin"
+    sha256 = random_file(path, 96 * MB)
+    before = {row[0] for row in tus_rows(tus_server)}
+
+    browser.get(tus_server.url + "/")
+    browser.execute_script("window.localStorage.clear();")
+    browser.find_element(By.ID, "file-input").send_keys(str(path))
+    upload_id, deadline = None, time.monotonic() + 60
+    while time.monotonic() < deadline and upload_id is None:
+        fresh = [row[0] for row in tus_rows(tus_server) if row[0] not in before]
+        upload_id = fresh[0] if fresh else None
+        time.sleep(0.02)
+    assert upload_id, card(browser, path.name)
+    browser.find_element(By.CSS_SELECTOR, "#results .progress__pause").click()
+    assert card(browser, path.name)["state"] == "paused"
+    # the request the pause cut off settles on the server; then nothing moves
+    time.sleep(1.5)
+    offset = acknowledged(tus_server, upload_id)
+    time.sleep(1)
+    assert acknowledged(tus_server, upload_id) == offset
+    assert offset < 96 * MB, "the upload finished before it could be paused"
+    assert len(browser.execute_script(FINGERPRINTS_JS)) == 1  # kept for resuming
+
+    browser.refresh()
+    browser.find_element(By.ID, "file-input").send_keys(str(path))
+    state = wait_done(browser, path.name, 120)
+    assert state["state"] == "done", (state, console_errors(browser))
+    assert {row[0] for row in tus_rows(tus_server)} - before == {upload_id}  # no second upload
+    assert download_sha256(state["url_d"], timeout=120) == (200, sha256)
+    assert browser.execute_script(FINGERPRINTS_JS) == []
+    print(f"\n[tus page] paused at offset {offset} of {96 * MB}, resumed after a reload")
