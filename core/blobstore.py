@@ -100,6 +100,9 @@ class Resumable:
 
 
 RESUMABLE_PREFIX = "tus-"
+# a resumable upload fsyncs at the end of every PATCH: a shorter window
+# leaves less for each of those fsyncs to wait for
+RESUMABLE_WRITEBACK_EVERY = 2 * 1024 * 1024
 
 
 class StagingWriter:
@@ -540,7 +543,7 @@ class FileSystemBlobStore(BlobStore):
                         n = os.pwrite(fd, view, offset)
                         offset += n
                         view = view[n:]
-                    if offset - written_back >= WRITEBACK_EVERY:
+                    if offset - written_back >= RESUMABLE_WRITEBACK_EVERY:
                         # start the disk on what came, as a streamed upload does:
                         # the fsync at the end then waits for the tail only
                         _start_writeback(fd, written_back, offset)
@@ -675,7 +678,7 @@ def _start_writeback(fd: int, start: int, end: int) -> None:
     pages of the window before, written by now (``POSIX_FADV_DONTNEED`` on
     dirty pages starts their writeback; advice only: an fsync is what makes
     them durable)."""
-    start = max(0, start - WRITEBACK_EVERY)
+    start = max(0, start - (end - start))
     try:
         os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_DONTNEED)
     except OSError:
