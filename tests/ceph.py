@@ -57,12 +57,13 @@ def _owner_id(pid: int) -> str | None:
     return None if fields is None else f"{pid} {fields[19].decode()}"
 
 
-def remove_stale_dirs() -> None:
-    """Remove the directories of gateways whose Python process died without
-    cleaning up (SIGKILL); their daemons died with it (PR_SET_PDEATHSIG)."""
+def remove_stale_dirs(prefix: str = DIR_PREFIX) -> None:
+    """Remove the temp directories named ``prefix*`` of servers whose Python
+    process died without cleaning up (SIGKILL); the servers died with it
+    (PR_SET_PDEATHSIG)."""
     base = tempfile.gettempdir()
     for entry in os.listdir(base):
-        if not entry.startswith(DIR_PREFIX):
+        if not entry.startswith(prefix):
             continue
         path = os.path.join(base, entry)
         try:

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 
+from tests import ceph
 from tests.ceph import _die_with_parent, _owner_id
 from tests.servers import ServerError, free_port, wait_for_port
 
@@ -57,20 +58,8 @@ def nginx_binary() -> str:
 
 def remove_stale_dirs() -> None:
     """Remove the directories of nginx instances whose Python process died
-    without cleaning up (SIGKILL); nginx died with it (PR_SET_PDEATHSIG)."""
-    base = tempfile.gettempdir()
-    for entry in os.listdir(base):
-        if not entry.startswith(DIR_PREFIX):
-            continue
-        path = os.path.join(base, entry)
-        try:
-            with open(os.path.join(path, "owner")) as f:
-                owner = f.read().strip()
-        except OSError:
-            continue
-        pid = owner.split()[0] if owner else ""
-        if not pid.isdigit() or _owner_id(int(pid)) != owner:
-            shutil.rmtree(path, ignore_errors=True)
+    without cleaning up; nginx died with it."""
+    ceph.remove_stale_dirs(DIR_PREFIX)
 
 
 CONF = """\
