@@ -143,9 +143,5 @@ class TusUpload(Base):
     # concatenation: "partial", or "final" with its partial uploads' ids (JSON)
     concat: Mapped[str | None] = mapped_column(String(16))
     concat_parts: Mapped[str | None] = mapped_column(String)
-    # one PATCH at a time, whichever node takes it: a lease, renewed while
-    # the body arrives, that a crashed holder's successor may take once lapsed
-    lease_owner: Mapped[str | None] = mapped_column(String(64))
-    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # set once complete: the paste it became
     filehash: Mapped[str | None] = mapped_column(String(FILEHASH_MAX))

@@ -15,18 +15,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, Integer, cast, func, select
 
-from .errors import Busy
+from .errors import Busy, PasteFileError
 
 log = logging.getLogger(__name__)
 
 # the first int4 of every flight key ("pf" + 1): other users of advisory
 # locks in the same database pick their own class
 FLIGHT_CLASS = 0x7066_0001
+# resumable uploads being appended to: one request at a time per upload
+UPLOAD_CLASS = 0x7066_0002
 
 
 def flight_key(key: str) -> int:
@@ -39,20 +41,24 @@ class AdvisoryFlightLock:
     on the database of ``engine``; past ``timeout`` seconds of waiting the
     caller gets :class:`~pastefile.core.errors.Busy`."""
 
-    def __init__(self, engine: Engine, timeout: float = 60.0):
+    def __init__(self, engine: Engine, timeout: float = 60.0, lock_class: int = FLIGHT_CLASS,
+                 busy: Callable[[], Exception] = lambda: Busy("the same resize is still being made; try again shortly")):
         self.engine = engine
         self.timeout = timeout
+        # the first int4 of the keys: each use of these locks has its own
+        self.lock_class = lock_class
+        self.busy = busy
 
     @contextmanager
     def __call__(self, key: str) -> Iterator[None]:
         # int4 casts: the (int4, int4) functions, whatever type the driver sends
-        args = (cast(FLIGHT_CLASS, Integer), cast(flight_key(key), Integer))
+        args = (cast(self.lock_class, Integer), cast(flight_key(key), Integer))
         # autocommit: a session lock outlives transactions, and a waiter or a
         # holder must not sit idle in an open transaction meanwhile
         conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
             self._acquire(conn, args)
-        except Busy:
+        except PasteFileError:
             conn.close()
             raise
         except BaseException:
@@ -70,7 +76,7 @@ class AdvisoryFlightLock:
         delay = 0.002
         while not conn.execute(select(func.pg_try_advisory_lock(*args))).scalar():
             if time.monotonic() >= deadline:
-                raise Busy("the same resize is still being made; try again shortly")
+                raise self.busy()
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 

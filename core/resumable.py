@@ -3,9 +3,9 @@
 Each upload is a row in ``tus_upload``; its acknowledged bytes are in the
 store (a file in the store's tmp/, or the parts of a multipart upload plus a
 tail in the row).  Any process of any node continues any upload from the
-row alone: one append at a time, by a lease in the row that the appender
-renews while the body arrives and a crashed holder's successor takes once it
-lapses.  An offset is acknowledged (written to the row) only after its bytes
+row alone, one request at a time: a PostgreSQL session advisory lock per
+upload (every node), or an flock'ed file on a single machine; either is
+released the moment its holder's connection or process ends.  An offset is acknowledged (written to the row) only after its bytes
 are durable in the store, together with the running SHA-256, so completion
 never reads the bytes again: the digest comes from the saved hash state.
 Completion is the normal ingest (sniff, metadata stripping, dedupe, paste,
@@ -17,6 +17,8 @@ import base64
 import binascii
 import hashlib
 import json
+import fcntl
+import os
 import secrets
 import tempfile
 import time
@@ -41,8 +43,6 @@ from .records import PasteInfo
 from .sniff import sniff
 
 table = TusUpload.__table__
-LEASE = 60.0  # seconds an appender holds an upload without renewing
-RENEW_EVERY = 15.0
 CHECKSUMS = {"sha1": "sha1", "md5": "md5", "sha256": "sha256"}
 PARTIAL, FINAL = "partial", "final"
 # the id of an upload made whole by its creation: this, then its paste's filehash
@@ -100,23 +100,65 @@ def _int_meta(meta: dict[str, str], key: str) -> int | None:
 
 
 class Lease:
-    """One appender's hold on an upload, renewed while its body arrives."""
+    """One request's hold on an upload, with its row as read under it."""
 
-    def __init__(self, resumables: "Resumables", upload_id: str):
-        self.resumables = resumables
-        self.upload_id = upload_id
-        self.owner = secrets.token_hex(16)
-        self.row: dict = {}
-        self.held = True
-        self._renewed = time.monotonic()
+    def __init__(self, row: dict):
+        self.row = row
 
-    def renew(self) -> None:
-        if time.monotonic() - self._renewed < RENEW_EVERY:
-            return
-        with self.resumables.uow.writing() as conn:
-            conn.execute(update(table).where(table.c.id == self.upload_id).where(table.c.lease_owner == self.owner)
-                         .values(lease_until=utcnow() + timedelta(seconds=LEASE)))
-        self._renewed = time.monotonic()
+
+class FileHolds:
+    """Holds on uploads for the processes of one machine: an flock'ed file
+    per upload, which the kernel releases when its holder dies."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+
+    @contextmanager
+    def __call__(self, upload_id: str) -> Iterator[None]:
+        os.makedirs(self.directory, exist_ok=True)
+        path = os.path.join(self.directory, f"tus-{upload_id}.lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise _locked() from None
+            try:
+                if os.fstat(fd).st_ino != os.stat(path).st_ino:
+                    raise _locked()  # removed by its last holder meanwhile: another file now
+            except FileNotFoundError:
+                raise _locked() from None
+            yield
+        finally:
+            os.close(fd)
+
+    def forget(self, upload_id: str) -> None:
+        """The upload is gone: its lock file too (called while holding it)."""
+        try:
+            os.unlink(os.path.join(self.directory, f"tus-{upload_id}.lock"))
+        except FileNotFoundError:
+            pass
+
+
+class AdvisoryHolds:
+    """Holds on uploads for every node on the PostgreSQL database: a session
+    advisory lock, which the server releases when its holder's connection
+    ends (a process killed mid-PATCH leaves nothing held)."""
+
+    def __init__(self, engine):
+        from .pglocks import UPLOAD_CLASS, AdvisoryFlightLock
+
+        self.lock = AdvisoryFlightLock(engine, timeout=0, lock_class=UPLOAD_CLASS, busy=_locked)
+
+    def __call__(self, upload_id: str):
+        return self.lock(upload_id)
+
+    def forget(self, upload_id: str) -> None:
+        pass
+
+
+def _locked() -> Locked:
+    return Locked("another request is appending to this upload; try again when it is done")
 
 
 class Resumables(Concern):
@@ -124,6 +166,9 @@ class Resumables(Concern):
         super().__init__(parts)
         self.ingest = ingest
         self.lookups = lookups
+        engine = self.uow.engine
+        self.holds = (AdvisoryHolds(engine) if engine.dialect.name == "postgresql"
+                      else FileHolds(os.path.join(self.settings.storage_root, "locks")))
 
     # -- creating -----------------------------------------------------------------------
 
@@ -269,30 +314,12 @@ class Resumables(Concern):
     # -- appending ----------------------------------------------------------------------
 
     @contextmanager
-    def _leased(self, upload_id: str) -> Iterator["Lease"]:
-        """Hold the upload's lease (423 while someone else does), taken in
-        the statement that reads the row; released on leaving unless the
-        last write released it already."""
-        lease = Lease(self, upload_id)
-        now = utcnow()
-        with self.uow.writing() as conn:
-            taken = conn.execute(
-                update(table).where(table.c.id == upload_id)
-                .where((table.c.lease_until.is_(None)) | (table.c.lease_until < now))
-                .values(lease_owner=lease.owner, lease_until=now + timedelta(seconds=LEASE))
-                .returning(*table.c)
-            ).mappings().first()
-        if taken is None:
-            self._row(upload_id)  # NotFound / Gone first
-            raise Locked("another request is appending to this upload; try again when it is done")
-        try:
-            lease.row = self._live(dict(taken))
-            yield lease
-        finally:
-            if lease.held:
-                with self.uow.writing() as conn:
-                    conn.execute(update(table).where(table.c.id == upload_id)
-                                 .where(table.c.lease_owner == lease.owner).values(lease_owner=None, lease_until=None))
+    def _leased(self, upload_id: str) -> Iterator[Lease]:
+        """Hold the upload (423 while another request does) and read its row."""
+        if not isinstance(upload_id, str) or not upload_id or len(upload_id) > 64:
+            raise NotFound("no such upload")
+        with self.holds(upload_id):
+            yield Lease(self._row(upload_id))
 
     def append(self, upload_id: str, offset: int, chunks: Iterable[bytes], *, length: int | None = None,
                checksum: tuple[str, bytes] | None = None) -> TusInfo:
@@ -332,11 +359,11 @@ class Resumables(Concern):
             if checksum is not None:
                 spooled = self._verified(chunks, checksum, row)
                 try:
-                    row = self._append(row, self._read(spooled), lease)
+                    row = self._append(row, self._read(spooled))
                 finally:
                     spooled.close()
             else:
-                row = self._append(row, chunks, lease)
+                row = self._append(row, chunks)
             paste = None
             if row["length"] is not None and row["offset"] == row["length"] and row["concat"] != PARTIAL:
                 paste = self._complete(row)
@@ -370,7 +397,7 @@ class Resumables(Concern):
         while chunk := fileobj.read(256 * 1024):
             yield chunk
 
-    def _append(self, row: dict, chunks: Iterable[bytes], lease: "Lease") -> dict:
+    def _append(self, row: dict, chunks: Iterable[bytes]) -> dict:
         hasher = Hasher.from_state("sha256", row["hash_state"])
         head = bytearray(row["head"])
         offset = [row["offset"]]
@@ -391,7 +418,6 @@ class Resumables(Concern):
             if not checked[0] and (len(head) >= HEAD_SIZE or offset[0] == row["length"]):
                 checked[0] = True
                 self._check_type(bytes(head))
-            lease.renew()
 
         state = Resumable(row["id"], row["offset"], row["store_key"], row["store_upload_id"],
                           json.loads(row["parts"]), self._tail(row))
@@ -402,17 +428,8 @@ class Resumables(Concern):
             raise
         values = dict(offset=state.offset, hash_state=hasher.export_state(), head=bytes(head),
                       parts=json.dumps(state.parts or []), tail=state.tail or None, length=row["length"])
-        # the lease goes with the offset's write, unless completion follows
-        # (one completion at a time needs it held)
-        completing = row["length"] is not None and state.offset == row["length"] and row["concat"] != PARTIAL
-        lease_values = {} if completing else dict(lease_owner=None, lease_until=None)
         with self.uow.writing() as conn:
-            done = conn.execute(update(table).where(table.c.id == row["id"]).where(table.c.lease_owner == lease.owner)
-                                .values(**values, **lease_values)).rowcount
-        if not done:
-            raise Conflict("this upload was taken over while its body arrived; ask for its offset and resume")
-        if not completing:
-            lease.held = False
+            conn.execute(update(table).where(table.c.id == row["id"]).values(**values))
         return {**row, **values}
 
     def _tail(self, row: dict) -> bytes:
@@ -501,13 +518,14 @@ class Resumables(Concern):
             return
         with self._leased(upload_id) as lease:
             self._drop(lease.row)
-            lease.held = False
 
     def _drop(self, row: dict) -> None:
+        """Remove an upload and its bytes (its holder calls this)."""
         state = Resumable(row["id"], row["offset"], row["store_key"], row["store_upload_id"])
         with self.uow.writing() as conn:
             conn.execute(delete(table).where(table.c.id == row["id"]))
         self.store.resumable_drop(state)
+        self.holds.forget(row["id"])
 
     def gc(self) -> int:
         """Remove uploads past their expiry (abandoned, or finished and no
@@ -515,11 +533,16 @@ class Resumables(Concern):
         for the next run."""
         now = utcnow()
         with self.uow.connection() as conn:
-            rows = [dict(r) for r in conn.execute(
-                select(table).where(table.c.expires <= now)
-                .where((table.c.lease_until.is_(None)) | (table.c.lease_until < now))
-            ).mappings()]
-        for row in rows:
-            self._drop(row)
-        return len(rows)
-
+            ids = list(conn.execute(select(table.c.id).where(table.c.expires <= now)).scalars())
+        removed = 0
+        for upload_id in ids:
+            try:
+                with self.holds(upload_id):
+                    with self.uow.connection() as conn:
+                        row = conn.execute(select(table).where(table.c.id == upload_id)).mappings().first()
+                    if row is not None:
+                        self._drop(dict(row))
+                        removed += 1
+            except Locked:
+                continue
+        return removed

@@ -84,6 +84,8 @@ def rgw():
     from .ceph import CephRGW
 
     gateway = CephRGW().start()
+    # the tests' bucket, there for any app on the s3 backend (initdb would make it)
+    gateway.client().create_bucket(Bucket=S3_BUCKET)
     yield gateway
     gateway.stop()
 

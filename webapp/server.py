@@ -37,6 +37,7 @@ from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser, ParsingError, TransferEncodingNotImplemented
 from waitress.server import BaseWSGIServer
+from waitress.task import WSGITask
 from waitress.utilities import RequestEntityTooLarge
 
 from pastefile.core import TooLarge
@@ -209,8 +210,36 @@ class FramingParser(HTTPRequestParser):
         return None
 
 
+class KeepAliveTask(WSGITask):
+    """waitress's task, except that an HTTP/1.1 response that has no body
+    (204, 304) keeps its connection: waitress closes every response sent
+    without a Content-Length, though these need none to end (RFC 9112), and
+    a tus client's PATCHes (each answered 204) would each pay for a new
+    connection, and a cut-off body on a kept-alive connection would be lost
+    with it."""
+
+    _bodyless = False
+
+    def build_response_header(self):
+        self._bodyless = (
+            self.version == "1.1" and not self.has_body and not self.close_on_finish
+            and self.request.headers.get("CONNECTION", "").lower() != "close"
+        )
+        try:
+            return super().build_response_header()
+        finally:
+            self._bodyless = False
+
+    def set_close_on_finish(self) -> None:
+        if self._bodyless:
+            return  # only the missing Content-Length asked for it
+        super().set_close_on_finish()
+
+
 class FramingChannel(HTTPChannel):
     """waitress's channel, reading every request with a :class:`FramingParser`."""
+
+    task_class = KeepAliveTask
 
     # whose upload limit applies to requests expecting 100 Continue (not
     # ``service``: that is the method waitress's task thread calls)

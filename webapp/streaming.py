@@ -169,15 +169,26 @@ class StreamedBody:
 
     def getfile(self) -> "StreamedBody":
         self._push()
+        self._finalizer.detach()  # complete: nothing to cut off any more
         self._stream.queue.put(_END)
         return self
+
+    def abandon(self) -> None:
+        """The connection closed before the body was complete: the thread
+        gets what came and word that it ended, now rather than at the next
+        garbage collection (the I/O thread does not wait for it)."""
+        self._end()
+
+    def _end(self) -> None:
+        # once: from the channel's close, waitress's close, or the finalizer
+        if self._finalizer.detach() is not None:
+            _cut_off(self._stream, self._pieces)
 
     def close(self) -> None:
         """waitress is done with the request: a result the view did not take
         is the subclass's to settle."""
-        self._finalizer.detach()
         if not self._taken:
-            _cut_off(self._stream, self._pieces)
+            self._end()
             self._stream.done.wait()
             self._untaken(self._stream)
 
@@ -303,6 +314,14 @@ def streaming_channel(service, threshold: int, limit: int = MAX_STREAMS) -> type
 
         def parser_class(self, adj) -> StreamingParser:
             return StreamingParser(adj, wake=self.server.pull_trigger)
+
+        def handle_close(self) -> None:
+            request = self.request  # a request still arriving when the peer went
+            if request is not None and request.body_rcv is not None:
+                body = request.body_rcv.getbuf()
+                if isinstance(body, StreamedBody):
+                    body.abandon()
+            super().handle_close()
 
         def readable(self) -> bool:
             request = self.request

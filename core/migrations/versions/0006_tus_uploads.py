@@ -30,8 +30,6 @@ def upgrade() -> None:
         sa.Column("tail", sa.LargeBinary(), nullable=True),
         sa.Column("concat", sa.String(16), nullable=True),
         sa.Column("concat_parts", sa.String(), nullable=True),
-        sa.Column("lease_owner", sa.String(64), nullable=True),
-        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("filehash", sa.String(64), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tus_upload")),
     )
