@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from pastefile.ext.hashing import CopyResult
 
-from .blobstore import BlobStore, FileSystemBlobStore, StagedBlob, StagingWriter
+from .blobstore import BlobStore, FileSystemBlobStore, Resumable, StagedBlob, StagingWriter
 from .content import Content
 from .settings import Settings
 
@@ -81,6 +81,29 @@ class MovingStore(BlobStore):
 
     def settle(self, staged: StagedBlob) -> None:
         self.new.settle(staged)
+
+    # resumable uploads begin where new uploads go; one begun before the
+    # switch goes on in the store that holds its bytes (an object store's
+    # state names its staging key, a file store's does not)
+
+    def _holding(self, state: Resumable) -> BlobStore:
+        keyed = not isinstance(self.new, FileSystemBlobStore)
+        return self.new if (state.key is not None) == keyed else self.old
+
+    def resumable_begin(self, upload_id: str) -> Resumable:
+        return self.new.resumable_begin(upload_id)
+
+    def resumable_append(self, state: Resumable, chunks, on_chunk=None) -> Resumable:
+        return self._holding(state).resumable_append(state, chunks, on_chunk)
+
+    def resumable_staged(self, state: Resumable, sha256: bytes, head: bytes) -> StagedBlob:
+        return self._holding(state).resumable_staged(state, sha256, head)
+
+    def resumable_open(self, state: Resumable) -> BinaryIO:
+        return self._holding(state).resumable_open(state)
+
+    def resumable_drop(self, state: Resumable) -> None:
+        self._holding(state).resumable_drop(state)
 
     def ensure_bucket(self) -> bool:
         created_old = self.old.ensure_bucket()

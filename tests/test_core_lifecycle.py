@@ -136,7 +136,7 @@ def test_expiry_is_bounded_and_hides_then_gc_removes(service_factory):
     assert report["expired_pastes"] == 1 and report["blobs"] == 1
     assert rows(service, PasteFile) == 1 and rows(service, Blob) == 1
     assert service.gc(grace=0) == {"expired_pastes": 0, "blobs": 0, "files": 0, "renditions": 0, "stale_temp": 0,
-                                   "orphan_files": 0}
+                                   "orphan_files": 0, "resumable_uploads": 0}
 
 
 def _forget_cached(service, paste) -> None:
