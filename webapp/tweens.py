@@ -114,6 +114,9 @@ def security_headers_tween_factory(handler, registry):
 def includeme(config):
     # outermost: before pyramid_tm's hooks or the debug toolbar read the path
     config.add_tween("pastefile.webapp.tweens.input_guard_tween_factory", under=INGRESS)
+    # above the guard: every answer, the guard's own included, is logged with its id
+    config.add_tween("pastefile.webapp.accesslog.access_log_tween_factory", under=INGRESS,
+                     over="pastefile.webapp.tweens.input_guard_tween_factory")
     settings = service_of(config.registry).settings
     if settings.rate_limit_uploads or settings.rate_limit_bytes:
         config.add_tween("pastefile.webapp.ratelimit.rate_limit_tween_factory",

@@ -1,0 +1,150 @@
+"""Access logs: one line per request, in the combined log format plus the
+request's id and how long the app took, to the logger ``pastefile.access``::
+
+    127.0.0.1 - - [04/Dec/2026:21:00:00 +0000] "GET /p/x HTTP/1.1" 200 1234 "-" "curl/8" rid=abc dur=0.003
+
+Every request gets an id: the client's (or the proxy's) ``X-Request-Id``
+when it is sane, at most 64 characters of ``[A-Za-z0-9._-]``, else a new
+random one.  It goes back as the ``X-Request-Id`` response header, and
+while the request runs it is in :data:`request_id` (a context variable), so
+the errors the app logs about the request carry it too (:func:`tag_logger`).
+
+The client address is ``REMOTE_ADDR``: waitress puts the client named by
+``X-Forwarded-For`` there when the request comes from its trusted proxy.
+The byte count is the body's ``Content-Length`` ("-" when unknown, empty or
+for HEAD), and the duration runs from the request reaching the app to the
+response leaving it, before waitress sends the body.  Delete tokens
+(``/x/<filehash>/<token>``) are left out of the request line and the
+referer: the database keeps only their hash, and neither should the logs.
+"""
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import time
+import uuid
+from urllib.parse import quote
+
+from pastefile.core.urls import DELETE
+
+log = logging.getLogger("pastefile.access")
+
+#: the id of the request being served, or None outside a request
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("pastefile_request_id", default=None)
+
+HEADER = "X-Request-Id"
+_SANE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# quotes, backslashes and anything outside printable ASCII, escaped as \xNN
+# (as Apache does): a header cannot end the field or forge a log line
+_UNSAFE = re.compile(r'[^\x20-\x7e]|["\\]')
+_DELETE_TOKEN = re.compile(rf"(/{DELETE}/[^/?#\s]+/)[^/?#\s]+")
+
+
+def sane_request_id(value: str | None) -> str | None:
+    """``value`` if it may serve as a request id, else None."""
+    if value and _SANE_ID.fullmatch(value):
+        return value
+    return None
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _escape_char(match: re.Match) -> str:
+    char = match.group()
+    if char in '"\\':
+        return "\\" + char
+    return "".join(f"\\x{byte:02x}" for byte in char.encode("utf-8" if ord(char) > 0xFF else "latin-1"))
+
+
+def _escape(text: str) -> str:
+    return _UNSAFE.sub(_escape_char, text)
+
+
+def _field(value: str | None) -> str:
+    return _escape(value) if value else "-"
+
+
+def _clf_time(when: float) -> str:
+    t = time.gmtime(when)
+    return f"[{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year:04d}:{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000]"
+
+
+def _target(environ) -> str:
+    """The request target as the client sent it (waitress keeps it as
+    REQUEST_URI), else rebuilt from the path and query string."""
+    target = environ.get("REQUEST_URI")
+    if not target:
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        target = quote(path, safe="/;:@&=+$,!~*'()%")
+        query = environ.get("QUERY_STRING")
+        if query:
+            target += "?" + query
+    return _DELETE_TOKEN.sub(r"\1[token]", target)
+
+
+def access_line(environ, status: int, size: int | None, rid: str, started: float, duration: float) -> str:
+    """One request in the combined log format, plus ``rid=`` and ``dur=`` (seconds)."""
+    request_line = f"{environ.get('REQUEST_METHOD', '-')} {_target(environ)} {environ.get('SERVER_PROTOCOL', '-')}"
+    referer = environ.get("HTTP_REFERER")
+    if referer:
+        referer = _DELETE_TOKEN.sub(r"\1[token]", referer)
+    return (
+        f"{environ.get('REMOTE_ADDR') or '-'} - - {_clf_time(started)} \"{_escape(request_line)}\" "
+        f"{status} {size if size else '-'} \"{_field(referer)}\" \"{_field(environ.get('HTTP_USER_AGENT'))}\" "
+        f"rid={rid} dur={duration:.3f}"
+    )
+
+
+def _body_size(request, response) -> int | None:
+    if request.method == "HEAD":
+        return None
+    return response.content_length
+
+
+def access_log_tween_factory(handler, registry):
+    tag_logger(logging.getLogger("pastefile.webapp.views.errors"))
+
+    def access_log_tween(request):
+        environ = request.environ
+        rid = sane_request_id(environ.get("HTTP_X_REQUEST_ID")) or new_request_id()
+        started = time.time()
+        clock = time.perf_counter()
+        token = request_id.set(rid)
+        status, size = 500, None
+        try:
+            response = handler(request)
+            response.headers[HEADER] = rid
+            status, size = response.status_int, _body_size(request, response)
+            return response
+        finally:
+            request_id.reset(token)
+            if log.isEnabledFor(logging.INFO):
+                log.info("%s", access_line(environ, status, size, rid, started, time.perf_counter() - clock))
+
+    return access_log_tween
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds `` rid=<id>`` to a record logged while a request is served (and
+    sets ``record.request_id``), whatever the formatter."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        rid = request_id.get()
+        if rid is not None and getattr(record, "request_id", None) is None:
+            record.request_id = rid
+            if isinstance(record.msg, str):
+                record.msg = f"{record.msg} rid={rid}"
+        return True
+
+
+_FILTER = RequestIdFilter()
+
+
+def tag_logger(logger: logging.Logger) -> None:
+    """Records logged on ``logger`` during a request carry its id (once,
+    however many apps are made)."""
+    logger.addFilter(_FILTER)
