@@ -7,6 +7,7 @@ def includeme(config):
     # GET only: PUT /latest and PUT /openapi.json upload files of those names
     config.add_route("latest", "/latest", request_method=("GET", "HEAD"))
     config.add_route("openapi", "/openapi.json", request_method=("GET", "HEAD"))
+    config.add_route("sharex", "/sharex.sxcu", request_method=("GET", "HEAD"))
     config.add_route("healthz", "/healthz", request_method=("GET", "HEAD"))
     config.add_route("readyz", "/readyz", request_method=("GET", "HEAD"))
     # the links the core hands out (PasteInfo.url_*) are built from the same shapes

@@ -134,6 +134,28 @@ def _schemas(max_side: int) -> dict:
             "additionalProperties": False,
             "properties": {"deleted": {"type": "string", "pattern": FILEHASH_RE.pattern}},
         },
+        "ShareXUploader": {
+            "type": "object",
+            "description": "A ShareX custom uploader (.sxcu); {json:key} names a key of the upload's JSON answer.",
+            "required": [
+                "Version", "Name", "DestinationType", "RequestMethod", "RequestURL", "Headers", "Body",
+                "FileFormName", "URL", "ThumbnailURL", "DeletionURL", "ErrorMessage",
+            ],
+            "properties": {
+                "Version": {"type": "string"},
+                "Name": {"type": "string"},
+                "DestinationType": {"type": "string"},
+                "RequestMethod": {"type": "string", "enum": ["POST"]},
+                "RequestURL": {"type": "string", "description": "POST / of this server"},
+                "Headers": {"type": "object", "additionalProperties": {"type": "string"}},
+                "Body": {"type": "string", "enum": ["MultipartFormData"]},
+                "FileFormName": {"type": "string", "enum": ["file"]},
+                "URL": {"type": "string"},
+                "ThumbnailURL": {"type": "string"},
+                "DeletionURL": {"type": "string"},
+                "ErrorMessage": {"type": "string"},
+            },
+        },
         "Health": {
             "type": "object",
             "required": ["status"],
@@ -504,6 +526,21 @@ def document(request) -> dict:
                         "description": "not ready: the reasons say which check fails",
                         "headers": _RETRY_AFTER,
                         "content": {JSON: {"schema": _ref("Readiness")}},
+                    },
+                },
+            }
+        },
+        "/sharex.sxcu": {
+            "get": {
+                "operationId": "getShareXUploader",
+                "summary": "A ShareX custom uploader for this server (import it in ShareX)",
+                "description": "Uploads go to POST / as multipart (field file) with Accept: application/json; "
+                "the links come from the answer's url_p, url_i and url_delete, errors from error.message.",
+                "responses": {
+                    "200": {
+                        "description": "the uploader, as an attachment named after the host",
+                        "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
+                        "content": {JSON: {"schema": _ref("ShareXUploader")}},
                     },
                 },
             }
