@@ -1,4 +1,4 @@
-"""The ``pastefile`` command: initdb, upload, info, latest, similar, delete, gc, fsck.
+"""The ``pastefile`` command: initdb, upload, info, latest, similar, delete, gc, fsck, backup, restore.
 
 It works on the deployment the server uses: the ``[app:main]`` section of
 ``-c FILE.ini``, else of ``$PASTEFILE_CONFIG``, else of ./development.ini.
@@ -251,6 +251,61 @@ def cmd_migrate_store(args) -> int:
     return 0 if not report["corrupt"] else 1
 
 
+def _progress_bar(quiet: bool):
+    """A ``progress(stage, done, total)`` drawing one tqdm bar per stage on stderr."""
+    from tqdm import tqdm
+
+    bars = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if quiet:
+            return
+        bar = bars.get(stage)
+        if bar is None:
+            for other in bars.values():
+                other.close()
+            bar = bars[stage] = tqdm(desc=stage, total=total or None, unit="", file=sys.stderr)
+        if total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    def close() -> None:
+        for bar in bars.values():
+            bar.close()
+
+    return progress, close
+
+
+def cmd_backup(args) -> int:
+    from .backup import backup
+
+    service = _service(args, links=False)
+    progress, close = _progress_bar(args.quiet)
+    try:
+        report = backup(service, args.directory, progress)
+    finally:
+        close()
+    print(json.dumps(report))
+    if report["corrupt"]:
+        print(f"pastefile: {report['corrupt']} blobs do not match their address and are not in the backup "
+              "(see corrupt_blobs in its manifest.json)", file=sys.stderr)
+    return 1 if report["corrupt"] else 0
+
+
+def cmd_restore(args) -> int:
+    from .backup import restore
+
+    service = _service(args, links=False)
+    progress, close = _progress_bar(args.quiet)
+    try:
+        report = restore(service, args.directory, force=args.force, progress=progress,
+                         warn=lambda message: print(f"pastefile: warning: {message}", file=sys.stderr))
+    finally:
+        close()
+    print(json.dumps(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pastefile", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -317,6 +372,21 @@ def build_parser() -> argparse.ArgumentParser:
     move.add_argument("--to", required=True, choices=("s3", "file"), help="the store the blobs go to")
     move.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     move.set_defaults(func=cmd_migrate_store)
+
+    back = sub.add_parser(
+        "backup",
+        help="write a consistent snapshot (database rows, file-backed blobs, settings to keep) into DIR",
+    )
+    back.add_argument("directory", metavar="DIR", help="a new or empty directory")
+    back.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    back.set_defaults(func=cmd_backup)
+
+    rest = sub.add_parser("restore", help="restore a backup made by `pastefile backup` into an empty database")
+    rest.add_argument("directory", metavar="DIR")
+    rest.add_argument("--force", action="store_true",
+                      help="restore even though the configured symlink_key is not the backup's (short links break)")
+    rest.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    rest.set_defaults(func=cmd_restore)
     return parser
 
 
