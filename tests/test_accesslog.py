@@ -115,6 +115,12 @@ def test_fields_cannot_break_the_line(app, access_lines):
     app.get("/healthz", headers={"User-Agent": 'evil" 200 0 "x\\', "Referer": "r\x01\xe9"})
     line = one_line(access_lines)
     assert line["agent"] == 'evil\\" 200 0 \\"x\\\\' and line["referer"] == "r\\x01\\xe9"
+    # the path as the client sent it, percent-encoded: UTF-8 or not (the guard's 400)
+    app.get("/p/caf%C3%A9%20x", status="*")
+    assert one_line(access_lines)["request"] == "GET /p/caf%C3%A9%20x HTTP/1.0"
+    app.get("/p/%FF%22", status=400)
+    line = one_line(access_lines)
+    assert line["request"] == "GET /p/%FF%22 HTTP/1.0" and line["status"] == "400"
 
 
 def test_delete_tokens_stay_out_of_the_log(app, access_lines):

@@ -79,7 +79,11 @@ def _target(environ) -> str:
     target = environ.get("REQUEST_URI")
     if not target:
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-        target = quote(path, safe="/;:@&=+$,!~*'()%")
+        try:
+            raw = path.encode("latin-1")  # WSGI's strings hold the bytes sent
+        except UnicodeEncodeError:
+            raw = path.encode("utf-8")
+        target = quote(raw, safe="/;:@&=+$,!~*'()%")
         query = environ.get("QUERY_STRING")
         if query:
             target += "?" + query
@@ -117,7 +121,8 @@ def access_log_tween_factory(handler, registry):
         status, size = 500, None
         try:
             response = handler(request)
-            response.headers[HEADER] = rid
+            # no view sets it: appended, without WebOb's scan of the header list
+            response.headerlist.append((HEADER, rid))
             status, size = response.status_int, _body_size(request, response)
             return response
         finally:
