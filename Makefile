@@ -82,7 +82,37 @@ profile: install
 	$(BIN)/python -m benchmarks.profile_paths
 	$(BIN)/python -m benchmarks.load --profile benchmarks/profile/upload-flame.svg --seconds 20
 
-run: install
+# `make run` needs only what builds the extensions and serves development.ini:
+# no browser, load generator, PostgreSQL or memcached server (SQLite, the
+# in-process cache), and the package with its dev extra (the debug toolbar
+# development.ini includes), not the test stack
+RUN_APT_PACKAGES := build-essential python3-dev python3-venv libpq-dev libssl-dev libmagic1 libjpeg-dev \
+	zlib1g-dev
+RUN_STAMP := $(VENV)/.installed-dev
+
+.PHONY: install-dev
+
+$(RUN_STAMP): $(BIN)/python setup.py pyproject.toml build_ext.py $(wildcard ext/src/*.c ext/src/*.h ext/*.pyx ext/*.pxd)
+	$(BIN)/pip install -q -U pip wheel
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install-dev:
+	@missing=""; \
+	for p in $(RUN_APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+	  else echo "root is needed to install:$$missing" >&2; exit 1; fi; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+	@$(MAKE) --no-print-directory $(RUN_STAMP)
+
+run: install-dev
 	$(BIN)/pserve development.ini
 
 clean:

@@ -26,7 +26,6 @@ install_requires = [
     "psycopg2>=2.9.9",
     "pymemcache>=4.0",
     "pyramid>=2.0.2",
-    "pyramid_debugtoolbar>=4.12",
     "pyramid_jinja2>=2.10",
     "pyramid_retry>=2.1.1",
     "pyramid_tm>=2.5",
@@ -58,6 +57,15 @@ tests_require = [
     "WebTest>=3.0.1",
 ]
 
+# what `make run` (pserve development.ini) adds: development.ini includes the
+# debug toolbar; a production install (`pip install .`) leaves it out
+dev_requires = [
+    "pyramid_debugtoolbar>=4.12",
+]
+
+# the tests load development.ini and an app with the toolbar too
+tests_require += dev_requires
+
 setup(
     name="pastefile",
     version="0.1.0",
@@ -78,7 +86,7 @@ setup(
     cffi_modules=["build_ext.py:ffibuilder"],
     ext_modules=cython_extensions(),
     install_requires=install_requires,
-    extras_require={"test": tests_require},
+    extras_require={"test": tests_require, "dev": dev_requires},
     entry_points={
         "paste.app_factory": ["main = pastefile.webapp:main"],
         "paste.server_runner": ["main = pastefile.webapp.server:serve_paste"],

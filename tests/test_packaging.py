@@ -63,3 +63,61 @@ def test_extensions_import_in_fresh_virtualenv(wheel, tmp_path):
     )
     out = _run(python, "-c", check, cwd=str(tmp_path)).stdout
     assert str(env_dir) in out
+
+
+# what only the tests, benchmarks and development use: never pulled by `pip install .`
+NOT_FOR_PRODUCTION = {
+    "pytest", "pytest-benchmark", "pytest-postgresql", "pytest-timeout", "hypothesis", "selenium", "flask",
+    "flask-sqlalchemy", "matplotlib", "numpy", "imagehash", "line-profiler", "py-spy", "pyvips",
+    "schemathesis", "webtest", "cython", "pyramid-debugtoolbar",
+}
+
+
+def _requirements(wheel) -> list[tuple[str, str | None]]:
+    """(normalized name, extra or None) of each Requires-Dist of the wheel."""
+    import email
+    import re
+
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        metadata = email.message_from_bytes(archive.read(name))
+    out = []
+    for requirement in metadata.get_all("Requires-Dist") or []:
+        spec, _, marker = requirement.partition(";")
+        project = re.split(r"[\s<>=!~\[(]", spec.strip(), maxsplit=1)[0]
+        extra = re.search(r"""extra\s*==\s*["']([^"']+)["']""", marker)
+        out.append((re.sub(r"[-_.]+", "-", project).lower(), extra.group(1) if extra else None))
+    return out
+
+
+def test_production_install_pulls_no_test_stack_or_debug_toolbar(wheel):
+    requirements = _requirements(wheel)
+    unconditional = {name for name, extra in requirements if extra is None}
+    assert unconditional, "the wheel lists no requirements at all"
+    assert unconditional & NOT_FOR_PRODUCTION == set()
+    assert {"pyramid", "sqlalchemy", "waitress"} <= unconditional
+    # everything the test extra adds stays out of the plain install
+    assert unconditional & {name for name, extra in requirements if extra == "test"} == set()
+
+
+def test_dev_and_test_extras_carry_the_debug_toolbar(wheel):
+    requirements = _requirements(wheel)
+    assert ("pyramid-debugtoolbar", "dev") in requirements
+    # development.ini and the tests load the toolbar: `pip install .[test]` must bring it
+    assert ("pyramid-debugtoolbar", "test") in requirements
+    assert {("pytest", "test"), ("hypothesis", "test"), ("selenium", "test")} <= set(requirements)
+    assert not {name for name, extra in requirements if extra == "dev"} & {"pytest", "selenium", "hypothesis"}
+
+
+def test_make_run_needs_no_browser_load_tool_or_database_server():
+    """``make run`` installs the package with its dev extra and only the
+    Debian packages that build and serve it (a dry run: nothing executes)."""
+    result = _run("make", "-n", "-B", "-C", ROOT, "run")
+    commands = result.stdout
+    assert "pserve development.ini" in commands
+    assert ".[dev]" in commands and ".[test]" not in commands
+    for unwanted in ("chromium", "wrk", "postgresql", "memcached", "nginx", "radosgw", "ceph", "libvips",
+                     "exiftool"):
+        assert unwanted not in commands, unwanted
+    for needed in ("build-essential", "python3-dev", "python3-venv", "libpq-dev", "libmagic1", "libjpeg-dev"):
+        assert needed in commands, needed
