@@ -23,6 +23,7 @@ install_requires = [
     "cffi>=1.16",
     "multipart>=1.2",
     "Pillow>=10.2",
+    "prometheus_client>=0.19",
     "psycopg2>=2.9.9",
     "pymemcache>=4.0",
     "pyramid>=2.0.2",

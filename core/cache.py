@@ -19,6 +19,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from . import metrics
+
 log = logging.getLogger(__name__)
 
 # Bump when the shape of cached values changes: old entries are then ignored.
@@ -264,6 +266,7 @@ class MemcachedCache(Cache):
         if now - self._last_warning > 5.0:
             self._last_warning = now
             log.warning("memcached %s failed, serving without cache: %s: %s", op, type(exc).__name__, exc)
+        metrics.inc("cache_error", op=op)
 
     def get(self, key):
         try:
@@ -419,6 +422,7 @@ def cache(
             store = backend(args)
             key = make_key(*args, **kwargs)
             value = store.get(key)
+            metrics.inc("cache", result="miss" if value is None else "hit")
             if value is not None:
                 return value
             locked = False

@@ -36,6 +36,8 @@ from typing import Generic, TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from . import metrics
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -88,7 +90,7 @@ class GroupCommitter(Generic[T, R]):
         """Record ``item``; returns once its transaction has committed."""
         future: Future = Future()
         self._ensure_running().put((item, future))
-        return future.result()
+        return metrics.timed("group_commit_wait", future.result)
 
     def _ensure_running(self) -> queue.SimpleQueue:
         if self._threads and self._pid == os.getpid():
@@ -155,6 +157,7 @@ class GroupCommitter(Generic[T, R]):
                 q.put(None)  # stop after this batch
                 break
             batch.append(nxt)
+        metrics.observe("group_commit_batch", len(batch))
         return batch
 
     def _settle(self, batch: list[tuple[T, Future]], attempt: int = 1) -> list[tuple[list, list | BaseException]]:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from pastefile.ext.hashing import SizeLimitExceeded
 
-from . import db, metadata, mimes, repository
+from . import db, metadata, metrics, mimes, repository
 from .blobstore import StagedBlob, StagingWriter
 from .errors import EmptyFile, TooLarge, UnsupportedType, Unprocessable
 from .groupcommit import GroupCommitter
@@ -131,6 +131,7 @@ class Ingest(Concern):
                 earlier = self.earlier_upload(staged.sha256, filename)
                 if earlier is not None and mimes.is_allowed(earlier.mimetype, self.settings.allowed_types):
                     self.store.settle(staged)
+                    metrics.observe("upload", staged.size, outcome="repeat")
                     return earlier
             mimetype = self.check_type(staged)
             staged = self.strip_metadata(staged, mimetype)
@@ -246,6 +247,7 @@ class Ingest(Concern):
         earlier = self.earlier_upload(staged.sha256, filename) if shortcut and expires is None else None
         if earlier is not None:
             self.store.settle(staged)
+            metrics.observe("upload", staged.size, outcome="repeat")
             return earlier
         # durable under its address before any row points at it; when the
         # same bytes are there already, the staged copy is kept until the
@@ -258,6 +260,7 @@ class Ingest(Concern):
             info = self.record(session.connection(), [item])[0]
             db.after_commit(session, lambda: self._remember([item], [info]))
         self.store.settle(staged)
+        metrics.observe("upload", staged.size, outcome="created")
         return info
 
     def record(self, conn: Connection, items: list[_Pending]) -> list[PasteInfo]:

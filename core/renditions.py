@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from sqlalchemy.exc import IntegrityError
 
-from . import repository, urls
+from . import metrics, repository, urls
 from .blobstore import StagedBlob
 from .errors import Forbidden, InvalidRequest, NotFound, UnsupportedType, Unprocessable
 from .imaging import ENCODER_VERSION, ImageError, ImageTooLarge, RenditionSpec, UndecodableImage, image_facts, render
@@ -111,6 +111,7 @@ class Renditions(Concern):
         key = rendition_key(source.sha256, spec.key(), ENCODER_VERSION)
         cached = self.pastecache.rendition(key)
         if cached is not None:
+            metrics.inc("rendition", outcome="served")
             return cached
         found = self._find(sha, spec, key)
         if found is not None:
@@ -140,6 +141,7 @@ class Renditions(Concern):
             return None
         info = rendition_from_row(sha, spec.key(), row["sha256"], row)
         self.pastecache.keep_rendition(key, info)
+        metrics.inc("rendition", outcome="served")
         return info
 
     def produce(
@@ -204,6 +206,7 @@ class Renditions(Concern):
             mimetype=out.mimetype, width=out.width, height=out.height, inline=staged.inline,
         )
         self.uow.after_commit(self.pastecache.made_rendition(info, ENCODER_VERSION, out.data))
+        metrics.inc("rendition", outcome="rendered")
         return info, out.data
 
     # -- a paste of a resize (the /r/ route) ------------------------------------

@@ -34,6 +34,7 @@ def main(global_config, **settings):
         config.include("pyramid_jinja2")
         config.add_jinja2_renderer(".jinja2")
         config.include(".tweens")
+        config.include(".metrics")
         config.include(".routes")
         config.include(".views")
         config.scan(".views")

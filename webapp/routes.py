@@ -10,6 +10,7 @@ def includeme(config):
     config.add_route("sharex", "/sharex.sxcu", request_method=("GET", "HEAD"))
     config.add_route("healthz", "/healthz", request_method=("GET", "HEAD"))
     config.add_route("readyz", "/readyz", request_method=("GET", "HEAD"))
+    config.add_route("metrics", "/metrics", request_method=("GET", "HEAD"))
     # the links the core hands out (PasteInfo.url_*) are built from the same shapes
     config.add_route("preview", PATTERNS["preview"], request_method=("GET", "HEAD"))
     config.add_route("download", PATTERNS["download"])

@@ -545,6 +545,23 @@ def document(request) -> dict:
                 },
             }
         },
+        "/metrics": {
+            "get": {
+                "operationId": "getMetrics",
+                "summary": "Counters in the Prometheus text format, summed over the server's workers",
+                "description": "Requests by route and status class with their latency, uploads by outcome and "
+                "their bytes, renditions rendered or served, cache lookups and errors, group-commit batches, "
+                "blob store errors. Only addresses in pastefile.metrics_allow (default 127.0.0.1 and ::1) "
+                "may read it; to any other it is 404.",
+                "responses": {
+                    "200": {
+                        "description": "the text exposition format, version 0.0.4",
+                        "content": {TEXT: {"schema": {"type": "string"}}},
+                    },
+                    **_errors(404),
+                },
+            }
+        },
         "/openapi.json": {
             "get": {
                 "operationId": "getOpenAPI",
