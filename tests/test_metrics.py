@@ -17,7 +17,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import pastefile.webapp
 from pastefile.core import SettingsError
-from pastefile.webapp.metrics import allowed, parse_allow
+from pastefile.core import metrics as core_metrics
+from pastefile.core.cache import MemcachedCache
+from pastefile.core.errors import Unavailable
+from pastefile.webapp.metrics import EXPORTER, allowed, parse_allow
 
 from .conftest import settings_for
 from .fault_harness import Pserve, put, request, write_ini
@@ -114,6 +117,28 @@ def test_untrusted_addresses_get_404(app, tmp_path):
         wide.registry.pastefile.close()
 
 
+def test_store_and_cache_failures_count(app):
+    before = scrape(app)
+    # a 503 from the blob store, as the tween sees it once the error view answered
+    request = webtest.TestRequest.blank("/i/x", method="GET")
+    request.exception = Unavailable("the object store cannot be reached")
+    EXPORTER.request_done(request, 503, 0.01)
+    # a memcached node that does not answer: served without it, counted
+    assert MemcachedCache([f"127.0.0.1:{free_port()}"], connect_timeout=0.1).get("k") is None
+    after = scrape(app)
+    assert value(after, "pastefile_store_errors_total") - value(before, "pastefile_store_errors_total") == 1
+    assert value(after, "pastefile_cache_errors_total", op="get") > value(before, "pastefile_cache_errors_total", op="get")
+
+
+def test_the_core_counts_nothing_without_a_recorder():
+    previous = core_metrics.install(None)
+    try:
+        core_metrics.inc("rendition", outcome="rendered")
+        assert core_metrics.timed("group_commit_wait", lambda: 7) == 7
+    finally:
+        core_metrics.install(previous)
+
+
 def test_allow_setting():
     assert parse_allow("*") is None and allowed(None, "198.51.100.1")
     networks = parse_allow(None)
@@ -175,13 +200,16 @@ def _open_metrics_dir(pid: int):
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("where", ["setting", "temporary"])
-def test_pserve_workers_report_the_sum(tmp_path, where):
+@pytest.mark.parametrize("where", ["setting", "temporary", "environment"])
+def test_pserve_workers_report_the_sum(tmp_path, where, monkeypatch):
     directory = tmp_path / "metrics"
     app_settings = {"pastefile.metrics_dir": str(directory)} if where == "setting" else {}
     if where == "setting":
         directory.mkdir()
         (directory / "counter_999999.db").write_bytes(b"left by an earlier run")
+    elif where == "environment":
+        directory.mkdir()
+        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
     server = _serve(tmp_path, **app_settings)
     try:
         workers = server.workers()
@@ -213,6 +241,6 @@ def test_pserve_workers_report_the_sum(tmp_path, where):
     finally:
         server.stop()
     assert "Traceback" not in open(server.console, errors="replace").read()
-    # made by the parent for its workers, removed when it exits; the
-    # setting's stays for the next run to empty
-    assert directory.exists() == (where == "setting")
+    # made by the parent for its workers, removed when it exits; one named
+    # by the setting or the environment stays
+    assert directory.exists() == (where != "temporary")
