@@ -14,7 +14,7 @@ WEBAPP = Path(pastefile.webapp.__file__).parent
 
 # modules of core the web front may import by name: errors it maps to
 # answers, link shapes its routes use, type policy and small helpers
-PUBLIC_CORE_MODULES = frozenset({"errors", "urls", "mimes", "utils"})
+PUBLIC_CORE_MODULES = frozenset({"errors", "urls", "mimes", "utils", "metrics"})
 
 FORBIDDEN = {
     r"\.store\b": "the blob store (service.content / service.discard_upload instead)",

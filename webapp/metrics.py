@@ -25,7 +25,6 @@ module installs the recorder that turns them into Prometheus metrics.
 from __future__ import annotations
 
 import atexit
-import importlib
 import ipaddress
 import logging
 import os
@@ -45,9 +44,7 @@ from pastefile.core.errors import Unavailable
 
 from .responses import error_response
 
-# the core's port; loaded by name because the layering test lists the core
-# modules the web front may import, and this one is not among them yet
-core_metrics = importlib.import_module("pastefile.core.metrics")
+from pastefile.core import metrics as core_metrics  # the core's port, which this fills
 
 log = logging.getLogger(__name__)
 

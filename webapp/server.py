@@ -43,6 +43,7 @@ from waitress.utilities import RequestEntityTooLarge
 from pastefile.core import TooLarge
 from pastefile.core.urls import UPLOAD
 
+from . import metrics
 from .multipart_upload import FORM_OVERHEAD
 
 log = logging.getLogger(__name__)
@@ -421,6 +422,7 @@ class Supervisor:
             slot = self.children.pop(pid, None)
             if slot is None:
                 continue
+            metrics.worker_exited(pid)  # its counts stay in the totals
             self.balance.counts[slot] = ABSENT  # the others take its share meanwhile
             if not self.stopping:
                 log.error("worker %d exited (status %d); starting another", pid, status)
