@@ -19,6 +19,19 @@ one that cannot start raises ServerError: tests fail, they never skip.
     with Nginx("127.0.0.1:6543", client_max_body_size="16m") as front:
         front.url          # http://127.0.0.1:<port>
 
+Given ``site``, it runs a whole site file instead of its own server block
+(the http context around it is still this module's: temp paths, logs),
+with TLS: ``site(front)`` returns the site's text rewritten for the test
+(``front.port`` for its port 80, ``front.tls_port`` for 443,
+``front.certificate``/``front.certificate_key``, a throwaway self-signed
+certificate for 127.0.0.1 and localhost made with ``openssl``, also the CA
+a client verifies with; ``front.root`` for anything else).  The access log
+then also records the upstream's ``X-Accel-Redirect`` and the
+``X-Forwarded-For`` a client sent:
+
+    with Nginx("127.0.0.1:6543", site=lambda front: rewrite(text, front)) as front:
+        front.https_url    # https://127.0.0.1:<tls_port>
+
 ``python -m tests.nginx UPSTREAM`` runs one in the foreground until Ctrl-C.
 """
 from __future__ import annotations
@@ -31,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Callable
 
 from tests import ceph
 from tests.ceph import _die_with_parent, _owner_id
@@ -106,17 +120,84 @@ http {{
 """
 
 
+# the http context around a given site (``Nginx(site=...)``)
+SITE_CONF = """\
+daemon off;
+master_process off;
+worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/error.log info;
+
+events {{
+    worker_connections 256;
+}}
+
+http {{
+    sendfile on;
+    tcp_nopush on;
+    types_hash_max_size 2048;
+{mime_types}
+    default_type application/octet-stream;
+
+    log_format site '$remote_addr "$request" $status $body_bytes_sent '
+                    'request_length=$request_length upstream=$upstream_addr '
+                    'upstream_status=$upstream_status accel=$upstream_http_x_accel_redirect '
+                    'xff="$http_x_forwarded_for" scheme=$scheme time=$request_time';
+    access_log {root}/access.log site;
+
+    client_body_temp_path {root}/client_body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+
+    # --- the site
+{site}
+}}
+"""
+MIME_TYPES = "/etc/nginx/mime.types"
+
+
+def make_certificate(directory: str, name: str = "localhost") -> tuple[str, str]:
+    """A self-signed certificate (its own CA) for ``name`` and 127.0.0.1,
+    valid for two days; (certificate path, key path)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise ServerError("openssl not found (install the openssl package: make deps)")
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    made = subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", key, "-out", cert, "-days", "2", "-subj", f"/CN={name}",
+         "-addext", f"subjectAltName=DNS:{name},IP:127.0.0.1",
+         "-addext", "basicConstraints=critical,CA:TRUE"],
+        capture_output=True, text=True,
+    )
+    if made.returncode != 0:
+        raise ServerError(f"openssl cannot make a certificate:\n{made.stderr}")
+    return cert, key
+
+
 class Nginx:
     """nginx on ``url`` (127.0.0.1, a free port) proxying to ``upstream``
-    (``host:port`` or ``http://host:port``)."""
+    (``host:port`` or ``http://host:port``); or, given ``site``, running the
+    site ``site(self)`` returns, over http on ``url`` and https on ``https_url``."""
 
-    def __init__(self, upstream: str, client_max_body_size: str = "1m", timeout: int = 120):
+    def __init__(self, upstream: str, client_max_body_size: str = "1m", timeout: int = 120,
+                 site: Callable[["Nginx"], str] | None = None):
         self.binary = nginx_binary()
         self.upstream = upstream.removeprefix("http://").rstrip("/")
         self.client_max_body_size = client_max_body_size
         self.timeout = timeout
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.site = site
+        self.tls_port: int | None = None
+        self.https_url: str | None = None
+        if site is not None:
+            self.tls_port = free_port()
+            self.https_url = f"https://127.0.0.1:{self.tls_port}"
+        self.certificate: str | None = None
+        self.certificate_key: str | None = None
         self.root: str | None = None
         self.proc: subprocess.Popen | None = None
 
@@ -137,6 +218,15 @@ class Nginx:
 
     def _write_conf(self) -> None:
         assert self.root is not None
+        if self.site is not None:
+            self.certificate, self.certificate_key = make_certificate(self.root)
+            site = self.site(self)
+            mime_types = f"    include {MIME_TYPES};" if os.path.exists(MIME_TYPES) else ""
+            with open(self.conf, "w") as f:
+                f.write(SITE_CONF.format(root=self.root, mime_types=mime_types,
+                                         site="\n".join("    " + line if line else line
+                                                        for line in site.splitlines())))
+            return
         with open(self.conf, "w") as f:
             f.write(CONF.format(root=self.root, port=self.port, upstream=self.upstream,
                                 client_max_body_size=self.client_max_body_size, timeout=self.timeout))
@@ -162,6 +252,8 @@ class Nginx:
                 )
             try:
                 wait_for_port(self.port, timeout, self.proc)
+                if self.tls_port is not None:
+                    wait_for_port(self.tls_port, timeout, self.proc)
             except ServerError as e:
                 raise ServerError(f"{e}\n{self.log_tail()}") from None
         except BaseException:
