@@ -88,7 +88,7 @@ def rewrite(text: str, substitutions: list[tuple[str, str]]) -> str:
     return text
 
 
-def test_site(front: Nginx, upstream_port: int, storage: str) -> str:
+def site_for_test(front: Nginx, upstream_port: int, storage: str) -> str:
     """deploy/nginx/pastefile.conf with the test's ports, certificate,
     upstream and storage root (no IPv6 listeners: loopback only)."""
     return rewrite(site_text(), [
@@ -103,7 +103,6 @@ def test_site(front: Nginx, upstream_port: int, storage: str) -> str:
     ])
 
 
-test_site.__test__ = False  # a helper, not a test
 
 
 def size_bytes(value: str) -> int:
@@ -151,7 +150,7 @@ def stack(tmp_path_factory):
     location = internal_location(site_text())
     port = free_port()
     production = ini_config.read()
-    front = Nginx(f"127.0.0.1:{port}", site=lambda front: test_site(front, port, storage))
+    front = Nginx(f"127.0.0.1:{port}", site=lambda front: site_for_test(front, port, storage))
     settings = {
         "pastefile.db_url": f"sqlite:///{database}",
         "pastefile.storage_root": storage,
@@ -285,6 +284,7 @@ def test_large_streamed_upload_and_download_through_x_accel_redirect(stack, larg
     assert headers["cache-control"] and "attachment" in headers["content-disposition"], headers
     assert headers["x-content-type-options"] == "nosniff", headers
     assert headers["content-security-policy"] == "sandbox", headers
+    assert headers["strict-transport-security"].startswith("max-age="), headers
 
     # the app answered nginx with headers only: X-Accel-Redirect to the blob
     # under the internal location, and nginx sent the 150 MiB from the file
@@ -311,6 +311,40 @@ def test_range_request_served_by_nginx(stack, large):
     assert body == expected
     lines = stack.log_lines(f'"GET {path} HTTP/1.1" 206 2000 ')
     assert len(lines) == 1 and f"accel={stack.location}/" in lines[0], stack.front.access_lines()[-5:]
+
+
+def test_conditional_requests_with_the_apps_etag(stack, large):
+    """A download through X-Accel-Redirect carries the app's ETag; the app
+    answers If-None-Match with it (304, without X-Accel-Redirect: nginx
+    would send the file), and nginx honours If-Range with it."""
+    paste, digest = large
+    path = urlsplit(paste["url_d"]).path
+    conn = stack.https()
+    try:
+        conn.request("HEAD", path)
+        res = conn.getresponse()
+        res.read()
+        etag = res.getheader("ETag")
+    finally:
+        conn.close()
+    assert res.status == 200 and etag and digest in etag, (res.status, res.getheaders())
+
+    status, headers, body = stack.get(path, {"If-None-Match": etag})
+    assert (status, body) == (304, b""), (status, headers)
+    lines = stack.log_lines(f'"GET {path} HTTP/1.1" 304 ')
+    assert len(lines) == 1 and "upstream_status=304 accel=- " in lines[0], lines
+
+    status, headers, body = stack.get(path, {"Range": "bytes=0-9", "If-Range": etag})
+    assert status == 206 and body == next(blocks(150, LARGE))[:10], (status, headers)
+    assert headers["etag"] == etag
+    # another ETag: the whole file (read only its start)
+    conn = stack.https()
+    try:
+        conn.request("GET", path, headers={"Range": "bytes=0-9", "If-Range": '"something-else"'})
+        res = conn.getresponse()
+        assert res.status == 200 and int(res.getheader("Content-Length")) == LARGE
+    finally:
+        conn.close()
 
 
 def test_rate_limit_counts_the_real_client_not_nginx_nor_a_forged_header(stack):
@@ -404,7 +438,9 @@ def test_tls_protocols(stack):
         conn = http.client.HTTPSConnection("127.0.0.1", stack.front.tls_port, timeout=30, context=context)
         try:
             conn.request("GET", "/openapi.json")
-            assert conn.getresponse().status == 200
+            res = conn.getresponse()
+            assert res.status == 200
+            assert res.getheader("Strict-Transport-Security", "").startswith("max-age="), res.getheaders()
             assert conn.sock.version() == {ssl.TLSVersion.TLSv1_3: "TLSv1.3", ssl.TLSVersion.TLSv1_2: "TLSv1.2"}[version]
         finally:
             conn.close()
