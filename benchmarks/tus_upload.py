@@ -13,9 +13,9 @@ production.ini's ``[server:main]``, started once for both parts:
    * tus: ``POST /files/`` with ``Upload-Length``, then ``PATCH``es of
      ``--patch-mb`` (32 MiB), each a request of its own on one keep-alive
      connection; the server appends each body while it arrives.  The SHA-256
-     of the body is computed while it is sent (time spent in it reported as
-     ``client_hash_seconds``) and checked against the paste's ``sha256``
-     (``GET /files/{id}``, after the clock stopped).
+     of the body is computed in a pass of its own after the upload, outside
+     the timing as for the POST (its time reported as ``client_hash_seconds``),
+     and checked against the paste's ``sha256`` (``GET /files/{id}``).
    * POST: one streamed multipart ``POST /`` of the same size
      (benchmarks.big_upload's upload); its expected SHA-256 is computed in a
      pass of its own after the upload, outside the timing, and checked
@@ -107,9 +107,8 @@ def _split(parts, size: int):
 def tus_upload(port: int, size: int, patch_size: int, nonce: str, block: bytes, watch: RssWatch,
                timeout: float) -> dict:
     """``size`` bytes over tus in PATCHes of ``patch_size`` on one keep-alive
-    connection, hashed while sent."""
-    hasher = hashlib.sha256()
-    hash_seconds = 0.0
+    connection.  The body's hash is taken in a pass of its own after the
+    timing, as for the POST it is compared with."""
     patches: list[dict] = []
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     cpu_before, client_before = watch.cpu(), _own_cpu()
@@ -140,9 +139,6 @@ def tus_upload(port: int, size: int, patch_size: int, nonce: str, block: bytes, 
                 conn.putheader("Content-Length", str(n))
                 conn.endheaders()
                 for piece in run:
-                    h0 = time.perf_counter()
-                    hasher.update(piece)
-                    hash_seconds += time.perf_counter() - h0
                     conn.send(piece)
                 t1 = time.perf_counter()
                 response = conn.getresponse()
@@ -166,6 +162,9 @@ def tus_upload(port: int, size: int, patch_size: int, nonce: str, block: bytes, 
     if error is None and not paste_url:
         error = "the last PATCH carried no X-Paste-Url"
     ok = error is None
+    h0 = time.perf_counter()
+    sent_sha256 = body_sha256(size, nonce, block) if ok else None
+    hash_seconds = time.perf_counter() - h0
     sends = [p["send_seconds"] for p in patches]
     waits = [p["answer_wait_seconds"] for p in patches]
     return {
@@ -182,7 +181,7 @@ def tus_upload(port: int, size: int, patch_size: int, nonce: str, block: bytes, 
         "client_hash_seconds": round(hash_seconds, 3),
         "location": location,
         "paste_url": paste_url,
-        "sha256_sent": hasher.hexdigest() if ok else None,
+        "sha256_sent": sent_sha256,
         "error": error,
         "rss_samples": watch.samples,
         "server_rss_before_mb": watch.before["server"] / MIB,
