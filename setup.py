@@ -70,6 +70,7 @@ tests_require += dev_requires
 setup(
     name="pastefile",
     version="0.1.0",
+    license="MIT",
     description="File and image hosting service with an embeddable, C-accelerated core",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
