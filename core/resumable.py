@@ -16,18 +16,18 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import fcntl
+import json
 import os
+import re
 import secrets
 import tempfile
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from pastefile.ext.hashing import HEAD_SIZE, Hasher
 
@@ -45,6 +45,7 @@ from .sniff import sniff
 table = TusUpload.__table__
 CHECKSUMS = {"sha1": "sha1", "md5": "md5", "sha256": "sha256"}
 PARTIAL, FINAL = "partial", "final"
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # the id of an upload made whole by its creation: this, then its paste's filehash
 DONE_PREFIX = "done-"
 
@@ -90,6 +91,21 @@ def parse_metadata(header: str) -> dict[str, str]:
     return out
 
 
+def _checked_id(upload_id: str) -> str:
+    """An id this module could have made (url-safe base64); anything else
+    is no upload, and never reaches a file name or a lock."""
+    if not isinstance(upload_id, str) or not _ID.fullmatch(upload_id):
+        raise NotFound("no such upload")
+    return upload_id
+
+
+def _state(row: dict) -> Resumable:
+    """Where an upload's acknowledged bytes are, as its row says (every row
+    read here is the whole row, its tail included)."""
+    return Resumable(row["id"], row["offset"], row["store_key"], row["store_upload_id"],
+                     json.loads(row["parts"] or "[]"), row.get("tail") or b"")
+
+
 def _int_meta(meta: dict[str, str], key: str) -> int | None:
     value = meta.get(key, "").strip()
     if not value:
@@ -97,13 +113,6 @@ def _int_meta(meta: dict[str, str], key: str) -> int | None:
     if not value.isdigit():
         raise InvalidRequest(f"metadata {key} must be a whole number")
     return int(value)
-
-
-class Lease:
-    """One request's hold on an upload, with its row as read under it."""
-
-    def __init__(self, row: dict):
-        self.row = row
 
 
 class FileHolds:
@@ -222,11 +231,7 @@ class Resumables(Concern):
             if summed is not None and summed.digest() != checksum[1]:
                 raise ChecksumMismatch("the body does not match its Upload-Checksum; nothing of it was kept")
             staged = writer.finish()
-        expires = meta.get("expires")
-        paste = self.ingest.upload_staged(
-            staged, meta.get("filename") or None, w=_int_meta(meta, "w"), h=_int_meta(meta, "h"),
-            expires_in=self._expires_in(expires) if expires else None,
-        )
+        paste = self._ingested(staged, meta)
         # no row: its URL names the paste it became, which answers for it
         return self._done_info(paste, metadata)
 
@@ -264,11 +269,9 @@ class Resumables(Concern):
             return info
         return self._info(self._row(upload_id))
 
-    def _row(self, upload_id: str, conn: Connection | None = None) -> dict:
-        if not isinstance(upload_id, str) or not upload_id or len(upload_id) > 64:
-            raise NotFound("no such upload")
-        with self._conn(conn) as c:
-            row = c.execute(select(table).where(table.c.id == upload_id)).mappings().first()
+    def _row(self, upload_id: str) -> dict:
+        with self.uow.connection() as conn:
+            row = conn.execute(select(table).where(table.c.id == _checked_id(upload_id))).mappings().first()
         if row is None:
             raise NotFound("no such upload")
         return self._live(dict(row))
@@ -279,14 +282,6 @@ class Resumables(Concern):
         if row["expires"] <= utcnow():
             raise Gone("this upload expired")
         return row
-
-    @contextmanager
-    def _conn(self, conn: Connection | None):
-        if conn is not None:
-            yield conn
-        else:
-            with self.uow.connection() as c:
-                yield c
 
     def _info(self, row: dict, paste: PasteInfo | None = None) -> TusInfo:
         return TusInfo(
@@ -305,21 +300,18 @@ class Resumables(Concern):
         if row["filehash"] is None:
             if row["length"] is None or row["offset"] < row["length"] or row["concat"] == PARTIAL:
                 raise Conflict("this upload is not complete")
-            with self._leased(upload_id) as lease:
-                if lease.row["filehash"] is None:
-                    return self._complete(lease.row)
-                row = lease.row
+            with self._leased(upload_id) as row:
+                if row["filehash"] is None:
+                    return self._complete(row)
         return self.lookups.require(row["filehash"])
 
     # -- appending ----------------------------------------------------------------------
 
     @contextmanager
-    def _leased(self, upload_id: str) -> Iterator[Lease]:
+    def _leased(self, upload_id: str) -> Iterator[dict]:
         """Hold the upload (423 while another request does) and read its row."""
-        if not isinstance(upload_id, str) or not upload_id or len(upload_id) > 64:
-            raise NotFound("no such upload")
-        with self.holds(upload_id):
-            yield Lease(self._row(upload_id))
+        with self.holds(_checked_id(upload_id)):
+            yield self._row(upload_id)
 
     def append(self, upload_id: str, offset: int, chunks: Iterable[bytes], *, length: int | None = None,
                checksum: tuple[str, bytes] | None = None) -> TusInfo:
@@ -337,8 +329,7 @@ class Resumables(Concern):
             if any(chunk for chunk in chunks):
                 raise TooLarge("the upload is complete; it takes no more bytes")
             return info
-        with self._leased(upload_id) as lease:
-            row = lease.row
+        with self._leased(upload_id) as row:
             if row["concat"] == FINAL:
                 raise Forbidden("a final upload of a concatenation takes no PATCH")
             if offset != row["offset"]:
@@ -419,8 +410,7 @@ class Resumables(Concern):
                 checked[0] = True
                 self._check_type(bytes(head))
 
-        state = Resumable(row["id"], row["offset"], row["store_key"], row["store_upload_id"],
-                          json.loads(row["parts"]), self._tail(row))
+        state = _state(row)
         try:
             state = self.store.resumable_append(state, chunks, on_chunk)
         except UnsupportedType:
@@ -432,14 +422,6 @@ class Resumables(Concern):
             conn.execute(update(table).where(table.c.id == row["id"]).values(**values))
         return {**row, **values}
 
-    def _tail(self, row: dict) -> bytes:
-        if not row["store_key"]:
-            return b""
-        if "tail" in row:
-            return row["tail"] or b""
-        with self.uow.connection() as conn:
-            return conn.execute(select(table.c.tail).where(table.c.id == row["id"])).scalar() or b""
-
     def _check_type(self, head: bytes) -> None:
         mimetype = sniff(head)
         if not mimes.is_allowed(mimetype, self.settings.allowed_types):
@@ -447,19 +429,23 @@ class Resumables(Concern):
 
     # -- completing ---------------------------------------------------------------------
 
+    def _ingested(self, staged, meta: dict[str, str]) -> PasteInfo:
+        """The paste of a whole upload, by the normal ingest, with what its
+        metadata asks (filename, w, h, expires)."""
+        expires = meta.get("expires")
+        return self.ingest.upload_staged(
+            staged, meta.get("filename") or None, w=_int_meta(meta, "w"), h=_int_meta(meta, "h"),
+            expires_in=self._expires_in(expires) if expires else None,
+        )
+
     def _complete(self, row: dict) -> PasteInfo:
         """The normal ingest of the whole upload; its bytes are not read again."""
         meta = parse_metadata(row["meta"])
         hasher = Hasher.from_state("sha256", row["hash_state"])
-        state = Resumable(row["id"], row["offset"], row["store_key"], row["store_upload_id"],
-                          json.loads(row["parts"]), self._tail(row))
+        state = _state(row)
         staged = self.store.resumable_staged(state, hasher.digest(), bytes(row["head"]))
-        expires = meta.get("expires")
         try:
-            paste = self.ingest.upload_staged(
-                staged, meta.get("filename") or None, w=_int_meta(meta, "w"), h=_int_meta(meta, "h"),
-                expires_in=self._expires_in(expires) if expires else None,
-            )
+            paste = self._ingested(staged, meta)
         except PasteFileError as exc:
             if exc.status < 500:
                 self._drop(row)  # refused for good: nothing to resume
@@ -486,19 +472,14 @@ class Resumables(Concern):
         total = sum(row["length"] for row in rows)
         self.ingest.check_declared_size(total)
         meta = parse_metadata(metadata)
-        expires = meta.get("expires")
         with self.ingest.receive() as writer:
             for row in rows:
-                state = Resumable(row["id"], row["offset"], row["store_key"], row["store_upload_id"],
-                                  json.loads(row["parts"]), self._tail(row))
+                state = _state(row)
                 with self.store.resumable_open(state) as f:
                     while chunk := f.read(1 << 20):
                         writer.write(chunk)
             staged = writer.finish()
-        paste = self.ingest.upload_staged(
-            staged, meta.get("filename") or None, w=_int_meta(meta, "w"), h=_int_meta(meta, "h"),
-            expires_in=self._expires_in(expires) if expires else None,
-        )
+        paste = self._ingested(staged, meta)
         upload_id = secrets.token_urlsafe(24)
         now = utcnow()
         row = dict(
@@ -516,12 +497,12 @@ class Resumables(Concern):
         if upload_id.startswith(DONE_PREFIX):
             self._done(upload_id)  # complete already: nothing left to drop
             return
-        with self._leased(upload_id) as lease:
-            self._drop(lease.row)
+        with self._leased(upload_id) as row:
+            self._drop(row)
 
     def _drop(self, row: dict) -> None:
         """Remove an upload and its bytes (its holder calls this)."""
-        state = Resumable(row["id"], row["offset"], row["store_key"], row["store_upload_id"])
+        state = _state(row)
         with self.uow.writing() as conn:
             conn.execute(delete(table).where(table.c.id == row["id"]))
         self.store.resumable_drop(state)
