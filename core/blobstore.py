@@ -170,12 +170,7 @@ class StagingWriter:
         pages, then drops the ones already clean: a large upload does not
         crowd the page cache either)."""
         end = self._writer.size
-        # this window, and the one before, which is written by now
-        start = max(0, self._written_back - WRITEBACK_EVERY)
-        try:
-            os.posix_fadvise(self._fd, start, end - start, os.POSIX_FADV_DONTNEED)
-        except OSError:
-            pass  # advice only: the fsync at the end is what makes it durable
+        start_writeback(self._fd, self._written_back, end, WRITEBACK_EVERY)
         self._written_back = end
 
     def finish(self) -> StagedBlob:
@@ -546,7 +541,7 @@ class FileSystemBlobStore(BlobStore):
                     if offset - written_back >= RESUMABLE_WRITEBACK_EVERY:
                         # start the disk on what came, as a streamed upload does:
                         # the fsync at the end then waits for the tail only
-                        _start_writeback(fd, written_back, offset)
+                        start_writeback(fd, written_back, offset, RESUMABLE_WRITEBACK_EVERY)
                         written_back = offset
             finally:
                 # what arrived is kept, cut off or not, once it is on disk
@@ -673,12 +668,12 @@ def sweep_local_temp(temp_dir: str, placed: list[tuple[str, int]] | None = None)
     return removed
 
 
-def _start_writeback(fd: int, start: int, end: int) -> None:
-    """Have the kernel start writing ``start:end`` of ``fd`` and drop the
-    pages of the window before, written by now (``POSIX_FADV_DONTNEED`` on
-    dirty pages starts their writeback; advice only: an fsync is what makes
-    them durable)."""
-    start = max(0, start - (end - start))
+def start_writeback(fd: int, start: int, end: int, window: int) -> None:
+    """Have the kernel start writing ``start:end`` of ``fd``, and drop the
+    pages of the ``window`` bytes before ``start``, written by now
+    (``POSIX_FADV_DONTNEED`` on dirty pages starts their writeback; advice
+    only: an fsync is what makes them durable)."""
+    start = max(0, start - window)
     try:
         os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_DONTNEED)
     except OSError:
