@@ -327,10 +327,16 @@ class BlobStore(abc.ABC):
     def size(self, sha256: bytes) -> int | None:
         """The stored blob's size; None when it is not there."""
 
-    @abc.abstractmethod
     def hash(self, sha256: bytes) -> CopyResult | None:
         """SHA-256 and size of the stored bytes, re-read through the C
-        hasher; None when the blob is not there."""
+        hasher (from the descriptor of a file, else as the store streams
+        them); None when the blob is not there."""
+        try:
+            src = self.open(sha256)
+        except FileNotFoundError:
+            return None
+        with src, open(os.devnull, "wb") as sink:
+            return copy_and_hash(src, sink)
 
     def ensure_bucket(self) -> bool:
         """Create what the store needs before the first upload (an object
@@ -562,13 +568,6 @@ class FileSystemBlobStore(BlobStore):
     def size(self, sha256: bytes) -> int | None:
         try:
             return os.path.getsize(self.path(sha256))
-        except FileNotFoundError:
-            return None
-
-    def hash(self, sha256: bytes) -> CopyResult | None:
-        try:
-            with open(self.path(sha256), "rb") as src, open(os.devnull, "wb") as sink:
-                return copy_and_hash(src, sink)
         except FileNotFoundError:
             return None
 

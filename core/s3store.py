@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import BinaryIO
 
-from pastefile.ext.hashing import CopyResult, Hasher
+from pastefile.ext.hashing import CopyResult
 
 from .blobstore import RESUMABLE_PREFIX, BlobStore, Resumable, StagedBlob, StagingWriter, sweep_local_temp
 from .content import Content
@@ -387,23 +387,6 @@ class S3BlobStore(BlobStore):
     def size(self, sha256: bytes) -> int | None:
         head = self._head(self.key(sha256.hex()))
         return None if head is None else int(head["ContentLength"])
-
-    def hash(self, sha256: bytes) -> CopyResult | None:
-        """Re-hash the stored object while it streams (C hasher, constant memory)."""
-        hasher = Hasher("sha256")
-        size = 0
-        head = b""
-        try:
-            f = self.open(sha256)
-        except FileNotFoundError:
-            return None
-        with f:
-            while chunk := f.read(_READ):
-                if not head:
-                    head = chunk[:4096]
-                hasher.update(chunk)
-                size += len(chunk)
-        return CopyResult(hasher.digest(), size, head)
 
     # -- removal -------------------------------------------------------------------------
 
@@ -760,7 +743,7 @@ class ObjectReader(io.RawIOBase):
                 return 0
         try:
             data = self._body.read(len(buffer))
-        except _unavailable_errors() as exc:
+        except self.store.call.unreachable as exc:
             raise Unavailable(f"the object store stopped answering: {exc}") from exc
         n = len(data)
         buffer[:n] = data

@@ -12,7 +12,6 @@ import os
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from pastefile.ext.hashing import CopyResult
 
 from .blobstore import BlobStore, FileSystemBlobStore, Resumable, StagedBlob, StagingWriter
 from .content import Content
@@ -130,9 +129,6 @@ class MovingStore(BlobStore):
     def size(self, sha256: bytes) -> int | None:
         size = self.new.size(sha256)
         return size if size is not None else self.old.size(sha256)
-
-    def hash(self, sha256: bytes) -> CopyResult | None:
-        return self._holder(sha256).hash(sha256)
 
     # -- removal: both -------------------------------------------------------------------
 
