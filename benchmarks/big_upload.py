@@ -355,19 +355,24 @@ def main(argv: list[str] | None = None) -> int:
         document["error"] = str(exc)
         status = 1
     finally:
-        signal.alarm(0)
-        run.cleanup()
-        document["pids"] = run.pids()
-        document["elapsed_s"] = round(time.time() - started, 1)
-        document["machine"]["loadavg_end"] = list(os.getloadavg())
-        if args.json:
-            os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-            with open(args.json, "w") as f:
-                json.dump(document, f, indent=1)
+        finish_run(run, document, started, args.json)
     print_summary(document)
     if args.json:
         print(f"wrote {args.json} ({document['elapsed_s']} s)")
     return status
+
+
+def finish_run(run, document: dict, started: float, json_path: str | None) -> None:
+    """Stop the run's servers and write its document, also after an error."""
+    signal.alarm(0)
+    run.cleanup()
+    document["pids"] = run.pids()
+    document["elapsed_s"] = round(time.time() - started, 1)
+    document["machine"]["loadavg_end"] = list(os.getloadavg())
+    if json_path:
+        os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
+        with open(json_path, "w") as f:
+            json.dump(document, f, indent=1)
 
 
 def print_summary(document: dict) -> None:

@@ -56,7 +56,9 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from benchmarks.big_upload import FILE_SERVER, MIB, SAMPLE_SECONDS, RssWatch, _own_cpu, body_parts, random_block, upload
+from benchmarks.big_upload import (
+    FILE_SERVER, MIB, SAMPLE_SECONDS, RssWatch, _own_cpu, body_parts, finish_run, random_block, upload,
+)
 from benchmarks.load.procs import HarnessError, wait_idle
 from benchmarks.load.runner import Aborted, Run, machine_info, multipart, versions
 
@@ -450,15 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         document["error"] = str(exc)
         status = 1
     finally:
-        signal.alarm(0)
-        run.cleanup()
-        document["pids"] = run.pids()
-        document["elapsed_s"] = round(time.time() - started, 1)
-        document["machine"]["loadavg_end"] = list(os.getloadavg())
-        if args.json:
-            os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-            with open(args.json, "w") as f:
-                json.dump(document, f, indent=1)
+        finish_run(run, document, started, args.json)
     print_summary(document)
     if args.json:
         print(f"wrote {args.json} ({document['elapsed_s']} s)")

@@ -114,7 +114,7 @@ def hash_file(path: str):
         return copy_and_hash(src, sink)
 
 
-class StoreMigration(Concern):
+class StoreMigration(Maintenance):
     """Copy every file-backed blob (pastes' and renditions') from one store
     to the other while the service keeps serving: each copy is re-hashed as
     it streams and must match its address; what is there already is left
@@ -167,5 +167,3 @@ class StoreMigration(Concern):
             return "copied"
         finally:
             to_store.settle(staged)
-
-    blob_locked = Maintenance.blob_locked
