@@ -76,7 +76,8 @@ def remove_stale_dirs() -> None:
     ceph.remove_stale_dirs(DIR_PREFIX)
 
 
-CONF = """\
+# one process, which dies with the test (PR_SET_PDEATHSIG); all its files in {root}
+MAIN = """\
 daemon off;
 master_process off;
 worker_processes 1;
@@ -87,6 +88,9 @@ events {{
     worker_connections 256;
 }}
 
+"""
+
+CONF = MAIN + """\
 http {{
     log_format front '$remote_addr "$request" $status $body_bytes_sent '
                      'request_length=$request_length upstream=$upstream_addr '
@@ -121,17 +125,7 @@ http {{
 
 
 # the http context around a given site (``Nginx(site=...)``)
-SITE_CONF = """\
-daemon off;
-master_process off;
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/error.log info;
-
-events {{
-    worker_connections 256;
-}}
-
+SITE_CONF = MAIN + """\
 http {{
     sendfile on;
     tcp_nopush on;
