@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := build-essential python3-dev python3-venv postgresql memcached libpq-dev libssl-dev \
 	libmagic1 libjpeg-dev zlib1g-dev libvips42 chromium chromium-driver fonts-liberation wrk curl \
-	libimage-exiftool-perl nginx-light openssl
+	libimage-exiftool-perl nginx-light openssl systemd
 # installed with --no-install-recommends (the recommends pull in ceph-mgr, its
 # Python modules and more); the throwaway S3 gateway of the tests (tests/ceph.py)
 APT_NORECOMMENDS := radosgw ceph-mon ceph-osd
