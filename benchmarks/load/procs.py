@@ -70,6 +70,38 @@ def cpu_seconds(pids) -> float:
     return ticks / CLOCK_TICKS
 
 
+def system_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already inside user
+    return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
+
+
+class CpuMeter:
+    """CPU time a run costs: the server's process tree and, apart, the
+    database and cache processes it talks to, per answered request; and how
+    busy the whole machine was (1.0 = every core all the time), which tells
+    a CPU-bound run from one that waits."""
+
+    def __init__(self, server_pid: int, backing_pids=()):
+        self.server = process_tree(server_pid)
+        self.backing = list(backing_pids)
+        self.before = (cpu_seconds(self.server), cpu_seconds(self.backing), system_cpu())
+
+    def finish(self, requests: int) -> dict:
+        server, backing = cpu_seconds(self.server), cpu_seconds(self.backing)
+        busy, total = system_cpu()
+        server0, backing0, (busy0, total0) = self.before
+        per = 1000.0 / requests if requests else None
+        return {
+            "cpu_ms": None if per is None else (server - server0) * per,
+            "cpu_ms_backing": None if per is None or not self.backing else (backing - backing0) * per,
+            "machine_busy": (busy - busy0) / (total - total0) if total > total0 else None,
+        }
+
+
 def wait_idle(pid: int, busy_share: float = 0.05, window: float = 0.25, timeout: float = 10.0) -> float:
     """Wait until the process tree of ``pid`` uses less than ``busy_share``
     of a core over ``window`` seconds (or ``timeout`` passes); returns the

@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 from . import config
 from .clients import CHILDREN, curl_upload, make_text_file, require, run_wrk, stamp
 from . import s3 as s3_store
-from .procs import HarnessError, Memcached, PostgresCluster, PserveServer, alive, wait_idle
-from .scenarios import BY_NAME, CONTENDERS, KB, MB, SCENARIOS, Scenario, evaluate, summarize
+from .procs import CpuMeter, HarnessError, Memcached, PostgresCluster, PserveServer, alive, wait_idle
+from .scenarios import BY_NAME, CONTENDERS, KB, MB, PASTEFILE, SCENARIOS, Scenario, evaluate, summarize
 
 READY_PATHS = {"pyramid-min": "/hello"}
 APPS = {
@@ -156,7 +156,7 @@ class Run:
         for scenario in scenarios:
             needed |= scenario.servers()
         if args.profile:
-            needed = {"pastefile-sqlite"}
+            needed = {args.profile_server}
         self.needed = needed
 
     # -- servers -----------------------------------------------------------------
@@ -401,14 +401,15 @@ class Run:
             self.settle_disk()
         if scenario.kind in ("post", "put"):
             script = "upload.lua" if scenario.kind == "post" else "put.lua"
-            return run_wrk(server.url, script, [str(size), str(scenario.dup_share), nonce],
-                           scenario.connections, self.seconds(scenario), payload_bytes=size)
+            return self._metered(spec.server, run_wrk, server.url, script, [str(size), str(scenario.dup_share), nonce],
+                                 scenario.connections, self.seconds(scenario), payload_bytes=size)
         if scenario.kind == "read":
             if spec.read_path is not None:
                 paths = self.fixed_paths(spec.read_path)
             else:
                 paths = self.read_paths[(spec.server, scenario.route)]
-            return run_wrk(server.url, "read.lua", [paths], scenario.connections, self.seconds(scenario))
+            return self._metered(spec.server, run_wrk, server.url, "read.lua", [paths], scenario.connections,
+                                 self.seconds(scenario))
         if scenario.kind == "large":
             # one file, its first line rewritten before each upload; one per
             # contender when they run at the same time
@@ -422,6 +423,23 @@ class Run:
             return curl_upload(server.url, big, f"large-{nonce}.txt", server.pid,
                                os.path.join(self.tmp, "curl-response"), timeout)
         raise ValueError(scenario.kind)
+
+    def backing_pids(self, server: str) -> list[int]:
+        """The database and cache processes ``server`` talks to."""
+        pids = []
+        if server in PG_SERVERS and self.pg is not None:
+            pids += self.pg.pids()
+        if server in MEMCACHED_SERVERS:
+            pids += self.memcached_pids
+        return pids
+
+    def _metered(self, server: str, run, *args, **kwargs) -> dict:
+        """``run(*args, **kwargs)`` (a wrk run) with the CPU time it cost the
+        server and its database and cache per request (from /proc)."""
+        meter = CpuMeter(self.servers[server].pid, self.backing_pids(server))
+        result = run(*args, **kwargs)
+        result.update(meter.finish(result["requests"]))
+        return result
 
     def settle_disk(self) -> None:
         """What was written before a run (an earlier run: the book app does
@@ -439,7 +457,7 @@ class Run:
             result["round"] = round_
             runs[contender].append(result)
             self.log(f"   {contender:<17} {result['rps']:9.1f} req/s {result['mbps']:8.1f} MB/s "
-                     f"p99 {result['p99_ms'] or 0:8.1f} ms non-2xx {result['non2xx']}")
+                     f"p99 {result['p99_ms'] or 0:8.1f} ms non-2xx {result['non2xx']}{cpu_text(result)}")
 
         for round_ in range(repeats):
             if self.parallel:
@@ -474,10 +492,13 @@ class Run:
             spy = shutil.which("py-spy")
         if not spy:
             raise HarnessError("py-spy is not installed (pip install py-spy; it is in the test extras)")
-        server = self.servers["pastefile-sqlite"]
+        server = self.servers[self.args.profile_server]
         seconds = self.args.seconds
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        argv = [spy, "record", "--idle", "--subprocesses", "-o", out, "--pid", str(server.pid),
+        # a .txt name: collapsed stacks (one line per stack) of the threads on a
+        # CPU, to add up; otherwise a flame graph with the waiting threads too
+        fmt = ["--format", "raw"] if out.endswith(".txt") else ["--idle"]
+        argv = [spy, "record", "--subprocesses", *fmt, "-o", out, "--pid", str(server.pid),
                 "--duration", str(max(1, seconds - 2))]
         self.log(f"profiling {server.name} under 64 KB uploads for {seconds}s: {' '.join(argv)}")
         # the load first, then the profiler for the seconds in the middle
@@ -521,6 +542,8 @@ def parse_args(argv):
                         help="abort cleanly after this long (default 60, 3 with --smoke)")
     parser.add_argument("--profile", nargs="?", const="benchmarks/profile/upload-flame.svg", metavar="SVG",
                         help="instead of measuring: py-spy flame graph of pastefile (SQLite) under 64 KB uploads")
+    parser.add_argument("--profile-server", default="pastefile-sqlite", choices=PASTEFILE,
+                        help="the server --profile records (default pastefile-sqlite)")
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir (inis, logs, databases)")
     args = parser.parse_args(argv)
     if args.seconds < 1 or args.repeats < 1:
@@ -530,6 +553,16 @@ def parse_args(argv):
     return args
 
 
+def cpu_text(row: dict) -> str:
+    """CPU ms per request of the server (+ its database and cache), and how
+    busy the machine was."""
+    if row.get("cpu_ms") is None:
+        return ""
+    backing = f" +{row['cpu_ms_backing']:.2f} db/cache" if row.get("cpu_ms_backing") is not None else ""
+    busy = f", machine {row['machine_busy']:.0%} busy" if row.get("machine_busy") is not None else ""
+    return f" | cpu {row['cpu_ms']:.2f} ms/req{backing}{busy}"
+
+
 def print_summary(results: list[dict]) -> None:
     for scenario in results:
         print(f"\n{scenario['name']}: {scenario['title']}")
@@ -537,7 +570,8 @@ def print_summary(results: list[dict]) -> None:
             m = row["median"]
             extra = f" rss +{m['rss_growth_mb_max']:.1f} MB" if "rss_growth_mb_max" in m else ""
             print(f"  {name:<17} {m.get('rps', 0):9.1f} req/s {m.get('mbps', 0):8.1f} MB/s "
-                  f"p50 {m.get('p50_ms') or 0:7.1f} ms p99 {m.get('p99_ms') or 0:7.1f} ms non-2xx {m['non2xx']}{extra}")
+                  f"p50 {m.get('p50_ms') or 0:7.1f} ms p99 {m.get('p99_ms') or 0:7.1f} ms non-2xx {m['non2xx']}"
+                  f"{extra}{cpu_text(m)}")
         for r in scenario["ratios"]:
             value = "n/a" if r["value"] is None else f"{r['value']:.2f}"
             target = "" if r["target"] is None else f" (target >= {r['target']}: {'met' if r['met'] else 'MISSED'})"
