@@ -20,10 +20,11 @@ referer: the database keeps only their hash, and neither should the logs.
 from __future__ import annotations
 
 import contextvars
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 from urllib.parse import quote
 
 from pastefile.core.urls import DELETE
@@ -49,8 +50,25 @@ def sane_request_id(value: str | None) -> str | None:
     return None
 
 
-def new_request_id() -> str:
-    return uuid.uuid4().hex
+class _RequestIds:
+    """New request ids: 32 hex digits, a random 64-bit prefix of this
+    process (made again in a forked child) and a counter.  Unique across
+    processes and nodes as a random id is, for a fraction of uuid4's cost."""
+
+    def __init__(self):
+        self.restart()
+        os.register_at_fork(after_in_child=self.restart)
+
+    def restart(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        # next() on a count is atomic under the GIL: no two threads share a value
+        self.counter = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+    def new(self) -> str:
+        return f"{self.prefix}{next(self.counter) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+new_request_id = _RequestIds().new
 
 
 def _escape_char(match: re.Match) -> str:
@@ -68,9 +86,20 @@ def _field(value: str | None) -> str:
     return _escape(value) if value else "-"
 
 
+# the last second formatted, and its text: one gmtime and format a second
+_clf_cache: tuple[int, str] = (-1, "")
+
+
 def _clf_time(when: float) -> str:
-    t = time.gmtime(when)
-    return f"[{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year:04d}:{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000]"
+    global _clf_cache
+    second = int(when)
+    cached = _clf_cache  # one read: other threads replace the pair whole
+    if cached[0] == second:
+        return cached[1]
+    t = time.gmtime(second)
+    text = f"[{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year:04d}:{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000]"
+    _clf_cache = (second, text)
+    return text
 
 
 def _target(environ) -> str:
@@ -87,7 +116,14 @@ def _target(environ) -> str:
         query = environ.get("QUERY_STRING")
         if query:
             target += "?" + query
-    return _DELETE_TOKEN.sub(r"\1[token]", target)
+    return _without_token(target)
+
+
+_DELETE_PART = f"/{DELETE}/"
+
+
+def _without_token(text: str) -> str:
+    return _DELETE_TOKEN.sub(r"\1[token]", text) if _DELETE_PART in text else text
 
 
 def access_line(environ, status: int, size: int | None, rid: str, started: float, duration: float) -> str:
@@ -95,7 +131,7 @@ def access_line(environ, status: int, size: int | None, rid: str, started: float
     request_line = f"{environ.get('REQUEST_METHOD', '-')} {_target(environ)} {environ.get('SERVER_PROTOCOL', '-')}"
     referer = environ.get("HTTP_REFERER")
     if referer:
-        referer = _DELETE_TOKEN.sub(r"\1[token]", referer)
+        referer = _without_token(referer)
     return (
         f"{environ.get('REMOTE_ADDR') or '-'} - - {_clf_time(started)} \"{_escape(request_line)}\" "
         f"{status} {size if size else '-'} \"{_field(referer)}\" \"{_field(environ.get('HTTP_USER_AGENT'))}\" "
@@ -128,9 +164,19 @@ def access_log_tween_factory(handler, registry):
         finally:
             request_id.reset(token)
             if log.isEnabledFor(logging.INFO):
-                log.info("%s", access_line(environ, status, size, rid, started, time.perf_counter() - clock))
+                _log_line(access_line(environ, status, size, rid, started, time.perf_counter() - clock))
 
     return access_log_tween
+
+
+def _log_line(line: str) -> None:
+    """``log.info("%s", line)`` without the logging module's walk up the
+    stack for the caller (the record names this function instead): a third
+    of the cost of a logged line."""
+    log.handle(log.makeRecord(log.name, logging.INFO, __file__, _LOG_LINE_NO, "%s", (line,), None, "_log_line"))
+
+
+_LOG_LINE_NO = _log_line.__code__.co_firstlineno
 
 
 class RequestIdFilter(logging.Filter):

@@ -57,6 +57,7 @@ UPLOAD_REQUESTS = {("home", "POST"), ("put", "PUT"), ("tus_create", "POST"), ("t
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+_STATUS_CLASSES = {n: f"{n}xx" for n in range(1, 6)}
 _DB_FILE = re.compile(r"_(\d+)\.db$")
 
 
@@ -96,6 +97,7 @@ class Exporter:
         self._lock = threading.Lock()
         self._built_for: tuple | None = None
         self._metrics: dict = {}
+        self._children: dict = {}  # (metric, label values): its child, for child()
         self.registry: CollectorRegistry | None = None
         self.directory: str | None = None  # the multiprocess directory, None: in memory
         # the temporary directory made for forked workers: (pid of its maker, path)
@@ -165,18 +167,29 @@ class Exporter:
                     key_: cls(name, doc, labels, registry=registry, **extra)
                     for key_, (cls, name, doc, labels, extra) in _definitions().items()
                 }
+                self._children = {}
                 self.registry = registry
                 self._built_for = key
         return self._metrics
 
-    def inc(self, name: str, amount: float = 1, **labels: str) -> None:
+    def child(self, name: str, *values: str):
+        """``metrics()[name].labels(*values)``, remembered: prometheus_client
+        checks the labels and takes a lock on every call, which cost more
+        than counting.  The metrics of another process are other objects."""
         metrics = self.metrics()
+        children = self._children
+        found = children.get((name, values))
+        if found is None:
+            found = children[(name, values)] = metrics[name].labels(*values)
+        return found
+
+    def inc(self, name: str, amount: float = 1, **labels: str) -> None:
         if name == "rendition":
-            metrics["renditions"].labels(outcome=labels.get("outcome", "")).inc(amount)
+            self.child("renditions", labels.get("outcome", "")).inc(amount)
         elif name == "cache":
-            metrics["cache"].labels(result=labels.get("result", "")).inc(amount)
+            self.child("cache", labels.get("result", "")).inc(amount)
         elif name == "cache_error":
-            metrics["cache_errors"].labels(op=labels.get("op", "")).inc(amount)
+            self.child("cache_errors", labels.get("op", "")).inc(amount)
 
     def observe(self, name: str, value: float, **labels: str) -> None:
         metrics = self.metrics()
@@ -189,16 +202,15 @@ class Exporter:
             metrics["wait"].observe(value)
 
     def request_done(self, request, status: int, seconds: float) -> None:
-        metrics = self.metrics()
         route = getattr(request, "matched_route", None)
         route_name = route.name if route is not None else "unmatched"
-        metrics["requests"].labels(route=route_name, status=f"{status // 100}xx").inc()
-        metrics["latency"].labels(route=route_name).observe(seconds)
+        self.child("requests", route_name, _STATUS_CLASSES.get(status // 100) or f"{status // 100}xx").inc()
+        self.child("latency", route_name).observe(seconds)
         if status >= 400 and (route_name, request.method) in UPLOAD_REQUESTS:
-            metrics["uploads"].labels(outcome="refused").inc()
-            metrics["refused"].labels(status=str(status)).inc()
+            self.child("uploads", "refused").inc()
+            self.child("refused", str(status)).inc()
         if isinstance(getattr(request, "exception", None), Unavailable):
-            metrics["store_errors"].inc()
+            self.metrics()["store_errors"].inc()
 
     # -- reading -------------------------------------------------------------------
 
