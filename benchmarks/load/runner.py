@@ -22,7 +22,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
-from . import config
+from . import config, photos
 from .clients import CHILDREN, curl_upload, make_text_file, require, run_wrk, stamp
 from . import s3 as s3_store
 from .procs import CpuMeter, HarnessError, Memcached, PostgresCluster, PserveServer, alive, wait_idle
@@ -34,6 +34,7 @@ APPS = {
     "reader-sniff": "call:benchmarks.load.body_reader:make_sniff_app",
     "reader-durable": "call:benchmarks.load.body_reader:make_durable_app",
     "reader-sniff-durable": "call:benchmarks.load.body_reader:make_sniff_durable_app",
+    "reader-image": "call:benchmarks.load.body_reader:make_image_app",
     "hello": "call:benchmarks.load.hello:make_app",
     "pyramid-min": "call:benchmarks.load.pyramid_min:make_app",
     "book-sqlite": "call:benchmarks.load.book_app:make_app",
@@ -248,7 +249,7 @@ class Run:
                 **cache,
             })
         app = {"use": APPS[name]}
-        if name in ("reader-durable", "reader-sniff-durable"):
+        if name in ("reader-durable", "reader-sniff-durable", "reader-image"):
             app["reader.directory"] = os.path.join(self.tmp, f"{name}-files")
         if name.startswith("book-"):
             from .book_app import init_db
@@ -369,7 +370,7 @@ class Run:
         if not self.smoke:
             return self.args.seconds
         # smoke: long enough for a few slow uploads to finish on a busy machine
-        return 2 if scenario is not None and scenario.kind in ("post", "put") else 1
+        return 2 if scenario is not None and scenario.kind in ("post", "put", "photo") else 1
 
     def run_one(self, scenario: Scenario, contender: str, round_: int) -> dict:
         result = self._run_one_s3_cleared(scenario, contender, round_)
@@ -403,6 +404,12 @@ class Run:
             script = "upload.lua" if scenario.kind == "post" else "put.lua"
             return self._metered(spec.server, run_wrk, server.url, script, [str(size), str(scenario.dup_share), nonce],
                                  scenario.connections, self.seconds(scenario), payload_bytes=size)
+        if scenario.kind == "photo":
+            # camera JPEGs (photos.py), made once per run; what making them wrote settles first
+            corpus = photos.corpus(self.tmp, self.smoke, self.log)
+            self.settle_disk()
+            return self._metered(spec.server, run_wrk, server.url, "photo.lua", [corpus.index, nonce],
+                                 scenario.connections, self.seconds(scenario), payload_bytes=corpus.mean_size)
         if scenario.kind == "read":
             if spec.read_path is not None:
                 paths = self.fixed_paths(spec.read_path)
@@ -498,6 +505,8 @@ class Run:
         # a .txt name: collapsed stacks (one line per stack) of the threads on a
         # CPU, to add up; otherwise a flame graph with the waiting threads too
         fmt = ["--format", "raw"] if out.endswith(".txt") else ["--idle"]
+        if self.args.profile_gil:
+            fmt.append("--gil")
         argv = [spy, "record", "--subprocesses", *fmt, "-o", out, "--pid", str(server.pid),
                 "--duration", str(max(1, seconds - 2))]
         self.log(f"profiling {server.name} under 64 KB uploads for {seconds}s: {' '.join(argv)}")
@@ -544,6 +553,8 @@ def parse_args(argv):
                         help="instead of measuring: py-spy flame graph of pastefile (SQLite) under 64 KB uploads")
     parser.add_argument("--profile-server", default="pastefile-sqlite", choices=PASTEFILE,
                         help="the server --profile records (default pastefile-sqlite)")
+    parser.add_argument("--profile-gil", action="store_true",
+                        help="--profile samples only the thread holding the GIL: where the Python work goes")
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir (inis, logs, databases)")
     args = parser.parse_args(argv)
     if args.seconds < 1 or args.repeats < 1:

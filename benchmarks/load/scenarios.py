@@ -28,6 +28,8 @@ CONTENDERS = {c.name: c for c in (
     Contender("reader-sniff", "reader-sniff", "body reader + pastefile's libmagic sniff of the file's head"),
     Contender("reader-durable", "reader-durable", "body reader + SHA-256 + write + fdatasync, one per upload"),
     Contender("reader-sniff-durable", "reader-sniff-durable", "body reader + the sniff + the durable write"),
+    Contender("reader-image", "reader-image",
+              "body reader + the sniff + the durable write + Pillow open, draft and imagehash pHash"),
     Contender("pyramid-body", "pyramid-min", "minimal Pyramid view reading request.body"),
     Contender("hello", "hello", "bare WSGI hello world", read_path="/"),
     Contender("pyramid-hello", "pyramid-min", "minimal Pyramid hello view", read_path="/hello"),
@@ -60,7 +62,7 @@ class Check:
 class Scenario:
     name: str
     title: str
-    kind: str  # post | put | large | read
+    kind: str  # post | put | large | read | photo (benchmarks/load/photos.py's JPEGs)
     contenders: tuple[str, ...]
     reference: str
     metric: str = "rps"  # the rate the ratios compare: rps or mbps
@@ -216,6 +218,24 @@ SCENARIOS: tuple[Scenario, ...] = (
         ratios=(Ratio("pyramid-hello", "hello"),),
     ),
 ) + S3_SCENARIOS
+
+# camera JPEGs (photos.py): pastefile's whole image upload (sniff, location
+# stripping, size, orientation and pHash, the durable write) against a
+# reader doing the same image work plainly; no target (the issue sets none)
+PHOTO_WORK = "reader-image"
+PHOTO_SCENARIO = Scenario(
+    name="upload-photo",
+    title="POST camera JPEGs of 0.2-4 MB (up to 12 MP, EXIF, half with GPS) multipart, unique bodies, 8 connections",
+    kind="photo", contenders=PASTEFILE + (PHOTO_WORK, WORK), reference=PHOTO_WORK, connections=8,
+    ratios=(
+        Ratio("pastefile-sqlite", PHOTO_WORK),
+        Ratio("pastefile-pg", PHOTO_WORK),
+        Ratio(PHOTO_WORK, WORK, note="the image work's share: open + draft + pHash on top of the upload's work"),
+    ),
+    checks=tuple(Check(c, "non2xx", "==", 0) for c in PASTEFILE + (PHOTO_WORK,)),
+)
+
+SCENARIOS += (PHOTO_SCENARIO,)
 
 BY_NAME = {s.name: s for s in SCENARIOS}
 
