@@ -75,6 +75,7 @@ bench: install
 	$(BIN)/python -m benchmarks.load --json benchmarks/load.json $(LOAD_ARGS)
 	$(BIN)/python -m benchmarks.big_upload --size-mb 1024 --json benchmarks/big_upload.json
 	$(BIN)/python -m benchmarks.tus_upload --size-mb 1024 --json benchmarks/tus_upload.json
+	$(BIN)/python -m benchmarks.photo_costs --json benchmarks/photo_costs.json
 	$(BIN)/python -m benchmarks.report benchmarks/results.json benchmarks/REPORT.md \
 	  --throughput benchmarks/throughput.txt --load benchmarks/load.json
 

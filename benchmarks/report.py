@@ -9,10 +9,13 @@ throughput table, the load test results and the load comparison
 given; the large upload on both stores (benchmarks.big_upload) when its
 JSON exists (``--big-upload``, default big_upload.json beside the report);
 tus against the multipart POST (benchmarks.tus_upload) likewise
-(``--tus-upload``, default tus_upload.json beside the report).
+(``--tus-upload``, default tus_upload.json beside the report); the CPU of
+a photo upload by stage (benchmarks.photo_costs) likewise
+(``--photo-costs``, default photo_costs.json beside the report).
 
     python -m benchmarks.report results.json REPORT.md [--throughput T.txt] [--loadtest L.json ...]
         [--load load.json [--charts-dir DIR]] [--big-upload big_upload.json] [--tus-upload tus_upload.json]
+        [--photo-costs photo_costs.json]
 """
 from __future__ import annotations
 
@@ -48,7 +51,7 @@ def _short_name(entry: dict) -> str:
 
 def render(data: dict, throughput: str | None = None, loadtests: list[dict] = (), load: dict | None = None,
            charts_dir: str | None = None, report_dir: str = ".", big_upload: dict | None = None,
-           tus_upload: dict | None = None) -> str:
+           tus_upload: dict | None = None, photo_costs: dict | None = None) -> str:
     groups: dict[str, list[dict]] = defaultdict(list)
     for bench in data.get("benchmarks", []):
         groups[bench.get("group") or bench["name"]].append(bench)
@@ -100,6 +103,8 @@ def render(data: dict, throughput: str | None = None, loadtests: list[dict] = ()
         lines += render_big_upload(big_upload)
     if tus_upload is not None:
         lines += render_tus_upload(tus_upload)
+    if photo_costs is not None:
+        lines += render_photo_costs(photo_costs, load)
     return "\n".join(lines)
 
 
@@ -115,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                         "the report, when it exists)")
     parser.add_argument("--tus-upload", help="--json output of benchmarks.tus_upload (default: tus_upload.json beside "
                         "the report, when it exists)")
+    parser.add_argument("--photo-costs", help="--json output of benchmarks.photo_costs (default: photo_costs.json "
+                        "beside the report, when it exists)")
     args = parser.parse_args(argv)
     with open(args.results) as f:
         data = json.load(f)
@@ -139,8 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.tus_upload or os.path.exists(tus_upload_path):
         with open(tus_upload_path) as f:
             tus_upload = json.load(f)
+    photo_costs = None
+    photo_costs_path = args.photo_costs or os.path.join(report_dir, "photo_costs.json")
+    if args.photo_costs or os.path.exists(photo_costs_path):
+        with open(photo_costs_path) as f:
+            photo_costs = json.load(f)
     with open(args.report, "w") as f:
-        f.write(render(data, throughput, loadtests, load, charts_dir, report_dir, big_upload, tus_upload))
+        f.write(render(data, throughput, loadtests, load, charts_dir, report_dir, big_upload, tus_upload,
+                       photo_costs))
     print(f"wrote {args.report}")
     return 0
 
@@ -291,6 +304,8 @@ def render_load(load: dict, charts_dir: str | None = None, report_dir: str = "."
             details.append("non-2xx counts answers >= 400 (the redirects of /s/ are answers)")
         if scenario["kind"] == "large":
             details.append("one request per run: req/s is 1 / its seconds, p50 = p99 = its time")
+        if scenario["kind"] == "photo":
+            details.append("the JPEGs of benchmarks/load/photos.py round-robin; MB/s counts their mean size per request")
         lines += [f"### {scenario['name']}: {scenario['title']}", "", "; ".join(details) + ".", ""]
         lines += image(scenario["name"], scenario["name"])
         large = scenario["kind"] == "large"
@@ -424,6 +439,64 @@ def render_tus_upload(doc: dict) -> list[str]:
         for check in checks.values():
             lines.append(f"| {check['label']} | {_num(check['value'], 2)} | "
                          f"{_target_text(check['op'], check['target'])} | {_verdict(check['met'])} |")
+        lines.append("")
+    return lines
+
+
+
+# -- photo uploads by stage (benchmarks.photo_costs) --------------------------------------
+
+def render_photo_costs(doc: dict, load: dict | None = None) -> list[str]:
+    machine = doc.get("machine", {})
+    photos = doc.get("photos", [])
+    total = doc.get("total_ms") or 0
+    lines = [
+        "## Photo uploads: CPU per upload by stage (benchmarks.photo_costs)",
+        "",
+        f"Run {doc.get('started', '?')}: the {len(photos)} JPEGs of the upload-photo scenario (mean "
+        f"{(doc.get('mean_bytes') or 0) / 1e6:.2f} MB, {sum(1 for p in photos if p.get('gps'))} with GPS), each "
+        "uploaded unique in-process through pastefile's own ingest steps on a SQLite service (production.ini's "
+        "settings, `strip_metadata = location`), stage by stage and once whole (`PasteFileService.upload`); "
+        f"{doc.get('clock', 'process_time')} per stage, the median of {doc.get('repeats', '?')} per photo, the "
+        "mean over the photos. The reference does the image work plainly on the same bytes: Pillow open + "
+        f"`draft` + `imagehash.phash`. Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores.",
+        "",
+    ]
+    if doc.get("smoke"):
+        lines += ["**Smoke run**: three small photos, one upload each; the numbers compare nothing.", ""]
+    lines += ["| stage | CPU ms per upload | share of the whole upload |", "|---|---:|---:|"]
+    for key in doc.get("stages", []):
+        value = doc["mean_ms"][key]
+        lines.append(f"| {doc['labels'].get(key, key)} | {_num(value, 2)} | {value / total:.1%} |" if total else
+                     f"| {doc['labels'].get(key, key)} | {_num(value, 2)} | |")
+    lines += [
+        f"| **sum of the stages** | {_num(doc.get('stages_sum_ms'), 2)} | |",
+        f"| **whole upload** (PasteFileService.upload) | {_num(total, 2)} | 100% |",
+        "",
+        "| image work | CPU ms per upload |",
+        "|---|---:|",
+        f"| pastefile: decode + facts + pHash | {_num(doc.get('image_work_ms'), 2)} |",
+        f"| reference: Pillow open + draft + imagehash pHash | {_num(doc.get('reference_ms'), 2)} |",
+        f"| ratio pastefile / reference | {_num(doc.get('image_work_to_reference'), 2)} |",
+        "",
+    ]
+    scenario = next((s for s in (load or {}).get("scenarios", []) if s.get("kind") == "photo"), None)
+    if scenario is not None:
+        lines += ["Under load (upload-photo above): the server's CPU per upload, over HTTP, with the form parsing.",
+                  "", "| contender | uploads/s | server CPU ms per upload | database + cache CPU ms |",
+                  "|---|---:|---:|---:|"]
+        for name, row in scenario["contenders"].items():
+            m = row["median"]
+            lines.append(f"| {name} | {_num(m.get('rps'))} | {_num(m.get('cpu_ms'), 2)} | "
+                         f"{_num(m.get('cpu_ms_backing'), 2)} |")
+        lines.append("")
+    if photos:
+        lines += ["| photo | size | MB | CPU ms: sum of stages | whole upload | reference |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for p in photos:
+            lines.append(f"| {p['name']}{' (GPS)' if p.get('gps') else ''} | {p['width']}x{p['height']} | "
+                         f"{p['bytes'] / 1e6:.2f} | {_num(p['stages_sum_ms'], 1)} | {_num(p['total_ms'], 1)} | "
+                         f"{_num(p['reference_ms'], 1)} |")
         lines.append("")
     return lines
 
