@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw
 from PIL.TiffImagePlugin import IFDRational
 
 # bump when the files would come out different
-VERSION = 1
+VERSION = 2
 SEED = 20240611
 PLACEHOLDER_BYTES = 64
 PLACEHOLDER = b"x" * PLACEHOLDER_BYTES
@@ -124,27 +124,28 @@ class Corpus:
 # -- pixels ---------------------------------------------------------------------------
 
 def _pixels(spec: Spec, rng: np.random.Generator) -> Image.Image:
-    """A smooth colour field (a tiny random image scaled up), soft-edged
-    shapes, and luminance noise of +-2*noise (the sum of two uniforms):
-    detail at every scale, as in a photo, so the JPEG sizes are a photo's."""
+    """A smooth colour field (a tiny random image scaled up) with shapes,
+    drawn at a quarter of the size and scaled up (soft edges), plus
+    luminance noise of +-2*noise (the sum of two uniforms): detail at every
+    scale, as in a photo, so the JPEG sizes are a photo's."""
     w, h = spec.width, spec.height
+    cw, ch = w // 4, h // 4
     field = rng.integers(20, 236, (5, 7, 3), dtype=np.uint8)
-    img = Image.fromarray(field).resize((w, h), Image.Resampling.BICUBIC)
+    img = Image.fromarray(field).resize((cw, ch), Image.Resampling.BICUBIC)
     draw = ImageDraw.Draw(img)
     for _ in range(40):
-        x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
-        r = int(rng.integers(max(w, h) // 60, max(w, h) // 6))
+        x, y = int(rng.integers(0, cw)), int(rng.integers(0, ch))
+        r = int(rng.integers(max(cw, ch) // 60, max(cw, ch) // 6))
         colour = tuple(int(c) for c in rng.integers(0, 256, 3))
         if rng.random() < 0.5:
             draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
         else:
             draw.rectangle((x - r, y - r // 2, x + r, y + r // 2), fill=colour)
-    img = img.filter(ImageFilter.GaussianBlur(2))
-    pixels = np.asarray(img).astype(np.int16)
+    pixels = np.asarray(img.resize((w, h), Image.Resampling.BICUBIC), dtype=np.int16)
     noise = rng.integers(-spec.noise, spec.noise + 1, (h, w), dtype=np.int16)
     noise += rng.integers(-spec.noise, spec.noise + 1, (h, w), dtype=np.int16)
     pixels += noise[:, :, None]
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    return Image.fromarray(np.clip(pixels, 0, 255, out=pixels).astype(np.uint8))
 
 
 # -- metadata -------------------------------------------------------------------------
