@@ -155,13 +155,13 @@ def test_cpu_meter_counts_a_busy_child_per_request():
     known while shows up in its parent's tree, divided by the requests."""
     proc = subprocess.Popen([sys.executable, "-c", "import sys,time\nsys.stdin.readline()\n"
                              "t=time.process_time()\nwhile time.process_time()-t<0.3: pass\n"
-                             "sys.stdin.readline()\n"],
-                            stdin=subprocess.PIPE, text=True)
+                             "print('burnt', flush=True)\nsys.stdin.readline()\n"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        meter = CpuMeter(os.getpid(), backing_pids=[proc.pid])
+        meter = CpuMeter(os.getpid(), backing_pids=lambda: [proc.pid])
         proc.stdin.write("go\n")
         proc.stdin.flush()
-        time.sleep(0.6)
+        assert proc.stdout.readline() == "burnt\n"
         row = meter.finish(requests=10)
     finally:
         proc.stdin.write("end\n")

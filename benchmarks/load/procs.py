@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import http.client
 import os
+from collections.abc import Callable
 import signal
 import subprocess
 import time
@@ -85,19 +86,28 @@ class CpuMeter:
     busy the whole machine was (1.0 = every core all the time), which tells
     a CPU-bound run from one that waits."""
 
-    def __init__(self, server_pid: int, backing_pids=()):
-        self.server = process_tree(server_pid)
-        self.backing = list(backing_pids)
-        self.before = (cpu_seconds(self.server), cpu_seconds(self.backing), system_cpu())
+    def __init__(self, server_pid: int, backing_pids: Callable[[], list[int]] = list):
+        self.server_pid = server_pid
+        self.backing_pids = backing_pids
+        self.before = (self._times(process_tree(server_pid)), self._times(backing_pids()), system_cpu())
+
+    @staticmethod
+    def _times(pids) -> dict[int, float]:
+        return {pid: cpu_seconds([pid]) for pid in pids}
 
     def finish(self, requests: int) -> dict:
-        server, backing = cpu_seconds(self.server), cpu_seconds(self.backing)
+        # the processes as they are now: a database backend or a worker born
+        # during the run counts from zero
+        server_times, backing_times = self._times(process_tree(self.server_pid)), self._times(self.backing_pids())
         busy, total = system_cpu()
-        server0, backing0, (busy0, total0) = self.before
+        server_before, backing_before, (busy0, total0) = self.before
+        server = sum(t - server_before.get(pid, 0.0) for pid, t in server_times.items())
+        backing = sum(t - backing_before.get(pid, 0.0) for pid, t in backing_times.items())
+        server0 = backing0 = 0.0
         per = 1000.0 / requests if requests else None
         return {
             "cpu_ms": None if per is None else (server - server0) * per,
-            "cpu_ms_backing": None if per is None or not self.backing else (backing - backing0) * per,
+            "cpu_ms_backing": None if per is None or not backing_times else (backing - backing0) * per,
             "machine_busy": (busy - busy0) / (total - total0) if total > total0 else None,
         }
 

@@ -443,7 +443,7 @@ class Run:
     def _metered(self, server: str, run, *args, **kwargs) -> dict:
         """``run(*args, **kwargs)`` (a wrk run) with the CPU time it cost the
         server and its database and cache per request (from /proc)."""
-        meter = CpuMeter(self.servers[server].pid, self.backing_pids(server))
+        meter = CpuMeter(self.servers[server].pid, lambda: self.backing_pids(server))
         result = run(*args, **kwargs)
         result.update(meter.finish(result["requests"]))
         return result
