@@ -38,6 +38,7 @@ def main(global_config, **settings):
         config.include(".routes")
         config.include(".views")
         config.scan(".views")
+        config.include(".fastread")
         _extensions_on_the_request_class(config)
     return config.make_wsgi_app()
 

@@ -122,6 +122,7 @@ class Exporter:
 
     def _use(self, directory: str) -> None:
         self.directory = directory
+        self._children = {}
         # the files are opened where this names them, in this process and its children
         os.environ[ENV_DIR] = directory
         if not getattr(values.ValueClass, "_multiprocess", False):
@@ -142,6 +143,7 @@ class Exporter:
 
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()  # another thread may have held it at the fork
+        self._children = {}  # the parent's metrics: this process counts in its own
         if self.directory is None and self._made_dir is not None:
             self._use(self._made_dir[1])
 
@@ -175,12 +177,12 @@ class Exporter:
     def child(self, name: str, *values: str):
         """``metrics()[name].labels(*values)``, remembered: prometheus_client
         checks the labels and takes a lock on every call, which cost more
-        than counting.  The metrics of another process are other objects."""
-        metrics = self.metrics()
-        children = self._children
-        found = children.get((name, values))
+        than counting.  Forgotten whenever metrics() would build new
+        metrics: in a forked child, or for another directory (_use)."""
+        found = self._children.get((name, values))
         if found is None:
-            found = children[(name, values)] = metrics[name].labels(*values)
+            metrics = self.metrics()  # (re)builds them, and empties _children, when needed
+            found = self._children[(name, values)] = metrics[name].labels(*values)
         return found
 
     def inc(self, name: str, amount: float = 1, **labels: str) -> None:
