@@ -9,6 +9,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from . import pgcopy
+
 AFTER_COMMIT_KEY = "pastefile.after_commit"
 
 
@@ -26,7 +28,10 @@ def make_engine(url: str, **kwargs) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg2":
+        event.listen(engine, "connect", pgcopy.create_stage)
+    return engine
 
 
 def writer_lock_path(engine: Engine) -> str | None:

@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import Connection, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
+from . import pgcopy
 from .models import Blob, PasteFile, Rendition
 
 blob_table = Blob.__table__
@@ -103,7 +104,7 @@ def _insert_rows(conn: Connection, table, columns: tuple[str, ...], rows: Sequen
     return _raw_insert(conn.dialect, table, columns, returning, len(rows)).run(conn, rows)
 
 
-_BLOB_INSERT = ("sha256", "size", "mimetype", "width", "height", "data", "created", "phash")
+_BLOB_INSERT = tuple(name for name, _ in pgcopy.COLUMNS)
 _PASTE_INSERT = ("filehash", "filename", "blob_sha256", "uploadtime", "parent_id", "resize_w", "resize_h",
                  "delete_token_hash", "expires")
 
@@ -168,13 +169,13 @@ def record(conn: Connection, items: Sequence[NewPaste]) -> list[dict]:
         blobs.setdefault(item.sha256, item)
     # one multi-row INSERT per table with RETURNING (bytea comes back as a
     # memoryview from psycopg2)
-    inserted = {
-        bytes(row[0])
-        for row in _insert_rows(conn, blob_table, _BLOB_INSERT, [
-            (i.sha256, i.size, i.mimetype, i.width, i.height, i.data, i.uploadtime, to_signed64(i.phash))
-            for i in blobs.values()
-        ], ("sha256",))
-    }
+    blob_rows = [(i.sha256, i.size, i.mimetype, i.width, i.height, i.data, i.uploadtime, to_signed64(i.phash))
+                 for i in blobs.values()]
+    if any(i.data is not None for i in blobs.values()) and pgcopy.staged(conn.connection):
+        # inline bytes: COPY's binary format instead of hex in the statement
+        inserted = set(pgcopy.insert_blobs(conn.connection, blob_rows))
+    else:
+        inserted = {bytes(row[0]) for row in _insert_rows(conn, blob_table, _BLOB_INSERT, blob_rows, ("sha256",))}
     stored = {sha: dict(size=i.size, mimetype=i.mimetype, width=i.width, height=i.height,
                         phash=to_signed64(i.phash), inline=i.data is not None)
               for sha, i in blobs.items() if sha in inserted}
