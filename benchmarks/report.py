@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 VERSION_KEYS = ("python", "waitress", "pyramid", "SQLAlchemy", "psycopg2", "pymemcache", "Flask", "Flask-SQLAlchemy",
                 "Werkzeug", "postgresql", "memcached", "ceph", "wrk", "curl", "commit")
 METRIC_NAMES = {"rps": "req/s", "mbps": "MB/s", "p99_ms": "p99 ms", "non2xx": "non-2xx",
-                "rss_growth_mb": "RSS growth MB (worst run)"}
+                "rss_growth_mb": "RSS growth MB (worst run)", "cpu_ms": "server CPU ms per request"}
 
 
 def _num(value, digits: int = 1) -> str:
