@@ -24,6 +24,7 @@ import itertools
 import logging
 import os
 import re
+import threading
 import time
 from urllib.parse import quote
 
@@ -170,13 +171,42 @@ def access_log_tween_factory(handler, registry):
 
 
 def _log_line(line: str) -> None:
-    """``log.info("%s", line)`` without the logging module's walk up the
-    stack for the caller (the record names this function instead): a third
-    of the cost of a logged line."""
-    log.handle(log.makeRecord(log.name, logging.INFO, __file__, _LOG_LINE_NO, "%s", (line,), None, "_log_line"))
+    """``log.info("%s", line)``, for less than half its cost: no walk up the
+    stack for the caller (the record names this function instead), and the
+    record a copy of one the logging module made in this thread."""
+    log.handle(_record(line))
 
 
 _LOG_LINE_NO = _log_line.__code__.co_firstlineno
+_LogRecord = logging.LogRecord
+_thread_records = threading.local()
+_forks = itertools.count()
+_fork_generation = [next(_forks)]
+os.register_at_fork(after_in_child=lambda: _fork_generation.__setitem__(0, next(_forks)))
+
+
+def _record(line: str) -> logging.LogRecord:
+    """The access line's record.  All but its message and times are the
+    same for every line a thread of a process logs (logger, level, place,
+    thread, process), so it starts as a copy of a record ``makeRecord``
+    made once per thread, rather than recomputing them; with a record
+    factory of someone else's (``logging.setLogRecordFactory``) each record
+    is the factory's own."""
+    now = time.time()
+    made = getattr(_thread_records, "made", None)
+    if made is None or made[0] != _fork_generation[0] or logging.getLogRecordFactory() is not _LogRecord:
+        record = log.makeRecord(log.name, logging.INFO, __file__, _LOG_LINE_NO, "%s", (line,), None, "_log_line")
+        if type(record) is _LogRecord:
+            _thread_records.made = (_fork_generation[0], dict(record.__dict__))
+        return record
+    fields = made[1]
+    record = _LogRecord.__new__(_LogRecord)
+    record.__dict__.update(fields)
+    record.args = (line,)
+    record.created = now
+    record.msecs = int((now - int(now)) * 1000) + 0.0
+    record.relativeCreated = fields["relativeCreated"] + (now - fields["created"]) * 1000
+    return record
 
 
 class RequestIdFilter(logging.Filter):

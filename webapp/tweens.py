@@ -42,14 +42,18 @@ def request_problem(request) -> tuple[int, str, str] | None:
     """(status, title, message) for a request the app cannot read, else None."""
     environ = request.environ
     for key in ("PATH_INFO", "SCRIPT_NAME"):
+        value = environ.get(key, "")
+        if value.isascii():  # most paths: nothing to decode
+            continue
         try:
-            environ.get(key, "").encode("latin-1").decode("utf-8")
+            value.encode("latin-1").decode("utf-8")
         except UnicodeError:
             return 400, "Bad request", "The address is not valid UTF-8 once percent-decoded."
-    try:
-        request.GET
-    except UnicodeError:
-        return 400, "Bad request", "The query string is not valid UTF-8 once percent-decoded."
+    if environ.get("QUERY_STRING"):  # an empty one parses to nothing
+        try:
+            request.GET
+        except UnicodeError:
+            return 400, "Bad request", "The query string is not valid UTF-8 once percent-decoded."
     if request.method not in METHODS and not (request.method in TUS_METHODS and request.path_info.startswith(TUS)):
         return 405, "Method not allowed", f"This server does not answer {request.method[:20]!r} requests."
     return None
@@ -66,9 +70,13 @@ def _add_page_headers(response) -> None:
     # one pass over the header list: WebOb's case-insensitive lookups scan
     # it once per call
     headerlist = response.headerlist
-    present = {name.lower(): value for name, value in headerlist}
-    if present.get("content-type", "").split(";", 1)[0].strip().lower() != "text/html":
+    content_type = ""
+    for name, value in headerlist:
+        if name.lower() == "content-type":
+            content_type = value  # the last one, as a dict of the headers would keep
+    if content_type.split(";", 1)[0].strip().lower() != "text/html":
         return
+    present = {name.lower() for name, _ in headerlist}
     headerlist.extend((name, value) for lower, name, value in _PAGE_HEADER_NAMES if lower not in present)
 
 
