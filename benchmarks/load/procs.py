@@ -82,9 +82,10 @@ def system_cpu() -> tuple[float, float]:
 
 class CpuMeter:
     """CPU time a run costs: the server's process tree and, apart, the
-    database and cache processes it talks to, per answered request; and how
-    busy the whole machine was (1.0 = every core all the time), which tells
-    a CPU-bound run from one that waits."""
+    database and cache processes it talks to, per answered request; the
+    kernel's share of the server's time (system calls, page copies, futex
+    wake-ups); and how busy the whole machine was (1.0 = every core all the
+    time), which tells a CPU-bound run from one that waits."""
 
     def __init__(self, server_pid: int, backing_pids: Callable[[], list[int]] = list):
         self.server_pid = server_pid
@@ -92,23 +93,36 @@ class CpuMeter:
         self.before = (self._times(process_tree(server_pid)), self._times(backing_pids()), system_cpu())
 
     @staticmethod
-    def _times(pids) -> dict[int, float]:
-        return {pid: cpu_seconds([pid]) for pid in pids}
+    def _times(pids) -> dict[int, tuple[int, int]]:
+        """(user, system) clock ticks of each pid that still exists."""
+        out = {}
+        for pid in pids:
+            fields = test_servers.proc_stat(pid)
+            if fields is not None:
+                out[pid] = (int(fields[11]), int(fields[12]))
+        return out
+
+    @staticmethod
+    def _spent(before: dict, after: dict) -> tuple[float, float]:
+        # a process born during the run (a database backend the pool opened,
+        # a restarted worker) counts from zero
+        user = sum(u - before.get(pid, (0, 0))[0] for pid, (u, _) in after.items())
+        system = sum(s - before.get(pid, (0, 0))[1] for pid, (_, s) in after.items())
+        return user / CLOCK_TICKS, system / CLOCK_TICKS
 
     def finish(self, requests: int) -> dict:
-        # the processes as they are now: a database backend or a worker born
-        # during the run counts from zero
-        server_times, backing_times = self._times(process_tree(self.server_pid)), self._times(self.backing_pids())
+        server_after, backing_after = self._times(process_tree(self.server_pid)), self._times(self.backing_pids())
         busy, total = system_cpu()
         server_before, backing_before, (busy0, total0) = self.before
-        server = sum(t - server_before.get(pid, 0.0) for pid, t in server_times.items())
-        backing = sum(t - backing_before.get(pid, 0.0) for pid, t in backing_times.items())
-        server0 = backing0 = 0.0
+        user, system = self._spent(server_before, server_after)
+        backing = sum(self._spent(backing_before, backing_after))
         per = 1000.0 / requests if requests else None
         return {
-            "cpu_ms": None if per is None else (server - server0) * per,
-            "cpu_ms_backing": None if per is None or not backing_times else (backing - backing0) * per,
-            "machine_busy": (busy - busy0) / (total - total0) if total > total0 else None,
+            "cpu_ms": None if per is None else (user + system) * per,
+            "cpu_sys_share": system / (user + system) if user + system > 0 else None,
+            "cpu_ms_backing": None if per is None or not backing_after else backing * per,
+            # the tick counts are sampled apart: a saturated machine may read a hair over 1
+            "machine_busy": min(1.0, (busy - busy0) / (total - total0)) if total > total0 else None,
         }
 
 

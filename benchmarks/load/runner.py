@@ -509,11 +509,12 @@ class Run:
             fmt.append("--gil")
         argv = [spy, "record", "--subprocesses", *fmt, "-o", out, "--pid", str(server.pid),
                 "--duration", str(max(1, seconds - 2))]
-        self.log(f"profiling {server.name} under 64 KB uploads for {seconds}s: {' '.join(argv)}")
+        self.log(f"profiling {server.name} under {self.args.profile_kb} KB uploads for {seconds}s: {' '.join(argv)}")
         # the load first, then the profiler for the seconds in the middle
         with ThreadPoolExecutor(max_workers=1) as pool:
-            load = pool.submit(run_wrk, server.url, "upload.lua", [str(64 * KB), "0", f"{self.nonce}-profile"], 16,
-                               seconds, payload_bytes=64 * KB)
+            size = self.args.profile_kb * KB
+            load = pool.submit(run_wrk, server.url, "upload.lua", [str(size), "0", f"{self.nonce}-profile"], 16,
+                               seconds, payload_bytes=size)
             try:
                 time.sleep(1.0)
                 proc = CHILDREN.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -553,6 +554,7 @@ def parse_args(argv):
                         help="instead of measuring: py-spy flame graph of pastefile (SQLite) under 64 KB uploads")
     parser.add_argument("--profile-server", default="pastefile-sqlite", choices=PASTEFILE,
                         help="the server --profile records (default pastefile-sqlite)")
+    parser.add_argument("--profile-kb", type=int, default=64, help="size of the uploads --profile sends (KB)")
     parser.add_argument("--profile-gil", action="store_true",
                         help="--profile samples only the thread holding the GIL: where the Python work goes")
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir (inis, logs, databases)")
@@ -569,9 +571,10 @@ def cpu_text(row: dict) -> str:
     busy the machine was."""
     if row.get("cpu_ms") is None:
         return ""
+    kernel = f" ({row['cpu_sys_share']:.0%} kernel)" if row.get("cpu_sys_share") is not None else ""
     backing = f" +{row['cpu_ms_backing']:.2f} db/cache" if row.get("cpu_ms_backing") is not None else ""
     busy = f", machine {row['machine_busy']:.0%} busy" if row.get("machine_busy") is not None else ""
-    return f" | cpu {row['cpu_ms']:.2f} ms/req{backing}{busy}"
+    return f" | cpu {row['cpu_ms']:.2f} ms/req{kernel}{backing}{busy}"
 
 
 def print_summary(results: list[dict]) -> None:

@@ -246,7 +246,7 @@ BY_NAME = {s.name: s for s in SCENARIOS}
 # -- arithmetic ------------------------------------------------------------------
 
 MEDIAN_KEYS = ("rps", "mbps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "seconds", "rss_growth_mb",
-               "cpu_ms", "cpu_ms_backing", "machine_busy")
+               "cpu_ms", "cpu_sys_share", "cpu_ms_backing", "machine_busy")
 SUM_KEYS = ("requests", "non2xx", "socket_errors")
 
 
