@@ -209,3 +209,40 @@ def test_no_fast_path_when_routes_are_logged(webapp_factory):
     doc = app.upload_json(unique_text(600), "logged.txt")
     res = app.get(f"/i/{doc['filehash']}")
     assert MARKER not in res.request.environ
+
+
+def test_routes_shadowed_or_changed_are_left_to_pyramid():
+    from pyramid.config import Configurator
+
+    from pastefile.core.urls import PATTERNS
+    from pastefile.webapp.fastread import _routes
+
+    config = Configurator()
+    config.add_route("uploads_only", "/{kind}/{key}", request_method="POST")  # other methods: no shadow
+    config.add_route("raw", PATTERNS["raw"])
+    config.add_route("anything", "/s/{x}")  # takes /s/ before the short links
+    config.add_route("symlink", PATTERNS["symlink"])
+    config.add_route("preview", "/p/{other}")  # not the shape routes.py makes
+    config.commit()
+    assert set(_routes(config.registry)) == {"i"}
+
+
+def test_request_ids_are_new_and_well_formed():
+    import re
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pastefile.webapp.accesslog import new_request_id
+
+    with ThreadPoolExecutor(4) as pool:
+        ids = [i for batch in pool.map(lambda _: [new_request_id() for _ in range(5000)], range(4)) for i in batch]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+
+
+def test_clf_time_of_each_second():
+    import time
+
+    from pastefile.webapp.accesslog import _clf_time
+
+    for when in (0.0, 1733346000.25, 1733346000.99, 1733346001.0, 1733346001.5, 1733346000.5, 1764892799.999):
+        assert _clf_time(when) == time.strftime("[%d/%b/%Y:%H:%M:%S +0000]", time.gmtime(int(when)))
