@@ -73,7 +73,7 @@ class Ingest(Concern):
             after_commit=self._remember,
             retry_on=(IntegrityError, OperationalError),
             lock_path=db.writer_lock_path(engine),
-            writers=self.settings.commit_writers or (1 if engine.dialect.name == "sqlite" else 4),
+            writers=self.settings.commit_writers or 1,
         )
 
     # -- receiving ----------------------------------------------------------------

@@ -111,8 +111,9 @@ class Settings:
     # blobs up to this size live in their database row (0: always files)
     inline_max: int = 128 << 10
     auto_migrate: bool = False
-    # threads per process that commit upload batches (group commit); 0: one
-    # on SQLite (a single writer anyway), four on PostgreSQL
+    # threads per process that commit upload batches (group commit); 0: one.
+    # More let PostgreSQL batches overlap their round trips, at the price of
+    # smaller batches: each commit costs the server CPU whatever its size
     commit_writers: int = 0
     # images: a source above this many pixels is refused (per call, from its header)
     max_image_pixels: int = 100_000_000
