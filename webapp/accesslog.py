@@ -5,7 +5,8 @@ request's id and how long the app took, to the logger ``pastefile.access``::
 
 Every request gets an id: the client's (or the proxy's) ``X-Request-Id``
 when it is sane, at most 64 characters of ``[A-Za-z0-9._-]``, else a new
-random one.  It goes back as the ``X-Request-Id`` response header, and
+one of 32 hex digits (the process's random prefix and a counter: unique
+across processes and nodes, not secret).  It goes back as the ``X-Request-Id`` response header, and
 while the request runs it is in :data:`request_id` (a context variable), so
 the errors the app logs about the request carry it too (:func:`tag_logger`).
 
