@@ -76,6 +76,7 @@ bench: install
 	$(BIN)/python -m benchmarks.big_upload --size-mb 1024 --json benchmarks/big_upload.json
 	$(BIN)/python -m benchmarks.tus_upload --size-mb 1024 --json benchmarks/tus_upload.json
 	$(BIN)/python -m benchmarks.photo_costs --json benchmarks/photo_costs.json
+	$(BIN)/python -m benchmarks.upload_costs --json benchmarks/upload_costs.json
 	$(BIN)/python -m benchmarks.report benchmarks/results.json benchmarks/REPORT.md \
 	  --throughput benchmarks/throughput.txt --load benchmarks/load.json
 

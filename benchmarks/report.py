@@ -11,11 +11,13 @@ JSON exists (``--big-upload``, default big_upload.json beside the report);
 tus against the multipart POST (benchmarks.tus_upload) likewise
 (``--tus-upload``, default tus_upload.json beside the report); the CPU of
 a photo upload by stage (benchmarks.photo_costs) likewise
-(``--photo-costs``, default photo_costs.json beside the report).
+(``--photo-costs``, default photo_costs.json beside the report); the CPU
+of a 64 KB upload by stage (benchmarks.upload_costs) likewise
+(``--upload-costs``, default upload_costs.json beside the report).
 
     python -m benchmarks.report results.json REPORT.md [--throughput T.txt] [--loadtest L.json ...]
         [--load load.json [--charts-dir DIR]] [--big-upload big_upload.json] [--tus-upload tus_upload.json]
-        [--photo-costs photo_costs.json]
+        [--photo-costs photo_costs.json] [--upload-costs upload_costs.json]
 """
 from __future__ import annotations
 
@@ -51,7 +53,8 @@ def _short_name(entry: dict) -> str:
 
 def render(data: dict, throughput: str | None = None, loadtests: list[dict] = (), load: dict | None = None,
            charts_dir: str | None = None, report_dir: str = ".", big_upload: dict | None = None,
-           tus_upload: dict | None = None, photo_costs: dict | None = None) -> str:
+           tus_upload: dict | None = None, photo_costs: dict | None = None,
+           upload_costs: dict | None = None) -> str:
     groups: dict[str, list[dict]] = defaultdict(list)
     for bench in data.get("benchmarks", []):
         groups[bench.get("group") or bench["name"]].append(bench)
@@ -105,6 +108,8 @@ def render(data: dict, throughput: str | None = None, loadtests: list[dict] = ()
         lines += render_tus_upload(tus_upload)
     if photo_costs is not None:
         lines += render_photo_costs(photo_costs, load)
+    if upload_costs is not None:
+        lines += render_upload_costs(upload_costs)
     return "\n".join(lines)
 
 
@@ -121,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tus-upload", help="--json output of benchmarks.tus_upload (default: tus_upload.json beside "
                         "the report, when it exists)")
     parser.add_argument("--photo-costs", help="--json output of benchmarks.photo_costs (default: photo_costs.json "
+                        "beside the report, when it exists)")
+    parser.add_argument("--upload-costs", help="--json output of benchmarks.upload_costs (default: upload_costs.json "
                         "beside the report, when it exists)")
     args = parser.parse_args(argv)
     with open(args.results) as f:
@@ -151,9 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.photo_costs or os.path.exists(photo_costs_path):
         with open(photo_costs_path) as f:
             photo_costs = json.load(f)
+    upload_costs = None
+    upload_costs_path = args.upload_costs or os.path.join(report_dir, "upload_costs.json")
+    if args.upload_costs or os.path.exists(upload_costs_path):
+        with open(upload_costs_path) as f:
+            upload_costs = json.load(f)
     with open(args.report, "w") as f:
         f.write(render(data, throughput, loadtests, load, charts_dir, report_dir, big_upload, tus_upload,
-                       photo_costs))
+                       photo_costs, upload_costs))
     print(f"wrote {args.report}")
     return 0
 
@@ -498,6 +510,66 @@ def render_photo_costs(doc: dict, load: dict | None = None) -> list[str]:
                          f"{p['bytes'] / 1e6:.2f} | {_num(p['stages_sum_ms'], 1)} | {_num(p['total_ms'], 1)} | "
                          f"{_num(p['reference_ms'], 1)} |")
         lines.append("")
+    return lines
+
+
+# -- 64 KB uploads by stage (benchmarks.upload_costs) ------------------------------------
+
+def render_upload_costs(doc: dict) -> list[str]:
+    machine = doc.get("machine", {})
+    setups = doc.get("setups", [])
+    labels = doc.get("labels", {})
+    lines = [
+        "## 64 KB uploads: CPU per upload by stage (benchmarks.upload_costs)",
+        "",
+        f"Run {doc.get('started', '?')}: {doc.get('uploads', '?')} unique {(doc.get('body_bytes') or 0) >> 10} KB "
+        f"text files per setup as multipart `POST /` through pastefile's WSGI app, called in-process from "
+        f"{doc.get('threads', '?')} threads after {doc.get('warmup', '?')} warm-up uploads (production.ini's "
+        "`[app:main]` with the run's database, files and cache). The stages are `time.thread_time` accumulators "
+        "around pastefile's functions (the whole app call, `receive_multipart`, libmagic's `sniff`, "
+        "`GroupCommitter.submit`, `upload_response`, `Ingest.upload_staged`; on the writer threads `_settle` and "
+        "`_hand_over`), summed over the threads; \"other\" is the process's CPU (`time.process_time`) that no "
+        "wrapper covers, so the stages add up to it. The servers' CPU is read from /proc (clock ticks). The "
+        "reference, in the same run with the same bodies and threads, is the plain body reader doing an upload's "
+        "work (`make_sniff_durable_app`: libmagic on the head, SHA-256, a write and `fdatasync`): its process CPU. "
+        f"Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, load average "
+        f"{', '.join(f'{x:.2f}' for x in machine.get('loadavg_start', []))} at the start: the numbers are "
+        "indicative.",
+        "",
+    ]
+    if doc.get("smoke"):
+        lines += ["**Smoke run**: 200 uploads from 2 threads; the numbers compare nothing.", ""]
+    if not setups:
+        return lines
+    lines += ["| stage | " + " | ".join(f"{s.get('label', s['name'])} CPU ms | share" for s in setups) + " |",
+              "|---|" + "---:|---:|" * len(setups)]
+
+    def row(label: str, values) -> str:
+        cells = []
+        for setup, value in zip(setups, values):
+            total = setup.get("total_ms") or 0
+            cells += [_num(value, 3), f"{value / total:.1%}" if value is not None and total else ""]
+        return f"| {label} | {' | '.join(cells)} |"
+
+    for key in doc.get("stages", []):
+        lines.append(row(labels.get(key, key), [s["ms"].get(key) for s in setups]))
+    lines.append(row("**pastefile process** (sum of the above)", [s.get("process_ms") for s in setups]))
+    for key in doc.get("servers", []):
+        values = [s.get("servers_ms", {}).get(key) for s in setups]
+        if any(v is not None for v in values):
+            lines.append(row(labels.get(key, key), values))
+    lines.append(row("**total**", [s.get("total_ms") for s in setups]))
+    lines += [
+        "",
+        "| setup | reference CPU ms per upload | pastefile process / reference | with the servers / reference "
+        "| uploads/s (in-process) | uploads per commit |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for s in setups:
+        lines.append(f"| {s.get('label', s['name'])} | {_num(s.get('reference_ms'), 3)} | {_num(s.get('ratio'), 2)} | "
+                     f"{_num(s.get('ratio_with_servers'), 2)} | {_num(s.get('uploads_per_s'))} | "
+                     f"{_num(s.get('mean_batch'), 1)} |")
+    lines.append("")
     return lines
 
 
