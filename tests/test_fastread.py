@@ -246,3 +246,19 @@ def test_clf_time_of_each_second():
 
     for when in (0.0, 1733346000.25, 1733346000.99, 1733346001.0, 1733346001.5, 1733346000.5, 1764892799.999):
         assert _clf_time(when) == time.strftime("[%d/%b/%Y:%H:%M:%S +0000]", time.gmtime(int(when)))
+
+
+def test_kinds_without_their_route_go_to_pyramid(app, monkeypatch):
+    from pastefile.webapp import fastread
+
+    doc = app.upload_json(unique_text(500), "partial.txt")
+    # the tween of an app whose routes lack /p/ and /j/ as routes.py makes them
+    only = {kind: entry for kind, entry in fastread._routes(app.registry).items() if kind in "si"}
+    monkeypatch.setattr(fastread, "_routes", lambda registry: only)
+    tween = fastread.fast_read_tween_factory(lambda request: "pyramid", app.registry)
+    for url, fast in ((f"/p/{doc['filehash']}", False), (f"/j/{doc['filehash']}", False),
+                      (f"/i/{doc['filehash']}", True)):
+        request = app.app.request_factory.blank(url)
+        request.registry = app.registry
+        answer = tween(request)
+        assert (answer != "pyramid") == fast, url

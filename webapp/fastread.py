@@ -107,9 +107,10 @@ def fast_read_tween_factory(handler, registry):
         if found is None or environ.get("QUERY_STRING") or registry.has_listeners:
             return handler(request)
         kind, key = found.groups()
-        route, iface, view, methods, name = routes[kind]
-        if environ["REQUEST_METHOD"] not in methods or not registry.pastefile_fast_reads:
+        entry = routes.get(kind)
+        if entry is None or environ.get("REQUEST_METHOD") not in entry[3] or not registry.pastefile_fast_reads:
             return handler(request)
+        route, iface, view, _, name = entry
         attrs = request.__dict__
         attrs["matchdict"] = {name: key}
         attrs["matched_route"] = route
