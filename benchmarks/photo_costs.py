@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
-import json
 import os
 import secrets
 import shutil
@@ -71,15 +70,8 @@ def _clock(into: dict, key: str):
 def service_settings(root: str) -> dict[str, str]:
     """production.ini's ``pastefile.*`` settings with the load comparison's
     SQLite ones (a database, files and cache of this run's own)."""
-    app = config.pastefile_app(config.read(), {
-        "pastefile.db_url": f"sqlite:///{root}/pastefile.sqlite",
-        "pastefile.storage_root": os.path.join(root, "files"),
-        "pastefile.base_url": "http://127.0.0.1:6543",
-        "pastefile.auto_migrate": "true",
-        "pastefile.symlink_key": secrets.token_hex(32),
-        "pastefile.max_upload_size": "2G",
-        "pastefile.cache.backend": "memory",
-    })
+    app = config.run_app(config.read(), f"sqlite:///{root}/pastefile.sqlite", os.path.join(root, "files"),
+                         "http://127.0.0.1:6543", {"pastefile.cache.backend": "memory"})
     app.pop("pastefile.cache.servers", None)
     return {k: v for k, v in app.items() if k.startswith("pastefile.")}
 
@@ -248,29 +240,16 @@ def main(argv: list[str] | None = None) -> int:
     document = {
         "tool": "benchmarks.photo_costs", "started": started, "smoke": args.smoke,
         "repeats": 1 if args.smoke else args.repeats, "clock": "time.process_time",
-        "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "loadavg": list(os.getloadavg())},
+        "machine": {"cpu": config.cpu_model(), "cores": os.cpu_count(), "loadavg": list(os.getloadavg())},
         "pillow": Image.__version__, **result,
     }
     print(f"Photo uploads: CPU per upload by stage ({len(result['photos'])} photos, mean "
           f"{result['mean_bytes'] / 1e6:.2f} MB, median of {document['repeats']} per photo, mean over the photos)")
     print("\n".join(table(result)))
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(document, f, indent=1)
+        config.write_document(args.json, document)
         print(f"\nwrote {args.json}")
     return 0
-
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

@@ -113,6 +113,16 @@ def render(data: dict, throughput: str | None = None, loadtests: list[dict] = ()
     return "\n".join(lines)
 
 
+def _beside(path: str | None, report_dir: str, name: str) -> dict | None:
+    """A document named on the command line, else ``name`` beside the report
+    when there is one."""
+    path = path or os.path.join(report_dir, name)
+    if not os.path.exists(path) and path == os.path.join(report_dir, name):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", help="pytest-benchmark --benchmark-json output")
@@ -143,26 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.load:
         with open(args.load) as f:
             load = json.load(f)
-    big_upload = None
-    big_upload_path = args.big_upload or os.path.join(report_dir, "big_upload.json")
-    if args.big_upload or os.path.exists(big_upload_path):
-        with open(big_upload_path) as f:
-            big_upload = json.load(f)
-    tus_upload = None
-    tus_upload_path = args.tus_upload or os.path.join(report_dir, "tus_upload.json")
-    if args.tus_upload or os.path.exists(tus_upload_path):
-        with open(tus_upload_path) as f:
-            tus_upload = json.load(f)
-    photo_costs = None
-    photo_costs_path = args.photo_costs or os.path.join(report_dir, "photo_costs.json")
-    if args.photo_costs or os.path.exists(photo_costs_path):
-        with open(photo_costs_path) as f:
-            photo_costs = json.load(f)
-    upload_costs = None
-    upload_costs_path = args.upload_costs or os.path.join(report_dir, "upload_costs.json")
-    if args.upload_costs or os.path.exists(upload_costs_path):
-        with open(upload_costs_path) as f:
-            upload_costs = json.load(f)
+    big_upload = _beside(args.big_upload, report_dir, "big_upload.json")
+    tus_upload = _beside(args.tus_upload, report_dir, "tus_upload.json")
+    photo_costs = _beside(args.photo_costs, report_dir, "photo_costs.json")
+    upload_costs = _beside(args.upload_costs, report_dir, "upload_costs.json")
     with open(args.report, "w") as f:
         f.write(render(data, throughput, loadtests, load, charts_dir, report_dir, big_upload, tus_upload,
                        photo_costs, upload_costs))

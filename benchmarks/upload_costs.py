@@ -42,7 +42,6 @@ import datetime as dt
 import functools
 import importlib
 import io
-import json
 import os
 import secrets
 import shutil
@@ -353,22 +352,7 @@ def app_settings(setup: str, root: str, backing: Backing | None = None) -> dict[
     else:
         db_url = f"sqlite:///{root}/pastefile.sqlite"
         cache = {"pastefile.cache.backend": "memory"}
-    from pastefile.core import db as core_db
-
-    engine = core_db.make_engine(db_url)
-    try:
-        core_db.upgrade(engine)
-    finally:
-        engine.dispose()
-    app = config.pastefile_app(config.read(), {
-        "pastefile.db_url": db_url,
-        "pastefile.storage_root": os.path.join(root, "files"),
-        "pastefile.base_url": "http://127.0.0.1:6543",
-        "pastefile.auto_migrate": "true",
-        "pastefile.symlink_key": secrets.token_hex(32),
-        "pastefile.max_upload_size": "2G",
-        **cache,
-    })
+    app = config.run_app(config.read(), db_url, os.path.join(root, "files"), "http://127.0.0.1:6543", cache)
     if setup != "postgresql":
         app.pop("pastefile.cache.servers", None)
     app.pop("use", None)
@@ -546,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     document = {
         "tool": "benchmarks.upload_costs", "started": started, "smoke": args.smoke,
         "clock": "time.thread_time per stage, time.process_time in total, /proc ticks for the servers",
-        "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "loadavg_start": loadavg_start,
+        "machine": {"cpu": config.cpu_model(), "cores": os.cpu_count(), "loadavg_start": loadavg_start,
                     "loadavg_end": list(os.getloadavg())},
         **result,
     }
@@ -556,22 +540,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(table(row)))
         print()
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(document, f, indent=1)
+        config.write_document(args.json, document)
         print(f"wrote {args.json}")
     return 0
-
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

@@ -17,8 +17,11 @@ own ``[app:main]`` through PasteDeploy's ``call:`` scheme.
 from __future__ import annotations
 
 import configparser
+import json
 import os
+import platform
 import re
+import secrets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PRODUCTION_INI = os.path.join(ROOT, "production.ini")
@@ -92,6 +95,48 @@ def pastefile_app(source: configparser.RawConfigParser, overrides: dict[str, str
     app.pop("pastefile.accel_redirect", None)
     app.update(overrides)
     return app
+
+
+def run_app(source: configparser.RawConfigParser, db_url: str, storage_root: str, base_url: str,
+            cache: dict[str, str]) -> dict[str, str]:
+    """pastefile's ``[app:main]`` for a run: production.ini's with the run's
+    database (migrated here), files, URL, cache, a fresh key and room for
+    the large uploads."""
+    from pastefile.core import db as core_db
+
+    engine = core_db.make_engine(db_url)
+    try:
+        core_db.upgrade(engine)
+    finally:
+        engine.dispose()
+    return pastefile_app(source, {
+        "pastefile.db_url": db_url,
+        "pastefile.storage_root": storage_root,
+        "pastefile.base_url": base_url,
+        "pastefile.auto_migrate": "true",
+        "pastefile.symlink_key": secrets.token_hex(32),
+        "pastefile.max_upload_size": "2G",
+        **cache,
+    })
+
+
+def cpu_model() -> str:
+    """The machine's CPU, as /proc/cpuinfo names it."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def write_document(path: str, document: dict) -> None:
+    """A benchmark's JSON document, its directory made when missing."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(document, f, indent=1)
 
 
 def write(path: str, app: dict[str, str], server: dict[str, str], logging: dict[str, dict[str, str]]) -> None:

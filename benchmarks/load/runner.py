@@ -54,15 +54,7 @@ class Aborted(Exception):
 # -- machine and versions --------------------------------------------------------
 
 def machine_info() -> dict:
-    model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    model = config.cpu_model()
     mem = None
     try:
         with open("/proc/meminfo") as f:
@@ -232,22 +224,7 @@ class Run:
             else:
                 db_url = f"sqlite:///{self.tmp}/pastefile.sqlite"
                 cache = {"pastefile.cache.backend": "memory"}
-            from pastefile.core import db as core_db
-
-            engine = core_db.make_engine(db_url)
-            try:
-                core_db.upgrade(engine)
-            finally:
-                engine.dispose()
-            return config.pastefile_app(source, {
-                "pastefile.db_url": db_url,
-                "pastefile.storage_root": os.path.join(self.tmp, f"{name}-files"),
-                "pastefile.base_url": base,
-                "pastefile.auto_migrate": "true",
-                "pastefile.symlink_key": secrets.token_hex(32),
-                "pastefile.max_upload_size": "2G",
-                **cache,
-            })
+            return config.run_app(source, db_url, os.path.join(self.tmp, f"{name}-files"), base, cache)
         app = {"use": APPS[name]}
         if name in ("reader-durable", "reader-sniff-durable", "reader-image"):
             app["reader.directory"] = os.path.join(self.tmp, f"{name}-files")
