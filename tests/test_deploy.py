@@ -36,6 +36,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -137,8 +138,16 @@ class Stack:
         finally:
             conn.close()
 
-    def log_lines(self, needle: str) -> list[str]:
-        return [line for line in self.front.access_lines() if needle in line]
+    def log_lines(self, needle: str, wait: float = 5.0) -> list[str]:
+        """The front's access log lines holding ``needle``.  nginx writes a
+        request's line after the answer went out, so a client can read the
+        answer first: wait up to ``wait`` seconds for one to appear."""
+        deadline = time.monotonic() + wait
+        while True:
+            lines = [line for line in self.front.access_lines() if needle in line]
+            if lines or time.monotonic() >= deadline:
+                return lines
+            time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
