@@ -319,14 +319,7 @@ class Backing:
         return self
 
     def database(self, name: str) -> str:
-        import psycopg2
-
-        conn = psycopg2.connect(host="127.0.0.1", port=self.pg.port, user=self.pg.user, dbname="postgres")
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-        conn.close()
-        return self.pg.url(name)
+        return self.pg.create_database(name)
 
     def pids(self) -> dict[str, list[int]]:
         return {"database": self.pg.pids() if self.pg else [],

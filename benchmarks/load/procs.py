@@ -312,3 +312,14 @@ class PostgresCluster(test_servers.PostgresCluster):
     def pids(self) -> list[int]:
         pid = self.postmaster_pid()
         return process_tree(pid) if pid else []
+
+    def create_database(self, name: str) -> str:
+        """A new empty database; its URL."""
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user=self.user, dbname="postgres")
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        conn.close()
+        return self.url(name)

@@ -198,14 +198,7 @@ class Run:
 
     def _database(self, name: str) -> str:
         assert self.pg is not None
-        import psycopg2
-
-        conn = psycopg2.connect(host="127.0.0.1", port=self.pg.port, user=self.pg.user, dbname="postgres")
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-        conn.close()
-        return self.pg.url(name)
+        return self.pg.create_database(name)
 
     def _app_section(self, name: str, source, port: int) -> dict[str, str]:
         base = f"http://127.0.0.1:{port}"
