@@ -22,32 +22,27 @@ LOAD_ARGS ?=
 
 .PHONY: deps install test soak bench profile run clean
 
-# Debian packages, installed only when missing (apt-get as root, sudo otherwise).
+# $(call apt_install,PACKAGES,APT-GET FLAGS,LABEL): the Debian packages among
+# PACKAGES not installed yet, installed (apt-get as root, sudo otherwise)
+define apt_install
+missing=""; \
+for p in $(1); do \
+  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+done; \
+if [ -n "$$missing" ]; then \
+  echo "installing Debian packages$(3):$$missing"; \
+  if [ "$$(id -u)" = 0 ]; then sudo=""; \
+  elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+  else echo "root is needed to install:$$missing" >&2; exit 1; fi; \
+  $$sudo apt-get update -qq && \
+  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $(2) $$missing; \
+fi
+endef
+
+# Debian packages, installed only when missing.
 deps:
-	@missing=""; \
-	for p in $(APT_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
-	  elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
-	  else echo "root is needed to install:$$missing" >&2; exit 1; fi; \
-	  $$sudo apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
-	fi; \
-	missing=""; \
-	for p in $(APT_NORECOMMENDS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages without recommends:$$missing"; \
-	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
-	  elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
-	  else echo "root is needed to install:$$missing" >&2; exit 1; fi; \
-	  $$sudo apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	@$(call apt_install,$(APT_PACKAGES),,)
+	@$(call apt_install,$(APT_NORECOMMENDS),--no-install-recommends, without recommends)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -100,18 +95,7 @@ $(RUN_STAMP): $(BIN)/python setup.py pyproject.toml build_ext.py $(wildcard ext/
 	touch $@
 
 install-dev:
-	@missing=""; \
-	for p in $(RUN_APT_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
-	  elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
-	  else echo "root is needed to install:$$missing" >&2; exit 1; fi; \
-	  $$sudo apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
-	fi
+	@$(call apt_install,$(RUN_APT_PACKAGES),,)
 	@$(MAKE) --no-print-directory $(RUN_STAMP)
 
 run: install-dev
