@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -51,6 +52,7 @@ from tests.ceph import _die_with_parent, _owner_id
 from tests.servers import ServerError, free_port, wait_for_port
 
 DIR_PREFIX = "pastefile-nginx-"
+MiB = 1024 * 1024
 CANDIDATES = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
 
 # every started nginx, stopped at interpreter exit if nobody else did
@@ -308,3 +310,14 @@ if __name__ == "__main__":
                 time.sleep(1)
         except KeyboardInterrupt:
             pass
+
+
+def blocks(seed: int, size: int, block: int = MiB):
+    """``size`` bytes from a generator seeded with ``seed``, ``block`` at a
+    time: a large body sent through a front without holding it."""
+    rng = random.Random(seed)
+    left = size
+    while left > 0:
+        n = min(block, left)
+        left -= n
+        yield rng.randbytes(n)

@@ -30,7 +30,6 @@ import hashlib
 import http.client
 import json
 import os
-import random
 import re
 import shutil
 import ssl
@@ -45,7 +44,7 @@ import pytest
 from benchmarks.load import config as ini_config
 
 from .fault_harness import Pserve, write_ini
-from .nginx import Nginx
+from .nginx import Nginx, blocks
 from .servers import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -186,15 +185,6 @@ def stack(tmp_path_factory):
     finally:
         front.stop()
         server.stop()
-
-
-def blocks(seed: int, size: int, block: int = BLOCK):
-    rng = random.Random(seed)
-    left = size
-    while left > 0:
-        n = min(block, left)
-        left -= n
-        yield rng.randbytes(n)
 
 
 def multipart_parts(name: str) -> tuple[bytes, bytes, str]:

@@ -17,7 +17,6 @@ import hashlib
 import http.client
 import json
 import os
-import random
 import select
 import socket
 import uuid
@@ -30,7 +29,7 @@ from sqlalchemy import func, select as sql_select
 from pastefile.core.models import Blob, PasteFile, TusUpload
 
 from .fault_harness import Pserve, write_ini
-from .nginx import Nginx
+from .nginx import Nginx, blocks
 from .servers import free_port
 
 MiB = 1024 * 1024
@@ -38,16 +37,6 @@ SIZE = 200 * MiB
 BLOCK = 1 * MiB
 PATCH_SIZE = 8 * MiB
 TIMEOUT = 120
-
-
-def blocks(seed: int, size: int, block: int = BLOCK):
-    """``size`` bytes from a generator seeded with ``seed``, ``block`` at a time."""
-    rng = random.Random(seed)
-    left = size
-    while left > 0:
-        n = min(block, left)
-        left -= n
-        yield rng.randbytes(n)
 
 
 class Hashing:
