@@ -492,7 +492,7 @@ class FileSystemBlobStore(BlobStore):
         next ones pay for it: a 1 MB upload's write cost about 2 ms more
         kernel time here than with the pages dropped."""
         if staged.fd >= 0:
-            _drop_cached(staged.fd)
+            drop_cached(staged.fd)
         if staged.marker is not None:
             _unlink(staged.marker)
             staged.marker = None
@@ -679,17 +679,17 @@ def start_writeback(fd: int, start: int, end: int, window: int) -> None:
     (``POSIX_FADV_DONTNEED`` on dirty pages starts their writeback; advice
     only: an fsync is what makes them durable)."""
     start = max(0, start - window)
+    drop_cached(fd, start, end - start)
+
+
+def drop_cached(fd: int, offset: int = 0, length: int = 0) -> None:
+    """``POSIX_FADV_DONTNEED`` on ``length`` bytes of ``fd`` from ``offset``
+    (0: to the end): clean pages leave the page cache, dirty ones start
+    their writeback.  Advice only: an error changes nothing."""
     try:
-        os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_DONTNEED)
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
     except OSError:
         pass
-
-
-def _drop_cached(fd: int) -> None:
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    except OSError:
-        pass  # advice only
 
 
 def _release(staged: StagedBlob) -> None:

@@ -36,7 +36,9 @@ from typing import BinaryIO
 
 from pastefile.ext.hashing import CopyResult
 
-from .blobstore import RESUMABLE_PREFIX, BlobStore, Resumable, StagedBlob, StagingWriter, sweep_local_temp
+from .blobstore import (
+    RESUMABLE_PREFIX, BlobStore, Resumable, StagedBlob, StagingWriter, drop_cached, sweep_local_temp,
+)
 from .content import Content
 from .errors import Unavailable
 
@@ -602,10 +604,7 @@ class PartStreamer:
                     ContentLength=length,
                 )["ETag"]
                 self.parts.append({"PartNumber": number, "ETag": etag})
-                try:
-                    os.posix_fadvise(self.fd, offset, length, os.POSIX_FADV_DONTNEED)
-                except OSError:
-                    pass
+                drop_cached(self.fd, offset, length)
             except BaseException as exc:  # noqa: BLE001 - reported by advance/finish
                 self.error = exc
 
