@@ -75,7 +75,7 @@ def _timestamp(value: datetime) -> int:
     return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def encode(rows: Sequence[tuple]) -> bytes:
+def encode(rows: Sequence[tuple]) -> bytearray:
     """``rows`` (values in :data:`COLUMNS` order) in COPY's binary format."""
     out = bytearray(_HEADER)
     kinds = [kind for _, kind in COLUMNS]
@@ -97,7 +97,7 @@ def encode(rows: Sequence[tuple]) -> bytes:
                 out += _LENGTH.pack(len(raw))
                 out += raw
     out += _TRAILER
-    return bytes(out)
+    return out
 
 
 def staged(connection) -> bool:
