@@ -194,7 +194,28 @@ class Run:
             server.start()
         self.log(f"starting {len(self.servers)} servers: {', '.join(self.servers)}")
         for name, server in self.servers.items():
-            server.wait_ready(READY_PATHS.get(name, "/"), timeout=90)
+            for attempt in range(3):
+                try:
+                    server.wait_ready(READY_PATHS.get(name, "/"), timeout=90)
+                    break
+                except HarnessError as exc:
+                    # the free port picked went to another process before the
+                    # server bound it: the same server on another port
+                    if "Address already in use" not in str(exc) or attempt == 2:
+                        raise
+                    self._move(name, server, source)
+
+    def _move(self, name: str, server: PserveServer, source) -> None:
+        port = _free_port()
+        ini = config.read(server.ini_path)
+        ini["server:main"] = config.server_section(source, port, self.tmp, name)
+        if ini.has_option("app:main", "pastefile.base_url"):
+            ini.set("app:main", "pastefile.base_url", f"http://127.0.0.1:{port}")
+        with open(server.ini_path, "w", encoding="utf-8") as f:
+            ini.write(f)
+        self.log(f"{name}: port {server.port} was taken meanwhile; starting it on {port}")
+        server.port = port
+        server.start()
 
     def _database(self, name: str) -> str:
         assert self.pg is not None
