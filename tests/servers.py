@@ -245,7 +245,13 @@ class LiveServer:
 
         # close every channel from inside the server loop so that the loop
         # sees an empty map and returns, then stop the worker threads
-        self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self._map, ignore_all=True))
+        try:
+            self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self._map, ignore_all=True))
+        except OSError:
+            # the trigger is closed already: the loop has ended (or is ending)
+            # on its own; whatever is left in the map is closed from here
+            self.thread.join(timeout=10)
+            wasyncore.close_all(self._map, ignore_all=True)
         self.thread.join(timeout=10)
         self.server.task_dispatcher.shutdown(timeout=5)
         if self.thread.is_alive():
